@@ -1,0 +1,35 @@
+import type { OptionDef } from "../config/options.js";
+import type { CommandSpec } from "./types.js";
+
+/** Options shared by pack, send and inspect (how a package is built). */
+export const packBuildOptions: readonly OptionDef[] = [
+  { key: "patient", flags: "-p, --patient <name>", description: "patient's full name; the package folder and zip are named after it", type: "string", env: false, flagOnly: true },
+  { key: "asciiNames", flags: "--ascii-names", description: "transliterate names to ASCII for receiving systems without Unicode", type: "boolean", default: false },
+  { key: "expandArchives", flags: "--expand-archives", description: "unpack nested .zip archives into the folder instead of refusing them", type: "boolean", default: false, flagOnly: true },
+  { key: "allowPatientMismatch", flags: "--allow-patient-mismatch", description: "package even if DICOM headers name another patient (recorded in the manifest)", type: "boolean", default: false, flagOnly: true },
+  { key: "strict", flags: "--strict", description: "refuse unreadable or truncated DICOM files instead of warning", type: "boolean", default: false },
+];
+
+/** Options of pack and send that control the zip written. */
+export const packWriteOptions: readonly OptionDef[] = [
+  { key: "out", flags: "-o, --out <dir>", description: "folder to write <Name>.zip into", type: "string", default: "." },
+  { key: "force", flags: "-f, --force", description: "overwrite an existing package of the same name", type: "boolean", default: false, flagOnly: true },
+  { key: "store", flags: "--store", description: "store files without compression (fastest)", type: "boolean", default: false },
+  { key: "level", flags: "--level <n>", description: "deflate level 1-9", type: "number", default: 6, min: 1, max: 9 },
+  { key: "emailLimit", flags: "--email-limit <size>", description: "largest package that may go by e-mail", type: "size", default: "5MB" },
+  { key: "maxSize", flags: "--max-size <size>", description: "refuse to write a package larger than this", type: "size" },
+];
+
+/** `scanbridge pack`. */
+export const packSpec: CommandSpec = {
+  name: "pack",
+  args: "<input...>",
+  summary: "put scans and records into one patient-named folder, check them, and zip the whole folder with a checksum manifest",
+  options: [...packBuildOptions, ...packWriteOptions, { key: "dryRun", flags: "-n, --dry-run", description: "check and report, write nothing", type: "boolean", default: false, flagOnly: true }],
+  examples: [
+    'scanbridge pack /media/cdrom --patient "José Álvarez Núñez"',
+    'scanbridge pack ./scans ./referral.pdf --patient "王小明" --out ~/Desktop --ascii-names',
+    'scanbridge pack ./usb --patient "Ελένη Παπαδοπούλου" --json',
+  ],
+  load: async () => (await import("./pack.js")).runPackCommand,
+};

@@ -1,0 +1,114 @@
+import { UsageError } from "../errors.js";
+
+/** Value kinds an option can have; each has one parser shared by file, environment and flags. */
+export type OptionType = "string" | "boolean" | "number" | "size" | "list" | "duration";
+
+/**
+ * One option, declared once: it drives commander, the config file, SCANBRIDGE_* variables and the README.
+ * `key` is the camelCase name commander derives from the long flag, and the key in config.json.
+ */
+export interface OptionDef {
+  key: string;
+  /** commander flags, e.g. "--email-limit <size>"; omitted for secrets (never on the command line). */
+  flags?: string;
+  description: string;
+  type: OptionType;
+  default?: unknown;
+  /** Environment variable; defaults to SCANBRIDGE_<KEY_IN_SNAKE_CASE>. false: not settable from env. */
+  env?: string | false;
+  /** Not settable in the config file (one-off switches such as --force). */
+  flagOnly?: boolean;
+  /** A secret: never accepted as a flag, redacted by `config show`, and the config file holding it must be 0600. */
+  secret?: boolean;
+  /** Allowed values for a string option. */
+  choices?: readonly string[];
+  /** Lower bound for number/size options. */
+  min?: number;
+  max?: number;
+  /** Allow repeating the flag (collected into a list). */
+  repeatable?: boolean;
+}
+
+/** Environment variable name for an option. */
+export function envNameOf(def: OptionDef): string | undefined {
+  if (def.env === false || def.flagOnly) return undefined;
+  return def.env ?? `SCANBRIDGE_${def.key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()}`;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1, b: 1,
+  k: 1e3, kb: 1e3, kib: 1024,
+  m: 1e6, mb: 1e6, mib: 1024 ** 2,
+  g: 1e9, gb: 1e9, gib: 1024 ** 3,
+  t: 1e12, tb: 1e12, tib: 1024 ** 4,
+};
+
+/** Parse "5MB", "5 MiB", "1.5G", "1048576" into bytes (decimal units as the office's "5 MB" rule means). */
+export function parseSize(input: string | number): number | undefined {
+  if (typeof input === "number") return Number.isFinite(input) && input >= 0 ? Math.floor(input) : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
+  if (!m) return undefined;
+  const mult = SIZE_UNITS[m[2]!.toLowerCase()];
+  if (mult === undefined) return undefined;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** Parse "30", "30s", "5m", "2h", "500ms" into seconds. */
+export function parseDuration(input: string | number): number | undefined {
+  if (typeof input === "number") return Number.isFinite(input) && input >= 0 ? input : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(input);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  switch (m[2]) {
+    case "ms": return n / 1000;
+    case "m": return n * 60;
+    case "h": return n * 3600;
+    default: return n;
+  }
+}
+
+/** Parse one raw value for an option; throws UsageError naming the key and where the value came from. */
+export function parseOptionValue(def: OptionDef, raw: unknown, source: string): unknown {
+  const bad = (why: string) =>
+    new UsageError("BAD_OPTION", `Invalid value for ${def.key} (from ${source}): ${why}`, {
+      hint: def.flags ? `See --help for ${def.flags.split(/[ ,]/)[0]}.` : `Check ${def.key} in ${source}.`,
+    });
+  switch (def.type) {
+    case "boolean": {
+      if (typeof raw === "boolean") return raw;
+      const s = String(raw).trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(s)) return true;
+      if (["0", "false", "no", "off", ""].includes(s)) return false;
+      throw bad(`expected true or false, got "${String(raw)}"`);
+    }
+    case "number": {
+      const n = typeof raw === "number" ? raw : Number(String(raw).trim());
+      if (!Number.isFinite(n) || String(raw).trim() === "") throw bad(`expected a number, got "${String(raw)}"`);
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}`);
+      if (def.max !== undefined && n > def.max) throw bad(`must be at most ${def.max}`);
+      return n;
+    }
+    case "size": {
+      const n = parseSize(raw as string | number);
+      if (n === undefined) throw bad(`expected a size such as 5MB or 2GiB, got "${String(raw)}"`);
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min} bytes`);
+      return n;
+    }
+    case "duration": {
+      const n = parseDuration(raw as string | number);
+      if (n === undefined) throw bad(`expected a duration such as 30s or 5m, got "${String(raw)}"`);
+      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}s`);
+      return n;
+    }
+    case "list": {
+      const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
+      return items.map((s) => s.trim()).filter((s) => s.length > 0);
+    }
+    case "string": {
+      if (typeof raw !== "string" && typeof raw !== "number") throw bad("expected text");
+      const s = String(raw);
+      if (def.choices && !def.choices.includes(s)) throw bad(`expected one of ${def.choices.join(", ")}, got "${s}"`);
+      return s;
+    }
+  }
+}

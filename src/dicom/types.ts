@@ -1,0 +1,60 @@
+/** A DICOM Person Name with its three component groups (alphabetic = ideographic = phonetic), decoded to Unicode. */
+export interface PersonName {
+  alphabetic: string;
+  ideographic?: string;
+  phonetic?: string;
+}
+
+/** What scanbridge reads from one DICOM file's header (never the pixel data). */
+export interface DicomHeader {
+  isDicomdir: boolean;
+  transferSyntaxUid?: string;
+  sopClassUid?: string;
+  sopInstanceUid?: string;
+  specificCharacterSet?: string[];
+  patientName?: PersonName;
+  patientId?: string;
+  issuerOfPatientId?: string;
+  patientBirthDate?: string;
+  patientSex?: string;
+  studyInstanceUid?: string;
+  studyDate?: string;
+  studyDescription?: string;
+  accessionNumber?: string;
+  seriesInstanceUid?: string;
+  seriesDescription?: string;
+  seriesNumber?: string;
+  modality?: string;
+  bodyPartExamined?: string;
+  instanceNumber?: string;
+  institutionName?: string;
+  referringPhysicianName?: PersonName;
+  /** How many bytes of the file were read to get this header. */
+  bytesRead: number;
+}
+
+/** One patient found in a package. */
+export interface PatientSummary {
+  name?: PersonName;
+  id?: string;
+  birthDate?: string;
+  sex?: string;
+  /** Number of DICOM files of this patient. */
+  files: number;
+}
+
+/** One study found in a package. */
+export interface StudySummary {
+  studyInstanceUid: string;
+  date?: string;
+  description?: string;
+  modalities: string[];
+  series: number;
+  images: number;
+}
+
+/** Patients and studies of a package, as put in manifest.json `dicom`. */
+export interface PackageDicomSummary {
+  patients: PatientSummary[];
+  studies: StudySummary[];
+}

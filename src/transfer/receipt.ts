@@ -1,0 +1,30 @@
+/** The receipt written beside a package after an upload: what `notify` reads. No secrets, no passwords. */
+export interface Receipt {
+  format: "scanbridge-receipt";
+  formatVersion: 1;
+  /** Local package file name, e.g. "José Álvarez.zip" (contains the patient name: PHI). */
+  package: string;
+  /** Destination without credentials, e.g. "sftp://jose@upload.example.org:22/incoming" or "file:///srv/outbox". */
+  destination: string;
+  /** Full remote path of the uploaded package. */
+  remotePath: string;
+  size: number;
+  sha256: string;
+  /** Whether the remote bytes were read back and hashed (--verify) or only the size checked. */
+  verified: "size" | "sha256";
+  attempts: number;
+  resumedFrom?: number;
+  startedAt: string;
+  finishedAt: string;
+  /** The package manifest's summary, copied so notify needs no access to the zip. */
+  summary?: {
+    files: number;
+    byKind: Record<string, number>;
+    studies?: Array<{ date?: string; description?: string; modalities: string[]; series: number; images: number }>;
+  };
+}
+
+/** Receipt file name for a package file name: "X.zip" -> "X.receipt.json". */
+export function receiptNameFor(packageFile: string): string {
+  return packageFile.replace(/\.zip$/i, "") + ".receipt.json";
+}

@@ -1,0 +1,187 @@
+import ora, { type Ora } from "ora";
+import type { StageEvent } from "./events.js";
+import { formatProgressBar } from "./format.js";
+import { ScanbridgeError } from "../errors.js";
+
+/** How output is shown: spinners on a TTY, plain lines, one JSON object, or nothing. */
+export type ReporterMode = "tty" | "plain" | "json" | "quiet";
+
+/** Options for createReporter. */
+export interface ReporterOptions {
+  mode: ReporterMode;
+  color: boolean;
+  verbose: boolean;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Milliseconds between progress redraws (tests set 0). */
+  throttleMs?: number;
+}
+
+/** Everything a command's output goes through. */
+export interface Reporter {
+  readonly mode: ReporterMode;
+  readonly verbose: boolean;
+  /** Handle a progress event from a stage. */
+  emit(event: StageEvent): void;
+  /** Print the final result: a JSON object with --json, the human lines otherwise. */
+  result(data: Record<string, unknown>, human: string[]): void;
+  /** Print a failure. */
+  fail(err: unknown, debug: boolean): void;
+  /** For long-running commands (watch): one event line, JSON Lines with --json. */
+  event(data: Record<string, unknown>, human: string): void;
+  /** Stop spinners. */
+  close(): void;
+}
+
+const ansi = (color: boolean) => ({
+  red: (s: string) => (color ? `\x1b[31m${s}\x1b[39m` : s),
+  yellow: (s: string) => (color ? `\x1b[33m${s}\x1b[39m` : s),
+  green: (s: string) => (color ? `\x1b[32m${s}\x1b[39m` : s),
+  dim: (s: string) => (color ? `\x1b[2m${s}\x1b[22m` : s),
+  bold: (s: string) => (color ? `\x1b[1m${s}\x1b[22m` : s),
+});
+
+interface ProgressState {
+  label: string;
+  started: number;
+  lastDraw: number;
+  samples: Array<[number, number]>;
+}
+
+/** Build the reporter for a mode. */
+export function createReporter(opts: ReporterOptions): Reporter {
+  const c = ansi(opts.color);
+  const warnings: Array<{ code: string; message: string }> = [];
+  const steps = new Map<string, ProgressState>();
+  let spinner: Ora | undefined;
+  const throttle = opts.throttleMs ?? 100;
+  const err = (line: string) => {
+    if (spinner?.isSpinning) spinner.clear();
+    opts.stderr.write(line + "\n");
+    if (spinner?.isSpinning) spinner.render();
+  };
+
+  const rate = (st: ProgressState, done: number): number => {
+    const now = Date.now();
+    st.samples.push([now, done]);
+    while (st.samples.length > 2 && now - st.samples[0]![0] > 5000) st.samples.shift();
+    const [t0, d0] = st.samples[0]!;
+    return now > t0 ? ((done - d0) * 1000) / (now - t0) : 0;
+  };
+
+  return {
+    mode: opts.mode,
+    verbose: opts.verbose,
+    emit(e) {
+      if (e.type === "warn") {
+        warnings.push({ code: e.code, message: e.message });
+        if (opts.mode === "tty" || opts.mode === "plain") {
+          err(c.yellow(`warning: ${e.message}`));
+          // PHI-bearing detail lines go to a person at a terminal, or with --verbose; never to logs.
+          if (e.privateLines?.length && (opts.mode === "tty" || opts.verbose)) for (const l of e.privateLines) err(`  ${l}`);
+        }
+        return;
+      }
+      if (opts.mode === "json" || opts.mode === "quiet") return;
+      switch (e.type) {
+        case "step": {
+          steps.set(e.id, { label: e.label, started: Date.now(), lastDraw: 0, samples: [] });
+          if (opts.mode === "tty") {
+            spinner?.stop();
+            spinner = ora({ text: e.label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
+          } else err(`${e.label} ...`);
+          return;
+        }
+        case "progress": {
+          const st = steps.get(e.id);
+          if (!st || opts.mode !== "tty" || !spinner) return;
+          const now = Date.now();
+          const r = rate(st, e.done);
+          if (now - st.lastDraw < throttle && e.done !== e.total) return;
+          st.lastDraw = now;
+          spinner.text = `${st.label} ${formatProgressBar(e.done, e.total, r, e.unit)}`;
+          return;
+        }
+        case "step-done": {
+          const st = steps.get(e.id);
+          const label = e.label ?? st?.label ?? e.id;
+          steps.delete(e.id);
+          if (opts.mode === "tty" && spinner) {
+            if (e.ok === false) spinner.fail(label);
+            else spinner.succeed(label);
+            spinner = undefined;
+          } else err(`${e.ok === false ? "failed" : "done"}: ${label}`);
+          return;
+        }
+        case "info":
+          err(e.message);
+          return;
+      }
+    },
+    result(data, human) {
+      spinner?.stop();
+      if (opts.mode === "json") {
+        opts.stdout.write(JSON.stringify({ ok: true, ...data, warnings }, null, 2) + "\n");
+      } else if (opts.mode !== "quiet") {
+        for (const line of human) opts.stdout.write(line + "\n");
+      }
+    },
+    event(data, human) {
+      if (opts.mode === "json") opts.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...data }) + "\n");
+      else if (opts.mode !== "quiet") err(human);
+    },
+    fail(e, debug) {
+      if (spinner?.isSpinning) spinner.fail();
+      spinner = undefined;
+      const se = e instanceof ScanbridgeError ? e : undefined;
+      if (opts.mode === "json") {
+        const error: Record<string, unknown> = se
+          ? { code: se.code, message: se.message, hint: se.hint, exitCode: se.exitCode, ...se.details }
+          : { code: "UNEXPECTED", message: (e as Error)?.message ?? String(e), exitCode: 1 };
+        if (se && opts.verbose && se.privateLines.length) error.privateLines = se.privateLines;
+        opts.stdout.write(JSON.stringify({ ok: false, error, warnings }, null, 2) + "\n");
+        return;
+      }
+      if (se) {
+        opts.stderr.write(c.red(`error: ${se.message}`) + ` ${c.dim(`[${se.code}]`)}\n`);
+        if (se.privateLines.length && (opts.mode === "tty" || opts.verbose)) for (const l of se.privateLines) opts.stderr.write(`  ${l}\n`);
+        if (se.hint) opts.stderr.write(`hint: ${se.hint}\n`);
+        if (debug && se.cause) opts.stderr.write(`${(se.cause as Error)?.stack ?? String(se.cause)}\n`);
+      } else {
+        opts.stderr.write(c.red(`error: unexpected failure: ${(e as Error)?.message ?? String(e)}`) + "\n");
+        opts.stderr.write("This is a bug in scanbridge; please report it with the output of --debug.\n");
+        if (debug) opts.stderr.write(`${(e as Error)?.stack ?? ""}\n`);
+      }
+    },
+    close() {
+      spinner?.stop();
+      spinner = undefined;
+    },
+  };
+}
+
+/** A reporter for tests: records every event and result. */
+export interface RecordingReporter extends Reporter {
+  events: StageEvent[];
+  results: Array<Record<string, unknown>>;
+  failures: unknown[];
+  lines: Array<Record<string, unknown>>;
+}
+
+/** Create a RecordingReporter. */
+export function createRecordingReporter(): RecordingReporter {
+  const r: RecordingReporter = {
+    mode: "quiet",
+    verbose: false,
+    events: [],
+    results: [],
+    failures: [],
+    lines: [],
+    emit: (e) => void r.events.push(e),
+    result: (d) => void r.results.push(d),
+    event: (d) => void r.lines.push(d),
+    fail: (e) => void r.failures.push(e),
+    close: () => {},
+  };
+  return r;
+}
