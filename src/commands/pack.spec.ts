@@ -33,3 +33,13 @@ export const packSpec: CommandSpec = {
   ],
   load: async () => (await import("./pack.js")).runPackCommand,
 };
+
+/** `scanbridge inspect`: what pack would do, without writing (same as pack --dry-run; --patient optional). */
+export const inspectSpec: CommandSpec = {
+  name: "inspect",
+  args: "<input...>",
+  summary: "report what a CD or folder holds (patients, studies, files left out) without writing a package",
+  options: packBuildOptions,
+  examples: ["scanbridge inspect /media/cdrom", 'scanbridge inspect ./usb --patient "Ana Lima" --json'],
+  load: async () => (await import("./pack.js")).runInspectCommand,
+};

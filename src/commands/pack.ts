@@ -1,6 +1,100 @@
+import { UsageError } from "../errors.js";
+import { packPackage, type PackOptions, type PackResult } from "../pack/package.js";
+import { formatBytes } from "../ui/format.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+
+const KIND_LABEL: Record<string, string> = {
+  dicom: "DICOM", dicomdir: "DICOMDIR", "dicom-unreadable": "unreadable DICOM", document: "documents", image: "images", other: "other",
+};
+const REASON_LABEL: Record<string, string> = {
+  "os-junk": "system files", executable: "programs", "viewer-software": "files of viewer software", "symlink-outside-inputs": "links outside the inputs",
+  "symlink-loop": "looping links", "broken-symlink": "broken links", "symlinked-folder": "links (already included)", "special-file": "special files",
+  "archive-expanded": "archives (unpacked)",
+};
+
+/** Ask for the patient's name on a TTY, or fail with a usage error when nobody can answer. */
+export async function resolvePatient(ctx: CommandContext, optional = false): Promise<string> {
+  const given = ctx.options.patient as string | undefined;
+  if (given !== undefined && given.trim() !== "") return given;
+  if (optional) return "";
+  if (!ctx.interactive) {
+    throw new UsageError("PATIENT_REQUIRED", "The patient's name is required", { hint: 'Add --patient "Full Name" (as written in the passport).' });
+  }
+  return ctx.prompter.input("Patient's full name (as in the passport):", { validate: (v) => (v.trim() ? true : "Please type the name") });
+}
+
+/** Build PackOptions from a command context (shared by pack, inspect and send). */
+export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<PackOptions> = {}): Promise<PackOptions> {
+  const o = ctx.options;
+  return {
+    inputs: ctx.args,
+    patient: await resolvePatient(ctx, overrides.dryRun === true),
+    outDir: String(o.out ?? "."),
+    cwd: ctx.cwd,
+    ascii: Boolean(o.asciiNames),
+    store: Boolean(o.store),
+    level: Number(o.level ?? 6),
+    emailLimit: Number(o.emailLimit),
+    maxSize: o.maxSize as number | undefined,
+    force: Boolean(o.force),
+    dryRun: Boolean(o.dryRun),
+    strict: Boolean(o.strict),
+    allowPatientMismatch: Boolean(o.allowPatientMismatch),
+    skipInspect: ctx.env.SCANBRIDGE_BENCH_SKIP_INSPECT === "1",
+    confirmMismatch: ctx.interactive
+      ? async (lines) => {
+          for (const l of lines) ctx.reporter.emit({ type: "info", message: l });
+          return ctx.prompter.confirm("These scans may not be this patient's. Package them anyway?", false);
+        }
+      : undefined,
+    signal: ctx.signal,
+    emit: ctx.reporter.emit.bind(ctx.reporter),
+    ...overrides,
+  };
+}
+
+/** The JSON shape of a pack result (--json). */
+export function packResultData(r: PackResult): Record<string, unknown> {
+  return {
+    package: r.dryRun ? null : r.package,
+    sidecar: r.dryRun ? null : r.sidecar,
+    sha256: r.sha256 ?? null,
+    size: r.size ?? null,
+    inputBytes: r.inputBytes,
+    patient: r.patient,
+    root: r.root,
+    emailable: r.emailable ?? null,
+    emailLimit: r.emailLimit,
+    files: r.files,
+    excluded: r.excludedSummary,
+    dicom: r.dicom ? { ...r.dicom.summary, studyLine: r.dicom.studyLine, unreadable: r.dicom.unreadable, patientMismatchAllowed: r.dicom.mismatch, bytesRead: r.dicom.bytesRead } : null,
+    dryRun: r.dryRun,
+  };
+}
+
+/** Lines a person reads after pack (their own patient's name and path are fine to show them). */
+export function packHumanLines(r: PackResult): string[] {
+  const kinds = Object.entries(r.files.byKind).map(([k, n]) => `${n} ${KIND_LABEL[k] ?? k}`).join(", ");
+  const lines = [r.dryRun ? `Would package ${r.files.total} files (${kinds}), ${formatBytes(r.inputBytes)}` : `Packaged ${r.files.total} files (${kinds})`];
+  if (r.dicom) lines.push(`Scans: ${r.dicom.studyLine}`);
+  const left = r.excludedSummary.filter((e) => e.reason !== "symlinked-folder");
+  if (left.length) lines.push(`Left out: ${left.map((e) => `${e.count} ${REASON_LABEL[e.reason] ?? e.reason}${e.viewer ? ` (${e.viewer})` : ""}`).join(", ")}`);
+  if (!r.dryRun && r.size !== undefined) {
+    lines.push(`Package: ${r.package}`);
+    lines.push(`Size: ${formatBytes(r.size)} — ${r.emailable ? "small enough to e-mail" : `too large for e-mail (limit ${formatBytes(r.emailLimit)}): upload it`}`);
+    lines.push(`SHA-256: ${r.sha256}`);
+  }
+  return lines;
+}
 
 /** Run `scanbridge pack`. */
 export async function runPackCommand(ctx: CommandContext): Promise<CommandOutput> {
-  return { data: { args: ctx.args }, human: ["not yet"] };
+  const result = await packPackage(await packOptionsFrom(ctx));
+  return { data: packResultData(result), human: packHumanLines(result) };
+}
+
+/** Run `scanbridge inspect`: the pack report without writing anything (--patient optional). */
+export async function runInspectCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const result = await packPackage(await packOptionsFrom(ctx, { dryRun: true }));
+  return { data: packResultData(result), human: packHumanLines(result) };
 }

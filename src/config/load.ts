@@ -68,7 +68,7 @@ export function resolveConfig(
   const sources: Record<string, ValueSource> = {};
   for (const def of defs) {
     if (def.default !== undefined) {
-      values[def.key] = def.default;
+      values[def.key] = parseOptionValue(def, def.default, "default");
       sources[def.key] = "default";
     }
     const fromFile = input.file?.[def.key];

@@ -1,0 +1,84 @@
+import { posix } from "node:path";
+import { sniffDicom } from "../dicom/sniff.js";
+import type { FileKind } from "./manifest.js";
+
+/** How pack treats a file: packaged with a kind, left out (silently or with a warning), or refused. */
+export type Classification =
+  | { action: "include"; kind: FileKind }
+  | { action: "exclude"; reason: "os-junk" | "executable" }
+  | { action: "refuse"; reason: "archive" };
+
+/** Bytes of a file's head that classification looks at. */
+export const HEAD_BYTES = 132;
+
+const JUNK_NAMES = new Set([".ds_store", "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".localized", "icon\r", ".directory", ".volumeicon.icns"]);
+const JUNK_DIRS = new Set(["__macosx", ".spotlight-v100", ".trashes", ".fseventsd", ".temporaryitems", "system volume information", "$recycle.bin", ".documentrevisions-v100", ".git"]);
+const EXECUTABLE_EXT = new Set([
+  "exe", "dll", "bat", "cmd", "com", "msi", "msp", "scr", "pif", "cpl", "ocx", "sys", "drv", "ps1", "psm1", "vbs", "vbe", "wsf", "wsh",
+  "hta", "jar", "lnk", "reg", "inf", "sh", "bash", "command", "so", "dylib", "dmg", "pkg", "mpkg", "deb", "rpm", "apk", "appimage",
+]);
+const ARCHIVE_EXT = new Set(["zip", "rar", "7z", "tar", "gz", "tgz", "bz2", "tbz", "tbz2", "xz", "txz", "zst", "lz", "lzma", "cab", "iso", "z", "arj", "lzh", "sit", "sitx", "zipx"]);
+const DOCUMENT_EXT = new Set(["pdf", "doc", "docx", "rtf", "txt", "odt", "ods", "xls", "xlsx", "csv", "ppt", "pptx", "odp", "htm", "html", "xml", "md", "json", "pages", "eml", "msg"]);
+const IMAGE_EXT = new Set(["jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "heic", "heif", "webp", "jp2", "j2k"]);
+/** Extensions whose content is already compressed: deflating them wastes time. */
+export const COMPRESSED_EXT = new Set(["pdf", "jpg", "jpeg", "png", "gif", "heic", "heif", "webp", "jp2", "j2k", "docx", "xlsx", "pptx", "odt", "ods", "odp", "mp4", "mov", "avi", "mkv", "mp3", "m4a"]);
+
+/** Lower-case extension without the dot ("" when none). */
+export function extOf(name: string): string {
+  const base = posix.basename(name);
+  const i = base.lastIndexOf(".");
+  return i > 0 ? base.slice(i + 1).toLowerCase() : "";
+}
+
+/** Whether a folder name is OS junk that is left out with everything in it. */
+export function isJunkDir(name: string): boolean {
+  return JUNK_DIRS.has(name.toLowerCase());
+}
+
+/** Whether a folder is an application bundle (macOS .app) that is left out as an executable. */
+export function isExecutableDir(name: string): boolean {
+  return /\.app$/i.test(name);
+}
+
+function looksExecutable(head: Buffer): boolean {
+  if (head.length >= 2 && head[0] === 0x4d && head[1] === 0x5a) return true; // MZ: Windows PE
+  if (head.length >= 4 && head.readUInt32BE(0) === 0x7f454c46) return true; // ELF
+  if (head.length >= 4) {
+    const m = head.readUInt32BE(0);
+    if (m === 0xfeedface || m === 0xfeedfacf || m === 0xcefaedfe || m === 0xcffaedfe || m === 0xcafebabe) return true; // Mach-O
+  }
+  return head.length >= 2 && head[0] === 0x23 && head[1] === 0x21; // #! script
+}
+
+function looksArchive(head: Buffer): boolean {
+  if (head.length < 4) return false;
+  const m = head.readUInt32BE(0);
+  if (m === 0x504b0304 || m === 0x504b0506) return true; // zip
+  if (head.toString("latin1", 0, 4) === "Rar!") return true;
+  if (m === 0x377abcaf) return true; // 7z
+  if (head[0] === 0x1f && head[1] === 0x8b) return true; // gzip
+  if (head.toString("latin1", 0, 3) === "BZh") return true;
+  if (m === 0xfd377a58) return true; // xz
+  return head.length >= 262 && head.toString("latin1", 257, 262) === "ustar";
+}
+
+/**
+ * Classify one file by its name (relative path inside its input) and its first bytes. DICOM is recognised by
+ * content, so files without an extension (IM00001) are found; executables by extension or magic number.
+ */
+export function classifyFile(relPath: string, head: Buffer): Classification {
+  const base = posix.basename(relPath);
+  const lower = base.toLowerCase();
+  if (JUNK_NAMES.has(lower) || lower.startsWith("._") || lower === ".ds_store") return { action: "exclude", reason: "os-junk" };
+  if (lower === "autorun.inf" || lower === "autorun.exe") return { action: "exclude", reason: "executable" };
+  const ext = extOf(base);
+  if (sniffDicom(head)) return { action: "include", kind: lower === "dicomdir" ? "dicomdir" : "dicom" };
+  if (EXECUTABLE_EXT.has(ext)) return { action: "exclude", reason: "executable" };
+  if (ARCHIVE_EXT.has(ext)) return { action: "refuse", reason: "archive" };
+  if (DOCUMENT_EXT.has(ext)) return { action: "include", kind: "document" };
+  if (IMAGE_EXT.has(ext)) return { action: "include", kind: "image" };
+  if (looksExecutable(head)) return { action: "exclude", reason: "executable" };
+  if (looksArchive(head)) return { action: "refuse", reason: "archive" };
+  if (ext === "dcm" || ext === "dicom" || lower === "dicomdir") return { action: "include", kind: "dicom-unreadable" };
+  return { action: "include", kind: "other" };
+}

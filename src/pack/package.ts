@@ -1,0 +1,246 @@
+import { link, mkdir, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { describeIoError, InputError, SizeLimitError, throwIfAborted, UsageError } from "../errors.js";
+import type { Emit } from "../ui/events.js";
+import { VERSION } from "../version.js";
+import { formatBytes } from "../ui/format.js";
+import { trackTemp, untrackTemp } from "../util/tempfiles.js";
+import type { ExcludedFile, FileKind, Manifest, ManifestFile } from "./manifest.js";
+import { folderNameFor } from "./name.js";
+import { planPackage } from "./plan.js";
+import { scanInputs, type ScanResult } from "./scan.js";
+import { triageViewerSoftware } from "./triage.js";
+import { writeZip } from "./zip.js";
+import { inspectDicomFiles, type DicomInspection } from "./inspect.js";
+
+/** What pack needs to know. */
+export interface PackOptions {
+  inputs: string[];
+  patient: string;
+  outDir: string;
+  cwd: string;
+  ascii: boolean;
+  store: boolean;
+  level: number;
+  emailLimit: number;
+  maxSize?: number;
+  force: boolean;
+  dryRun: boolean;
+  strict: boolean;
+  allowPatientMismatch: boolean;
+  /** Benchmarks only: skip DICOM header inspection (and so the wrong-patient guard) to measure its cost. */
+  skipInspect?: boolean;
+  /** Asked on a TTY when the DICOM patient does not match; undefined = not interactive. */
+  confirmMismatch?: (lines: string[]) => Promise<boolean>;
+  signal?: AbortSignal;
+  emit?: Emit;
+  now?: () => Date;
+}
+
+/** What pack produced (or, with dryRun, would produce). */
+export interface PackResult {
+  /** Absolute path of the zip (not written with dryRun). */
+  package: string;
+  sidecar: string;
+  root: string;
+  patient: string;
+  sha256?: string;
+  size?: number;
+  inputBytes: number;
+  emailable?: boolean;
+  emailLimit: number;
+  files: { total: number; byKind: Partial<Record<FileKind, number>> };
+  excluded: ExcludedFile[];
+  excludedSummary: Array<{ reason: string; count: number; bytes: number; viewer?: string }>;
+  storedEntries?: number;
+  dicom?: DicomInspection;
+  manifest?: Manifest;
+  dryRun: boolean;
+}
+
+function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const i of items) out[key(i)] = (out[key(i)] ?? 0) + 1;
+  return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function refuseBadInputs(scan: ScanResult): void {
+  if (scan.unreadable.length > 0) {
+    throw new InputError("UNREADABLE_FILES", `${scan.unreadable.length} file(s) or folder(s) in the inputs cannot be read`, {
+      hint: "Fix the permissions (or the damaged disc) and try again; nothing was written.",
+      privateLines: scan.unreadable.slice(0, 20).map((u) => `${scan.inputs[u.input]!.given}/${u.relPath} (${u.code})`),
+      details: { unreadable: scan.unreadable.length },
+    });
+  }
+  if (scan.archives.length > 0) {
+    throw new InputError("NESTED_ARCHIVE", `Found ${scan.archives.length} archive file(s) (.zip, .rar, .7z, ...) among the inputs`, {
+      hint: "The office asks for the whole folder zipped once, not archives inside it: unpack them first, or use --expand-archives for .zip files.",
+      privateLines: scan.archives.slice(0, 20).map((a) => `${scan.inputs[a.input]!.given}/${a.relPath}`),
+      details: { archives: scan.archives.length },
+    });
+  }
+  if (scan.files.length === 0) {
+    const empty = scan.excluded.length === 0;
+    throw new InputError(empty ? "EMPTY_INPUT" : "NOTHING_TO_PACK",
+      empty ? "The inputs contain no files" : `Nothing to pack: the inputs hold only system files or programs (${scan.excluded.length} left out)`,
+      { hint: "Point scanbridge at the folder with the scans (the CD or USB stick), not an empty folder." });
+  }
+}
+
+/**
+ * The pack pipeline: scan → classify → triage → inspect DICOM → plan → zip with manifest → limits → move into
+ * place with the .sha256 sidecar. Source files are only ever read.
+ */
+export async function packPackage(opts: PackOptions): Promise<PackResult> {
+  const now = opts.now ?? (() => new Date());
+  const patient = opts.patient.normalize("NFC").trim();
+  const root = folderNameFor(patient, { ascii: opts.ascii });
+  if (root === "" && !(opts.dryRun && patient === "")) {
+    throw new UsageError("PATIENT_NAME_EMPTY", "The patient name has no characters that can be used in a folder name", {
+      hint: "Give the patient's name as written in the passport, e.g. --patient \"José Álvarez\".",
+    });
+  }
+  const outDir = resolve(opts.cwd, opts.outDir);
+  const fileName = `${root}.zip`;
+  const finalPath = join(outDir, fileName);
+  const sidecarPath = `${finalPath}.sha256`;
+  if (!opts.dryRun && !opts.force && ((await exists(finalPath)) || (await exists(sidecarPath)))) {
+    throw new UsageError("PACKAGE_EXISTS", "A package for this patient already exists in the output folder", {
+      hint: "Use --force to replace it, or --out to write elsewhere.",
+      privateLines: [finalPath],
+    });
+  }
+
+  const scan = await scanInputs(opts.inputs, { cwd: opts.cwd, signal: opts.signal, emit: opts.emit });
+  const viewer = triageViewerSoftware(scan);
+  refuseBadInputs(scan);
+  throwIfAborted(opts.signal);
+
+  const dicom = opts.skipInspect ? undefined : await inspectDicomFiles(scan, {
+    patient,
+    strict: opts.strict,
+    allowPatientMismatch: opts.allowPatientMismatch,
+    confirmMismatch: opts.confirmMismatch,
+    signal: opts.signal,
+    emit: opts.emit,
+  });
+
+  const excluded = scan.excluded.map(({ input: _i, ...e }) => e);
+  const executables = excluded.filter((e) => e.reason === "executable");
+  if (executables.length > 0) {
+    opts.emit?.({ type: "warn", code: "EXECUTABLES_LEFT_OUT", message: `left out ${executables.length} program file(s) (.exe, .dll, autorun.inf, ...): hospitals do not accept executables`, privateLines: executables.slice(0, 20).map((e) => e.path) });
+  }
+  if (viewer.files > 0) {
+    opts.emit?.({ type: "warn", code: "VIEWER_LEFT_OUT", message: `left out ${viewer.files} files of viewer software${viewer.name ? ` (${viewer.name}, ${formatBytes(viewer.bytes)})` : ` (${formatBytes(viewer.bytes)})`}` });
+  }
+  const outside = excluded.filter((e) => e.reason === "symlink-outside-inputs" || e.reason === "symlink-loop" || e.reason === "broken-symlink");
+  if (outside.length > 0) {
+    opts.emit?.({ type: "warn", code: "SYMLINKS_LEFT_OUT", message: `left out ${outside.length} symbolic link(s) that point outside the inputs, nowhere, or in a loop`, privateLines: outside.slice(0, 20).map((e) => `${e.path} (${e.reason})`) });
+  }
+
+  const plan = planPackage(scan, { root, ascii: opts.ascii, excluded });
+  const byKind = countBy(plan.entries, (e) => e.kind) as Partial<Record<FileKind, number>>;
+  const inputBytes = plan.entries.reduce((s, e) => s + e.source.size, 0);
+  const excludedSummary = summarizeExcluded(excluded, viewer.name);
+  const base: PackResult = {
+    package: finalPath, sidecar: sidecarPath, root, patient, inputBytes, emailLimit: opts.emailLimit,
+    files: { total: plan.entries.length, byKind }, excluded, excludedSummary, dicom, dryRun: opts.dryRun,
+  };
+  if (opts.dryRun) return base;
+
+  if (opts.maxSize !== undefined && opts.store && inputBytes > opts.maxSize) {
+    // Stored zips are never smaller than their content: refuse before writing anything.
+    throw new SizeLimitError("MAX_SIZE_EXCEEDED", `The files add up to more than the limit of ${formatBytes(opts.maxSize)}`, {
+      hint: "Split the scans into several packages or raise --max-size.",
+    });
+  }
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch (err) {
+    throw describeIoError(err, "the output folder");
+  }
+  const createdAt = now().toISOString();
+  const buildManifest = (files: ManifestFile[]): Buffer => {
+    const withDicom = files.map((f, i) => {
+      const info = dicom?.byPath.get(plan.entries[i]!.source.absPath);
+      return info ? { ...f, kind: info.kind ?? f.kind, studyInstanceUid: info.studyInstanceUid, seriesInstanceUid: info.seriesInstanceUid } : f;
+    });
+    const manifest: Manifest = {
+      format: "scanbridge-package",
+      formatVersion: 1,
+      tool: { name: "scanbridge", version: VERSION },
+      createdAt,
+      root,
+      patient: { name: patient },
+      files: withDicom,
+      totals: { files: withDicom.length, bytes: withDicom.reduce((s, f) => s + f.size, 0), byKind: countBy(withDicom, (f) => f.kind) },
+      excluded,
+      ...(dicom?.summary ? { dicom: dicom.summary } : {}),
+      ...(dicom?.mismatch ? { overrides: { allowPatientMismatch: true } } : {}),
+    };
+    base.manifest = manifest;
+    return Buffer.from(JSON.stringify(manifest, null, 2) + "\n", "utf8");
+  };
+
+  const written = await writeZip(plan, {
+    outDir, fileName, level: opts.level, store: opts.store, maxSize: opts.maxSize, signal: opts.signal, emit: opts.emit, buildManifest,
+  });
+  const sidecarTmp = `${written.tmpPath}.sha256`;
+  try {
+    throwIfAborted(opts.signal);
+    trackTemp(sidecarTmp);
+    await writeFile(sidecarTmp, `${written.sha256}  ${fileName}\n`, { mode: 0o600, flag: "wx" });
+    if (opts.force) {
+      await rename(written.tmpPath, finalPath);
+    } else {
+      // link() refuses to replace an existing file: a package that appeared meanwhile is never overwritten.
+      try {
+        await link(written.tmpPath, finalPath);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+          throw new UsageError("PACKAGE_EXISTS", "A package for this patient appeared in the output folder while packing", { hint: "Use --force to replace it." });
+        }
+        if ((err as NodeJS.ErrnoException).code !== "EPERM" && (err as NodeJS.ErrnoException).code !== "ENOTSUP") throw err;
+        await rename(written.tmpPath, finalPath); // file systems without hard links (FAT, some network shares)
+      }
+      await unlink(written.tmpPath).catch(() => {});
+    }
+    untrackTemp(written.tmpPath);
+    await rename(sidecarTmp, sidecarPath);
+    untrackTemp(sidecarTmp);
+  } catch (err) {
+    await unlink(written.tmpPath).catch(() => {});
+    await unlink(sidecarTmp).catch(() => {});
+    untrackTemp(written.tmpPath);
+    untrackTemp(sidecarTmp);
+    throw describeIoError(err, "the package");
+  }
+  return {
+    ...base,
+    sha256: written.sha256,
+    size: written.size,
+    emailable: written.size <= opts.emailLimit,
+    storedEntries: written.storedEntries,
+  };
+}
+
+
+function summarizeExcluded(excluded: ExcludedFile[], viewer: string | undefined): PackResult["excludedSummary"] {
+  const map = new Map<string, { reason: string; count: number; bytes: number; viewer?: string }>();
+  for (const e of excluded) {
+    const s = map.get(e.reason) ?? { reason: e.reason, count: 0, bytes: 0, ...(e.reason === "viewer-software" && viewer ? { viewer } : {}) };
+    s.count++;
+    s.bytes += e.size ?? 0;
+    map.set(e.reason, s);
+  }
+  return [...map.values()];
+}

@@ -1,0 +1,201 @@
+import { constants as fsc } from "node:fs";
+import { lstat, open, opendir, realpath, stat } from "node:fs/promises";
+import { basename, join, relative, resolve, sep } from "node:path";
+import { InputError, throwIfAborted } from "../errors.js";
+import type { Emit } from "../ui/events.js";
+import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
+import type { ExcludedFile, FileKind } from "./manifest.js";
+
+/** One input as given on the command line, resolved. */
+export interface ScanInput {
+  /** As the user typed it (may contain PHI: shown only to the user). */
+  given: string;
+  /** Real absolute path. */
+  real: string;
+  isDirectory: boolean;
+}
+
+/** A file found in the inputs that will be packaged. */
+export interface ScannedFile {
+  /** Absolute path to read from. */
+  absPath: string;
+  /** Index into ScanResult.inputs. */
+  input: number;
+  /** Path relative to its input folder, forward slashes ("" parts never); for a file input, its base name. */
+  relPath: string;
+  size: number;
+  mtime: Date;
+  kind: FileKind;
+  /** Folder (relative, forward slashes) this file sits in, for viewer-software triage. */
+  dir: string;
+}
+
+/** What scanning the inputs found. */
+export interface ScanResult {
+  inputs: ScanInput[];
+  files: ScannedFile[];
+  excluded: Array<ExcludedFile & { input: number }>;
+  /** Nested archives found (refused unless expanded). */
+  archives: Array<{ input: number; relPath: string; absPath: string; size: number }>;
+  /** Files or folders that could not be read. */
+  unreadable: Array<{ input: number; relPath: string; code: string }>;
+}
+
+/** Options for scanInputs. */
+export interface ScanOptions {
+  cwd: string;
+  signal?: AbortSignal;
+  emit?: Emit;
+  /** Files read at once for classification. */
+  concurrency?: number;
+}
+
+async function readHead(path: string): Promise<Buffer> {
+  const fh = await open(path, fsc.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(HEAD_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, HEAD_BYTES, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel === "" || (!rel.startsWith("..") && !rel.startsWith(sep) && rel !== "..");
+}
+
+/** Resolve the command-line inputs; a missing input is an InputError naming its position (the path only privately). */
+export async function resolveInputs(given: string[], cwd: string): Promise<ScanInput[]> {
+  if (given.length === 0) throw new InputError("NO_INPUT", "No input given", { hint: "Name the folders and files to pack, e.g. scanbridge pack /media/cdrom --patient \"Name\"." });
+  const inputs: ScanInput[] = [];
+  for (const [i, g] of given.entries()) {
+    const abs = resolve(cwd, g);
+    let real: string;
+    try {
+      real = await realpath(abs);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new InputError(code === "ENOENT" ? "INPUT_NOT_FOUND" : "INPUT_UNREADABLE",
+        code === "ENOENT" ? `Input ${i + 1} of ${given.length} does not exist` : `Input ${i + 1} of ${given.length} cannot be opened (${code})`,
+        { hint: "Check the path: is the CD or USB stick mounted?", privateLines: [`input ${i + 1}: ${g}`], details: { input: i + 1 } });
+    }
+    let st;
+    try {
+      st = await stat(real);
+    } catch (err) {
+      throw new InputError("INPUT_UNREADABLE", `Input ${i + 1} of ${given.length} cannot be read (${(err as NodeJS.ErrnoException).code})`, { privateLines: [`input ${i + 1}: ${g}`] });
+    }
+    if (!st.isDirectory() && !st.isFile()) {
+      throw new InputError("INPUT_NOT_FILE", `Input ${i + 1} of ${given.length} is neither a folder nor a file`, { privateLines: [`input ${i + 1}: ${g}`] });
+    }
+    inputs.push({ given: g, real, isDirectory: st.isDirectory() });
+  }
+  return inputs;
+}
+
+/**
+ * Walk the inputs recursively and classify every file. Symbolic links are never followed: a link to something
+ * inside the inputs is already packaged at its real place, a link out of the inputs is reported. Never writes.
+ */
+export async function scanInputs(given: string[], opts: ScanOptions): Promise<ScanResult> {
+  const inputs = await resolveInputs(given, opts.cwd);
+  const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [] };
+  const pending: Array<{ input: number; abs: string; rel: string; dir: string }> = [];
+  const roots = inputs.map((i) => i.real);
+  const seenFiles = new Set<string>();
+
+  const addFile = (input: number, abs: string, rel: string, dir: string) => {
+    if (seenFiles.has(abs)) return; // the same file named twice (overlapping inputs)
+    seenFiles.add(abs);
+    pending.push({ input, abs, rel, dir });
+  };
+
+  const classifyLink = async (input: number, abs: string, rel: string) => {
+    let target: string;
+    try {
+      target = await realpath(abs);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      result.excluded.push({ input, path: rel, reason: code === "ELOOP" ? "symlink-loop" : "broken-symlink" });
+      return;
+    }
+    const inside = roots.some((r) => isInside(target, r));
+    if (!inside) result.excluded.push({ input, path: rel, reason: "symlink-outside-inputs" });
+    else result.excluded.push({ input, path: rel, reason: "symlinked-folder" });
+  };
+
+  for (const [index, input] of inputs.entries()) {
+    if (!input.isDirectory) {
+      addFile(index, input.real, basename(input.real), "");
+      continue;
+    }
+    // Iterative walk: deep CD trees do not grow the stack.
+    const stack: string[] = [""];
+    while (stack.length > 0) {
+      throwIfAborted(opts.signal);
+      const relDir = stack.pop()!;
+      const absDir = relDir === "" ? input.real : join(input.real, ...relDir.split("/"));
+      let dir;
+      try {
+        dir = await opendir(absDir);
+      } catch (err) {
+        result.unreadable.push({ input: index, relPath: relDir || ".", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+        continue;
+      }
+      try {
+        for await (const d of dir) {
+          const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
+          const abs = join(absDir, d.name);
+          if (d.isSymbolicLink()) await classifyLink(index, abs, rel);
+          else if (d.isDirectory()) {
+            if (isJunkDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "os-junk" });
+            else if (isExecutableDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "executable" });
+            else stack.push(rel);
+          } else if (d.isFile()) addFile(index, abs, rel, relDir);
+          else result.excluded.push({ input: index, path: rel, reason: "special-file" });
+        }
+      } catch (err) {
+        result.unreadable.push({ input: index, relPath: relDir || ".", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+      }
+    }
+  }
+
+  // Classify: read each file's head (bounded concurrency) and stat it.
+  const total = pending.length;
+  let done = 0;
+  opts.emit?.({ type: "step", id: "scan", label: "Checking files" });
+  const concurrency = opts.concurrency ?? 16;
+  let next = 0;
+  const worker = async () => {
+    while (next < pending.length) {
+      throwIfAborted(opts.signal);
+      const p = pending[next++]!;
+      try {
+        const st = await lstat(p.abs);
+        const head = await readHead(p.abs);
+        const c = classifyFile(p.rel, head);
+        if (c.action === "include") {
+          result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: st.size, mtime: st.mtime, kind: c.kind, dir: p.dir });
+        } else if (c.action === "exclude") {
+          result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: st.size });
+        } else {
+          result.archives.push({ input: p.input, relPath: p.rel, absPath: p.abs, size: st.size });
+        }
+      } catch (err) {
+        result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+      }
+      done++;
+      opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, pending.length)) }, worker));
+  opts.emit?.({ type: "step-done", id: "scan", label: `Checked ${total} files` });
+  const byPath = (a: { input: number; relPath?: string; path?: string }, b: { input: number; relPath?: string; path?: string }) =>
+    a.input - b.input || ((a.relPath ?? a.path)! < (b.relPath ?? b.path)! ? -1 : 1);
+  result.files.sort(byPath);
+  result.excluded.sort(byPath);
+  result.unreadable.sort(byPath);
+  return result;
+}
