@@ -1,4 +1,14 @@
 #!/usr/bin/env node
-// Shim: run the built CLI. Build with `npm run build`.
+// Shim: run the built CLI (npm run build). Nothing else lives here.
 import { main } from "../dist/src/cli.js";
-main(process.argv).then((code) => { process.exitCode = code; });
+
+// `scanbridge ... | head` closes stdout early: that is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -7,6 +7,7 @@ import { ExitCode, InterruptedError, UsageError, exitCodeOf } from "./errors.js"
 import { createInquirerPrompter, type Prompter } from "./ui/prompter.js";
 import { createReporter, type ReporterMode } from "./ui/reporter.js";
 import { VERSION } from "./version.js";
+import { removeTrackedTemps } from "./util/tempfiles.js";
 
 /** Seams for running the CLI in-process (tests) or for real (bin/). */
 export interface MainDeps {
@@ -105,7 +106,11 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
       const onSignal = () => {
         interrupts++;
         controller.abort(new InterruptedError());
-        if (interrupts > 1) process.exit(ExitCode.interrupted);
+        if (interrupts > 1) {
+          // Second Ctrl-C: leave now, but still remove temporary files (a half-written zip is never left behind).
+          removeTrackedTemps();
+          process.exit(ExitCode.interrupted);
+        }
       };
       if (handleSignals) {
         process.on("SIGINT", onSignal);

@@ -9,16 +9,27 @@ import * as zlib from "node:zlib";
 // (crc32-stream passes a zeroed Buffer as the first seed, which both treat as 0).
 const native = (zlib as unknown as { crc32?: (data: Buffer | string, value?: number) => number }).crc32;
 if (typeof native === "function") {
-  try {
-    const require = createRequire(import.meta.url);
-    const archiverDir = dirname(require.resolve("archiver/package.json"));
-    const crcPath = require.resolve("crc-32", { paths: [archiverDir] });
-    const crc = require(crcPath) as { buf: (b: Buffer, seed?: unknown) => number; __scanbridgeNative?: boolean };
-    if (!crc.__scanbridgeNative) {
-      crc.buf = (b: Buffer, seed?: unknown) => native(b, typeof seed === "number" ? seed >>> 0 : 0) | 0;
-      crc.__scanbridgeNative = true;
+  const require = createRequire(import.meta.url);
+  const fast = (b: Buffer, seed?: unknown) => native(b, typeof seed === "number" ? seed >>> 0 : 0) | 0;
+  // Every copy of crc-32 that archiver's chain (zip-stream → compress-commons, crc32-stream) can load.
+  const from = [import.meta.url];
+  for (const pkg of ["archiver", "zip-stream", "compress-commons", "crc32-stream"]) {
+    try {
+      from.push(require.resolve(pkg, { paths: from.map((f) => dirname(f.replace(/^file:\/\//, ""))) }));
+    } catch {
+      // not resolvable from here (nested or exports-restricted): the hoisted copy is still patched
     }
-  } catch {
-    // Layout changed: keep archiver's own CRC (correct, only slower).
+  }
+  for (const f of from) {
+    try {
+      const crcPath = createRequire(f).resolve("crc-32");
+      const crc = require(crcPath) as { buf: (b: Buffer, seed?: unknown) => number; __scanbridgeNative?: boolean };
+      if (!crc.__scanbridgeNative) {
+        crc.buf = fast;
+        crc.__scanbridgeNative = true;
+      }
+    } catch {
+      // Layout changed: keep archiver's own CRC (correct, only slower).
+    }
   }
 }

@@ -1,4 +1,6 @@
-import { link, mkdir, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describeIoError, InputError, SizeLimitError, throwIfAborted, UsageError } from "../errors.js";
 import type { Emit } from "../ui/events.js";
@@ -8,6 +10,7 @@ import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import type { ExcludedFile, FileKind, Manifest, ManifestFile } from "./manifest.js";
 import { folderNameFor } from "./name.js";
 import { planPackage } from "./plan.js";
+import { readManifestFromZip } from "./read-manifest.js";
 import { scanInputs, type ScanResult } from "./scan.js";
 import { triageViewerSoftware } from "./triage.js";
 import { writeZip } from "./zip.js";
@@ -30,6 +33,8 @@ export interface PackOptions {
   allowPatientMismatch: boolean;
   /** Benchmarks only: skip DICOM header inspection (and so the wrong-patient guard) to measure its cost. */
   skipInspect?: boolean;
+  /** send: when the package already exists and was made from exactly these inputs, reuse it instead of refusing. */
+  reuseIfUnchanged?: boolean;
   /** Asked on a TTY when the DICOM patient does not match; undefined = not interactive. */
   confirmMismatch?: (lines: string[]) => Promise<boolean>;
   signal?: AbortSignal;
@@ -56,6 +61,8 @@ export interface PackResult {
   dicom?: DicomInspection;
   manifest?: Manifest;
   dryRun: boolean;
+  /** The existing package was made from the same inputs and was reused (send re-runs). */
+  reused?: boolean;
 }
 
 function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
@@ -113,7 +120,8 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   const fileName = `${root}.zip`;
   const finalPath = join(outDir, fileName);
   const sidecarPath = `${finalPath}.sha256`;
-  if (!opts.dryRun && !opts.force && ((await exists(finalPath)) || (await exists(sidecarPath)))) {
+  const existing = !opts.dryRun && !opts.force && ((await exists(finalPath)) || (await exists(sidecarPath)));
+  if (existing && !opts.reuseIfUnchanged) {
     throw new UsageError("PACKAGE_EXISTS", "A package for this patient already exists in the output folder", {
       hint: "Use --force to replace it, or --out to write elsewhere.",
       privateLines: [finalPath],
@@ -156,6 +164,7 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
     files: { total: plan.entries.length, byKind }, excluded, excludedSummary, dicom, dryRun: opts.dryRun,
   };
   if (opts.dryRun) return base;
+  if (existing) return reuseExisting(base, plan.entries.map((e) => ({ path: e.path, size: e.source.size, absPath: e.source.absPath })), opts);
 
   if (opts.maxSize !== undefined && opts.store && inputBytes > opts.maxSize) {
     // Stored zips are never smaller than their content: refuse before writing anything.
@@ -243,4 +252,50 @@ function summarizeExcluded(excluded: ExcludedFile[], viewer: string | undefined)
     map.set(e.reason, s);
   }
   return [...map.values()];
+}
+
+/** Hash a local file (streaming). */
+async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash("sha256");
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer);
+  return h.digest("hex");
+}
+
+/**
+ * The package exists: reuse it when its manifest lists exactly the planned files with the same sizes and contents
+ * (hashing the inputs, never trusting dates), otherwise refuse as PACKAGE_EXISTS. Used by send re-runs.
+ */
+async function reuseExisting(base: PackResult, planned: Array<{ path: string; size: number; absPath: string }>, opts: PackOptions): Promise<PackResult> {
+  const changed = () => new UsageError("PACKAGE_EXISTS", "A package for this patient already exists, made from different files", {
+    hint: "Use --force to rebuild it from the current files, or --out to write elsewhere.",
+    privateLines: [base.package],
+  });
+  let manifest: Manifest;
+  let sidecar: string;
+  try {
+    manifest = await readManifestFromZip(base.package);
+    sidecar = await readFile(base.sidecar, "utf8");
+  } catch {
+    throw changed();
+  }
+  if (manifest.patient.name !== base.patient || manifest.root !== base.root || manifest.files.length !== planned.length) throw changed();
+  const byPath = new Map(manifest.files.map((f) => [f.path, f]));
+  opts.emit?.({ type: "step", id: "reuse", label: "Checking the existing package against the files" });
+  let done = 0;
+  const total = planned.reduce((s, p) => s + p.size, 0);
+  for (const p of planned) {
+    throwIfAborted(opts.signal);
+    const m = byPath.get(p.path);
+    if (!m || m.size !== p.size || m.sha256 !== (await sha256File(p.absPath, opts.signal))) {
+      opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: "The existing package differs from the files" });
+      throw changed();
+    }
+    done += p.size;
+    opts.emit?.({ type: "progress", id: "reuse", done, total, unit: "bytes" });
+  }
+  const sha256 = /^([0-9a-f]{64})\s/.exec(sidecar)?.[1];
+  if (!sha256) throw changed();
+  const size = (await stat(base.package)).size;
+  opts.emit?.({ type: "step-done", id: "reuse", label: "Reusing the existing package (same files)" });
+  return { ...base, manifest, sha256, size, emailable: size <= opts.emailLimit, reused: true };
 }
