@@ -103,18 +103,28 @@ class OutputTap extends Transform {
   }
 }
 
-async function shouldStore(path: string, size: number, level: number): Promise<boolean> {
+/** Whether deflating a sample of the data gains less than 5%: already-compressed content is stored. */
+function sampleIncompressible(sample: Buffer): boolean {
+  if (sample.length < 4096) return false;
+  return deflateRawSync(sample, { level: 1 }).length > sample.length * 0.95;
+}
+
+async function shouldStore(path: string, size: number): Promise<boolean> {
   if (size < 4096) return false;
   const fh = await open(path, "r");
   try {
     const buf = Buffer.allocUnsafe(Math.min(SAMPLE_BYTES, size));
     const { bytesRead } = await fh.read(buf, 0, buf.length, Math.max(0, Math.min(size - buf.length, Math.floor(size / 2))));
-    const sample = buf.subarray(0, bytesRead);
-    const packed = deflateRawSync(sample, { level: Math.min(level, 1) });
-    return packed.length > sample.length * 0.95;
+    return sampleIncompressible(buf.subarray(0, bytesRead));
   } finally {
     await fh.close();
   }
+}
+
+/** Sample from the middle of an in-memory file (headers at the start compress well even in JPEG DICOM). */
+function middleSample(data: Buffer): Buffer {
+  const start = Math.max(0, Math.min(data.length - SAMPLE_BYTES, Math.floor(data.length / 2)));
+  return data.subarray(start, start + SAMPLE_BYTES);
 }
 
 /**
@@ -161,10 +171,19 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   let doneBytes = 0;
   opts.emit?.({ type: "step", id: "zip", label: "Zipping" });
   try {
-    for (const entry of plan.entries) {
+    // Small files are read ahead: the next one is read while the current one is zipped.
+    const readSmall = (i: number): Promise<Buffer> | undefined => {
+      const e = plan.entries[i];
+      if (!e || e.source.size > SMALL_FILE_BYTES) return undefined;
+      const p = readFile(e.source.absPath);
+      p.catch(() => {}); // handled when awaited
+      return p;
+    };
+    let ahead = readSmall(0);
+    for (const [index, entry] of plan.entries.entries()) {
       if (failure !== undefined) throw failure;
-      const store = opts.store || (entry.store ?? (await shouldStore(entry.source.absPath, entry.source.size, opts.level)));
-      if (store && !opts.store) storedEntries++;
+      const current = ahead;
+      ahead = readSmall(index + 1);
       const name = `${plan.root}/${entry.path}`;
       const readFailed = (e: unknown) => new InputError("INPUT_READ_FAILED", `A file could not be read while zipping (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
         hint: "Check the disc or stick for read errors, then try again.",
@@ -173,13 +192,15 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       let bytes: number;
       let digest: string;
       const appended = new Promise<void>((resolve) => archive.once("entry", () => resolve()));
-      if (entry.source.size <= SMALL_FILE_BYTES) {
+      if (current) {
         let data: Buffer;
         try {
-          data = await readFile(entry.source.absPath);
+          data = await current;
         } catch (e) {
           throw readFailed(e);
         }
+        const store = opts.store || (entry.store ?? sampleIncompressible(middleSample(data)));
+        if (store && !opts.store) storedEntries++;
         bytes = data.length;
         digest = createHash("sha256").update(data).digest("hex");
         archive.append(data, { name, date: entry.source.mtime, mode: 0o644, store } as never);
@@ -187,6 +208,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         doneBytes += bytes;
         opts.emit?.({ type: "progress", id: "zip", done: doneBytes, total: totalBytes, unit: "bytes" });
       } else {
+        const store = opts.store || (entry.store ?? (await shouldStore(entry.source.absPath, entry.source.size)));
+        if (store && !opts.store) storedEntries++;
         const src = createReadStream(entry.source.absPath, { highWaterMark: 1 << 20 });
         const hashTap = new HashingTap((n) => {
           doneBytes += n;
