@@ -1,5 +1,10 @@
 import type { CommandSpec } from "./types.js";
-import { packSpec } from "./pack.spec.js";
+import { configSpec } from "./config.spec.js";
+import { initSpec } from "./init.spec.js";
+import { notifySpec } from "./notify.spec.js";
+import { inspectSpec, packSpec } from "./pack.spec.js";
+import { sendSpec } from "./send.spec.js";
+import { uploadSpec } from "./upload.spec.js";
 
 /** Every command, in the order --help lists them. Each spec lazily imports its implementation. */
-export const commandSpecs: readonly CommandSpec[] = [packSpec];
+export const commandSpecs: readonly CommandSpec[] = [sendSpec, packSpec, inspectSpec, uploadSpec, notifySpec, initSpec, configSpec];

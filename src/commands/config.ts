@@ -1,0 +1,50 @@
+import { existsSync } from "node:fs";
+import { readConfigFile, redactConfig, resolveConfig, type ValueSource } from "../config/load.js";
+import type { OptionDef } from "../config/options.js";
+import type { CommandContext, CommandOutput, CommandSpec } from "./types.js";
+
+/** Every configurable option of every command, once per key (flag-only switches left out). */
+export function configurableOptions(specs: readonly CommandSpec[]): OptionDef[] {
+  const seen = new Map<string, OptionDef>();
+  const walk = (list: readonly CommandSpec[]) => {
+    for (const s of list) {
+      for (const d of s.options) if (!d.flagOnly && !seen.has(d.key)) seen.set(d.key, d);
+      if (s.subcommands) walk(s.subcommands);
+    }
+  };
+  walk(specs);
+  return [...seen.values()].sort((a, b) => a.key.localeCompare(b.key));
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "";
+  if (Array.isArray(v)) return v.length ? v.join(", ") : "(none)";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+/** Run `scanbridge config show`: resolve every command's options from defaults, file and environment; redact secrets. */
+export async function runConfigShowCommand(ctx: CommandContext): Promise<CommandOutput> {
+  // Imported here, not at the top: the registry lists this command's spec, so a static import would be a cycle.
+  const { commandSpecs } = await import("./registry.js");
+  const defs = configurableOptions(commandSpecs);
+  const fileExists = existsSync(ctx.configPath);
+  const file = readConfigFile(ctx.configPath, false, defs);
+  const resolved = resolveConfig(defs, { flags: {}, env: ctx.env, file, filePath: ctx.configPath });
+  const redacted = redactConfig(defs, resolved);
+  const known = new Set(defs.map((d) => d.key));
+  const unknownKeys = Object.keys(file ?? {}).filter((k) => !known.has(k));
+  for (const k of unknownKeys) {
+    ctx.reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: `Unknown key "${k}" in ${ctx.configPath} (ignored; a typo?)` });
+  }
+  const values: Record<string, { value: unknown; source: ValueSource; env?: string }> = {};
+  for (const [k, v] of Object.entries(redacted)) values[k] = v;
+  const width = Math.max(10, ...Object.keys(values).map((k) => k.length)) + 2;
+  const human = [`Config file: ${ctx.configPath}${fileExists ? "" : " (not found; run `scanbridge init`)"}`, ""];
+  for (const [k, { value, source }] of Object.entries(values)) human.push(`${k.padEnd(width)}${show(value).padEnd(28)} ${source}`);
+  const unset = defs.filter((d) => !(d.key in values)).map((d) => d.key);
+  if (unset.length) human.push("", `Not set: ${unset.join(", ")}`);
+  return {
+    data: { configFile: ctx.configPath, configFileFound: fileExists, values, unset, unknownKeys },
+    human,
+  };
+}

@@ -1,0 +1,33 @@
+import type { OptionDef } from "../config/options.js";
+import type { CommandSpec } from "./types.js";
+
+/** Options of upload and send that say where and how a package is uploaded. Secrets have no flags. */
+export const uploadOptions: readonly OptionDef[] = [
+  { key: "to", flags: "-t, --to <destination>", description: "where to upload: sftp://user@host[:port]/folder or a local folder", type: "string" },
+  { key: "identity", flags: "-i, --identity <file>", description: "private key file for SFTP login (passphrase from SCANBRIDGE_KEY_PASSPHRASE or asked)", type: "string" },
+  { key: "knownHosts", flags: "--known-hosts <file>", description: "known_hosts file to check the server's key against (default ~/.ssh/known_hosts)", type: "string" },
+  { key: "hostFingerprint", flags: "--host-fingerprint <sha256>", description: "pinned server key fingerprint, SHA256:... (known_hosts is then not used)", type: "string" },
+  { key: "verify", flags: "--verify", description: "read the uploaded file back and compare SHA-256 (also checks a resumed part by content)", type: "boolean", default: false },
+  { key: "retries", flags: "--retries <n>", description: "retries after a dropped connection or timeout (each resumes where it stopped)", type: "number", default: 5, min: 0, max: 100 },
+  { key: "retryDelay", flags: "--retry-delay <duration>", description: "first wait before a retry; doubles each time, with jitter, up to 30s", type: "duration", default: "1s" },
+  { key: "connections", flags: "--connections <n>", description: "parallel SFTP channels for one file (helps on long-distance links)", type: "number", default: 1, min: 1, max: 16 },
+  { key: "connectTimeout", flags: "--connect-timeout <duration>", description: "give up connecting and logging in after this long", type: "duration", default: "30s", min: 1 },
+  { key: "idleTimeout", flags: "--idle-timeout <duration>", description: "treat the connection as dead when the server answers nothing for this long", type: "duration", default: "60s", min: 1 },
+  { key: "keepalive", flags: "--keepalive <duration>", description: "SSH keepalive interval (keeps NAT routers from dropping idle sessions); 0 disables", type: "duration", default: "15s" },
+  { key: "sftpPassword", description: "SFTP password (environment or 0600 config file only)", type: "string", secret: true, env: "SCANBRIDGE_SFTP_PASSWORD" },
+  { key: "keyPassphrase", description: "passphrase of the --identity key (environment or 0600 config file only)", type: "string", secret: true, env: "SCANBRIDGE_KEY_PASSPHRASE" },
+];
+
+/** `scanbridge upload`. */
+export const uploadSpec: CommandSpec = {
+  name: "upload",
+  args: "<package>",
+  summary: "upload a package (<Name>.zip) over SFTP or to a folder: resumable, verified, host key checked",
+  options: [...uploadOptions, { key: "force", flags: "-f, --force", description: "replace a package of the same name at the destination", type: "boolean", default: false, flagOnly: true }],
+  examples: [
+    'scanbridge upload "José Álvarez Núñez.zip" --to sftp://jose@upload.example.org/incoming --verify',
+    'scanbridge upload "王小明.zip" --to sftp://wang@upload.example.org:2222/in --identity ~/.ssh/id_ed25519 --host-fingerprint SHA256:...',
+    'scanbridge upload "Ελένη Παπαδοπούλου.zip" --to /mnt/hospital-share/outbox --json',
+  ],
+  load: async () => (await import("./upload.js")).runUploadCommand,
+};

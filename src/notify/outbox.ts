@@ -1,0 +1,134 @@
+import { readFile, open, rm, readdir } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { writeFileAtomic } from "../config/write.js";
+import { LocalIoError, NotifyError, describeIoError } from "../errors.js";
+
+/** One delivery: a channel and a recipient, pending until it succeeds, then sent for good. */
+export interface OutboxItem {
+  /** "email:<address>" or "webhook:<key>" (key: hash of the URL, which is never stored). */
+  id: string;
+  channel: "email" | "webhook";
+  /** E-mail address, or the webhook URL shortened so no token is kept. */
+  target: string;
+  status: "pending" | "sent";
+  attempts: number;
+  createdAt: string;
+  lastAttemptAt?: string;
+  sentAt?: string;
+  lastError?: string;
+  /** SMTP reply or HTTP status on success. */
+  response?: string;
+}
+
+/** The outbox beside a receipt: the frozen message and every delivery's state. No secrets, no server credentials. */
+export interface Outbox {
+  format: "scanbridge-outbox";
+  formatVersion: 1;
+  /** File name of the receipt this outbox belongs to. */
+  receipt: string;
+  /** SHA-256 of the package the message describes; a different package starts a new outbox. */
+  packageSha256: string;
+  /** Stable ID of this notification: the e-mail Message-ID and the webhook delivery ID. */
+  notificationId: string;
+  createdAt: string;
+  email: { subject: string; text: string; html: string; replyTo?: string };
+  /** The webhook JSON body, exactly as sent (so retries and signatures cover identical bytes). */
+  webhookBody: string;
+  items: OutboxItem[];
+}
+
+/** Outbox path for a receipt: "X.receipt.json" -> "X.outbox.json". */
+export function outboxPathFor(receiptPath: string): string {
+  return (receiptPath.endsWith(".receipt.json") ? receiptPath.slice(0, -".receipt.json".length) : receiptPath.replace(/\.json$/i, "")) + ".outbox.json";
+}
+
+/** Receipt path for an outbox path: "X.outbox.json" -> "X.receipt.json". */
+export function receiptPathForOutbox(outboxPath: string): string {
+  return outboxPath.replace(/\.outbox\.json$/, "") + ".receipt.json";
+}
+
+/** Read an outbox; undefined when there is none. A damaged outbox is an error, never silently replaced. */
+export async function readOutbox(path: string): Promise<Outbox | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new LocalIoError("OUTBOX_UNREADABLE", `Cannot read outbox ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let data: Outbox;
+  try {
+    data = JSON.parse(text) as Outbox;
+  } catch (err) {
+    throw new LocalIoError("OUTBOX_DAMAGED", `Outbox ${path} is not valid JSON`, {
+      hint: "Move it aside and run `scanbridge notify` again; deliveries it recorded as sent may then be repeated.",
+      cause: err,
+    });
+  }
+  if (data?.format !== "scanbridge-outbox" || data.formatVersion !== 1 || !Array.isArray(data.items)) {
+    throw new LocalIoError("OUTBOX_DAMAGED", `${path} is not a scanbridge outbox (format ${String(data?.format)})`);
+  }
+  return data;
+}
+
+/** Save an outbox atomically with mode 0600 (it may name coordinators, and the patient when asked). */
+export async function saveOutbox(path: string, outbox: Outbox): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(outbox, null, 2) + "\n", 0o600);
+}
+
+/** Deliveries still to be made. */
+export function pendingItems(outbox: Outbox): OutboxItem[] {
+  return outbox.items.filter((i) => i.status === "pending");
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Run `fn` holding an exclusive lock on an outbox (a `.lock` file created with O_EXCL), so two runs
+ * (send and a manual retry, or watch) never deliver the same message twice. A lock left by a dead
+ * process on this machine is taken over.
+ */
+export async function withOutboxLock<T>(outboxPath: string, fn: () => Promise<T>): Promise<T> {
+  const lockPath = outboxPath + ".lock";
+  const me = `${process.pid}@${hostname()}`;
+  for (let tries = 0; ; tries++) {
+    try {
+      const fh = await open(lockPath, "wx", 0o600);
+      await fh.writeFile(me);
+      await fh.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw describeIoError(err, lockPath);
+      const holder = await readFile(lockPath, "utf8").catch(() => "");
+      const [pidText, host] = holder.split("@");
+      const pid = Number(pidText);
+      const stale = host === hostname() && Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+      if (!stale || tries > 0) {
+        throw new NotifyError("OUTBOX_LOCKED", `Another scanbridge process (${holder || "unknown"}) is sending these notifications`, {
+          hint: `Wait for it to finish, then run \`scanbridge notify --retry\`. If no such process exists, delete ${lockPath}.`,
+          retryable: true,
+        });
+      }
+      await rm(lockPath, { force: true });
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lockPath, { force: true }).catch(() => {});
+  }
+}
+
+/** Every outbox file in a folder (for `notify --retry` without --receipt). */
+export async function findOutboxes(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith(".outbox.json") && !n.startsWith(".")).sort().map((n) => join(dir, n));
+}

@@ -1,0 +1,180 @@
+import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
+import { NotifyError, UsageError } from "../errors.js";
+import { VERSION } from "../version.js";
+
+/** A parsed SMTP server URL (never holds a password). */
+export interface SmtpServer {
+  /** Implicit TLS from the first byte (smtps://); otherwise STARTTLS. */
+  secure: boolean;
+  host: string;
+  port: number;
+  user?: string;
+}
+
+/** Everything needed to talk to the SMTP server. The password comes from env/config, never argv. */
+export interface SmtpSettings extends SmtpServer {
+  password?: string;
+  /** Allow plain text and unverified certificates (explicit --smtp-insecure only). */
+  insecure: boolean;
+  /** PEM of a private CA to trust. */
+  ca?: string;
+  /** Envelope and header sender. */
+  from: string;
+  /** Milliseconds; tests shorten them. */
+  timeoutMs?: number;
+}
+
+/** One message to one recipient (header To may list every coordinator, the envelope only this one). */
+export interface SmtpMessage {
+  recipient: string;
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+  messageId: string;
+  /** The sender's own address, so a coordinator's reply reaches a person even when `from` is a no-reply account. */
+  replyTo?: string;
+  headers?: Record<string, string>;
+}
+
+/** What the server said when it accepted a message. */
+export interface SmtpAccepted {
+  response: string;
+  messageId: string;
+}
+
+/** A delivery failure, classified: retryable (connection, 4xx) or not (5xx, auth, TLS policy). Exit 7 if it ever escapes. */
+export class SmtpDeliveryError extends NotifyError {
+  constructor(
+    message: string,
+    retryable: boolean,
+    hint?: string,
+    readonly responseCode?: number,
+  ) {
+    super("SMTP_DELIVERY_FAILED", message, { retryable, hint });
+  }
+}
+
+/** Parse smtp://[user@]host[:port] or smtps://...; a password in the URL is refused (it would sit in argv or shell history). */
+export function parseSmtpUrl(raw: string, source = "smtp"): SmtpServer {
+  const bad = (why: string, hint?: string) => new UsageError("BAD_OPTION", `Invalid value for smtp (from ${source}): ${why}`, { hint: hint ?? "Use smtp://[user@]host[:port] or smtps://[user@]host[:port]." });
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw bad(`not a URL: "${raw.replace(/:[^:@/]*@/, ":***@")}"`);
+  }
+  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") throw bad(`expected smtp:// or smtps://, got ${u.protocol}//`);
+  if (u.password) {
+    throw bad("the URL contains a password", "Remove it from the URL and set SCANBRIDGE_SMTP_PASSWORD (or smtpPassword in the 0600 config file).");
+  }
+  const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!host) throw bad("no host name");
+  if (u.pathname && u.pathname !== "/" && u.pathname !== "") throw bad("unexpected path after the host");
+  const secure = u.protocol === "smtps:";
+  const port = u.port ? Number(u.port) : secure ? 465 : 587;
+  const server: SmtpServer = { secure, host, port };
+  if (u.username) server.user = decodeURIComponent(u.username);
+  return server;
+}
+
+/** Display form of an SMTP server: scheme, user, host and port, never a password. */
+export function describeSmtp(s: SmtpServer): string {
+  return `${s.secure ? "smtps" : "smtp"}://${s.user ? `${encodeURIComponent(s.user)}@` : ""}${s.host.includes(":") ? `[${s.host}]` : s.host}:${s.port}`;
+}
+
+function transportOptions(s: SmtpSettings): Record<string, unknown> {
+  const timeout = s.timeoutMs ?? 30_000;
+  return {
+    host: s.host,
+    port: s.port,
+    secure: s.secure,
+    // STARTTLS is mandatory unless the user explicitly accepted a plain connection.
+    requireTLS: !s.secure && !s.insecure,
+    ignoreTLS: false,
+    auth: s.user ? { user: s.user, pass: s.password ?? "" } : undefined,
+    tls: {
+      rejectUnauthorized: !s.insecure,
+      minVersion: "TLSv1.2",
+      ...(s.ca ? { ca: s.ca } : {}),
+    },
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout * 2,
+    // Message content never pulls in local files or URLs.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    logger: false,
+    debug: false,
+  };
+}
+
+/** Classify a nodemailer error: what happened, whether retrying may help, and what the user can do. */
+export function classifySmtpError(err: unknown, s: SmtpServer): SmtpDeliveryError {
+  const e = err as { code?: string; responseCode?: number; message?: string; command?: string };
+  const msg = (e?.message ?? String(err)).replace(/\s+/g, " ").trim();
+  const where = describeSmtp(s);
+  const code = e?.responseCode;
+  if (e?.code === "EAUTH") {
+    return new SmtpDeliveryError(`SMTP authentication failed at ${where}: ${msg}`, false, "Check the user in --smtp and SCANBRIDGE_SMTP_PASSWORD.", code);
+  }
+  if (/STARTTLS/i.test(msg) || (e?.code === "ETLS" && !s.secure)) {
+    return new SmtpDeliveryError(`SMTP server ${where} does not offer STARTTLS: ${msg}`, false, "Use smtps:// if the server speaks TLS on another port; --smtp-insecure sends in clear text (not for medical data).", code);
+  }
+  if (e?.code === "ETLS" || /certificate|self[- ]signed|SSL|TLS|wrong version/i.test(msg)) {
+    return new SmtpDeliveryError(`TLS failure with SMTP server ${where}: ${msg}`, false, "If the server uses a private CA, pass its certificate with --smtp-ca FILE.", code);
+  }
+  if (typeof code === "number") {
+    if (code >= 500) return new SmtpDeliveryError(`SMTP server ${where} refused the message (${code}): ${msg}`, false, "Check the recipient address and the --from address the server allows.", code);
+    if (code >= 400) return new SmtpDeliveryError(`SMTP server ${where} deferred the message (${code}): ${msg}`, true, undefined, code);
+  }
+  // Connection refused, DNS, timeouts, dropped sockets: worth another try later.
+  return new SmtpDeliveryError(`Cannot reach SMTP server ${where}: ${msg}`, true, "Check the network and the server address; the message stays in the outbox.", code);
+}
+
+/** A connection to an SMTP server that sends one message at a time. */
+export interface SmtpSender {
+  /** Connect, negotiate TLS and authenticate without sending (for `init`). */
+  verify(): Promise<void>;
+  send(m: SmtpMessage): Promise<SmtpAccepted>;
+  close(): void;
+}
+
+/** Create an SMTP sender with nodemailer: TLS required by default, certificates verified. */
+export function createSmtpSender(s: SmtpSettings): SmtpSender {
+  const transporter: Transporter = nodemailer.createTransport(transportOptions(s) as never);
+  return {
+    async verify() {
+      try {
+        await transporter.verify();
+      } catch (err) {
+        throw classifySmtpError(err, s);
+      }
+    },
+    async send(m) {
+      let info: { accepted?: unknown[]; rejected?: unknown[]; response?: string; messageId?: string };
+      try {
+        info = await transporter.sendMail({
+          from: s.from,
+          to: m.to,
+          envelope: { from: s.from, to: [m.recipient] },
+          subject: m.subject,
+          text: m.text,
+          html: m.html,
+          messageId: m.messageId,
+          ...(m.replyTo && m.replyTo.toLowerCase() !== s.from.toLowerCase() ? { replyTo: m.replyTo } : {}),
+          headers: { "X-Mailer": `scanbridge ${VERSION}`, ...m.headers },
+        });
+      } catch (err) {
+        throw classifySmtpError(err, s);
+      }
+      const rejected = (info.rejected ?? []).map(String);
+      if (rejected.length > 0) throw new SmtpDeliveryError(`SMTP server ${describeSmtp(s)} rejected ${rejected.join(", ")}`, false, "Check the address.");
+      return { response: String(info.response ?? ""), messageId: String(info.messageId ?? m.messageId) };
+    },
+    close() {
+      transporter.close();
+    },
+  };
+}

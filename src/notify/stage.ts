@@ -1,0 +1,353 @@
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { InputError, InterruptedError, NotifyError, UsageError } from "../errors.js";
+import type { Receipt } from "../transfer/receipt.js";
+import type { Emit } from "../ui/events.js";
+import { factsFromReceipt, renderMessage, type SenderContact } from "./message.js";
+import { outboxPathFor, pendingItems, readOutbox, saveOutbox, withOutboxLock, type Outbox, type OutboxItem } from "./outbox.js";
+import { createSmtpSender, describeSmtp, parseSmtpUrl, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "./smtp.js";
+import {
+  abortableSleep,
+  describeWebhook,
+  postWebhook,
+  validateWebhookUrl,
+  WebhookDeliveryError,
+  webhookKeyOf,
+  type RetryPolicy,
+  type WebhookTarget,
+} from "./webhook.js";
+
+/** Where notifications go, validated before any work starts. */
+export interface NotifyChannels {
+  /** Coordinator addresses to add to the outbox (lower-cased, unique). */
+  emails: string[];
+  /** The SMTP server, also used to retry e-mails already in an outbox. */
+  smtp?: SmtpSettings;
+  /** Why e-mail cannot be sent when `smtp` is missing (shown for pending e-mails). */
+  smtpProblem?: string;
+  webhooks: WebhookTarget[];
+}
+
+/** How a notification is written and delivered. */
+export interface NotifyOptions {
+  includePatientName: boolean;
+  sender: SenderContact;
+  /** Only deliver what is already pending in the outbox; add no new deliveries. */
+  retryOnly?: boolean;
+  signal?: AbortSignal;
+  now?: () => Date;
+  /** In-run retries for transient failures (defaults: SMTP 3 attempts from 1 s, webhook 4 attempts from 1 s). */
+  smtpRetry?: RetryPolicy;
+  webhookRetry?: RetryPolicy;
+  /** Network timeout per attempt, ms. */
+  timeoutMs?: number;
+  /** Seam for tests: build the SMTP sender. */
+  createSmtpSender?: (s: SmtpSettings) => SmtpSender;
+}
+
+/** One delivery as reported to the user: no URL tokens, no patient data. */
+export interface DeliveryReport {
+  channel: "email" | "webhook";
+  target: string;
+  status: "sent" | "pending";
+  attempts: number;
+  error?: string;
+  hint?: string;
+}
+
+/** What notifyReceipt did. `pending.length > 0` means exit 7 for the command. */
+export interface NotifyResult {
+  outboxPath: string;
+  packageId: string;
+  /** Delivered in this run. */
+  sent: DeliveryReport[];
+  /** Delivered by an earlier run (not repeated). */
+  alreadySent: DeliveryReport[];
+  /** Still in the outbox. */
+  pending: DeliveryReport[];
+}
+
+const EMAIL_RE = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]+$|^[^\s@<>(),;:"[\]\\]+@(localhost|\[[0-9a-fA-F:.]+\])$/;
+
+/** Check an e-mail address well enough to catch typos and header injection (no spaces, commas or angle brackets). */
+export function isEmailAddress(s: string): boolean {
+  return EMAIL_RE.test(s);
+}
+
+function sourceOf(values: Record<string, unknown>, key: string): string {
+  const sources = values.__sources as Record<string, string> | undefined;
+  return sources?.[key] ?? "options";
+}
+
+function readPem(path: string, key: string, values: Record<string, unknown>, readText: (p: string) => string): string {
+  try {
+    const pem = readText(path);
+    if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
+    return pem;
+  } catch (err) {
+    throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sourceOf(values, key)}): cannot use ${path}: ${(err as Error).message}`, {
+      hint: "Give a PEM file holding the CA certificate.",
+    });
+  }
+}
+
+/**
+ * Turn resolved options (email, smtp, smtpInsecure, smtpCa, from, senderEmail, smtpPassword, webhook,
+ * webhookInsecure, webhookCa, webhookSecret) into validated channels; throws UsageError naming the key.
+ * send and watch call this before any work so a bad value fails at once.
+ */
+export function resolveNotifyChannels(values: Record<string, unknown>, readText: (p: string) => string = (p) => readFileSync(p, "utf8")): NotifyChannels {
+  const emails = ((values.email as string[] | undefined) ?? []).flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+  for (const e of emails) {
+    if (!isEmailAddress(e)) throw new UsageError("BAD_OPTION", `Invalid value for email (from ${sourceOf(values, "email")}): "${e}" is not an e-mail address`);
+  }
+  const channels: NotifyChannels = { emails: [...new Set(emails.map((e) => e.toLowerCase()))], webhooks: [] };
+  try {
+    channels.smtp = resolveSmtp(values, readText);
+  } catch (err) {
+    // Without new recipients a bad SMTP setting only matters for e-mails already pending: report it there.
+    if (emails.length > 0 || !(err instanceof UsageError)) throw err;
+    channels.smtpProblem = `${err.message}${err.hint ? ` (${err.hint})` : ""}`;
+  }
+  const hooks = ((values.webhook as string[] | undefined) ?? []).map((w) => w.trim()).filter(Boolean);
+  const ca = hooks.length && values.webhookCa ? readPem(String(values.webhookCa), "webhookCa", values, readText) : undefined;
+  for (const url of [...new Set(hooks)]) {
+    validateWebhookUrl(url, Boolean(values.webhookInsecure), sourceOf(values, "webhook"));
+    const t: WebhookTarget = { url };
+    if (values.webhookSecret) t.secret = String(values.webhookSecret);
+    if (ca) t.ca = ca;
+    channels.webhooks.push(t);
+  }
+  return channels;
+}
+
+function resolveSmtp(values: Record<string, unknown>, readText: (p: string) => string): SmtpSettings {
+  const smtpUrl = values.smtp as string | undefined;
+  if (!smtpUrl) {
+    throw new UsageError("SMTP_MISSING", "Coordinator e-mail addresses are set but no SMTP server", { hint: "Pass --smtp smtp://[user@]host[:port] or run `scanbridge init`." });
+  }
+  const server = parseSmtpUrl(smtpUrl, sourceOf(values, "smtp"));
+  const from = (values.from as string | undefined) ?? (values.senderEmail as string | undefined);
+  if (!from) throw new UsageError("FROM_MISSING", "No sender address for notification e-mails", { hint: "Pass --from ADDR (or set senderEmail with `scanbridge init`)." });
+  if (!isEmailAddress(from)) throw new UsageError("BAD_OPTION", `Invalid value for from (from ${sourceOf(values, values.from ? "from" : "senderEmail")}): "${from}" is not an e-mail address`);
+  const password = values.smtpPassword as string | undefined;
+  if (server.user && !password) {
+    throw new UsageError("SMTP_PASSWORD_MISSING", `SMTP user ${server.user} has no password`, {
+      hint: "Set SCANBRIDGE_SMTP_PASSWORD (or smtpPassword in the 0600 config file); passwords are never accepted on the command line.",
+    });
+  }
+  const smtp: SmtpSettings = { ...server, insecure: Boolean(values.smtpInsecure), from };
+  if (password && server.user) smtp.password = password;
+  if (values.smtpCa) smtp.ca = readPem(String(values.smtpCa), "smtpCa", values, readText);
+  return smtp;
+}
+
+/** NotifyOptions from resolved options (includePatientName, senderRole, senderName, senderEmail, senderPhone). */
+export function notifyOptionsFrom(values: Record<string, unknown>): NotifyOptions {
+  const sender: SenderContact = {};
+  if (values.senderRole === "patient" || values.senderRole === "clinic") sender.role = values.senderRole;
+  if (values.senderName) sender.name = String(values.senderName);
+  if (values.senderEmail) sender.email = String(values.senderEmail);
+  if (values.senderPhone) sender.phone = String(values.senderPhone);
+  return { includePatientName: Boolean(values.includePatientName), sender };
+}
+
+/** True when at least one channel is configured. */
+export function hasChannels(c: NotifyChannels): boolean {
+  return c.emails.length > 0 || c.webhooks.length > 0;
+}
+
+/** Read and check a receipt file. */
+export async function readReceipt(path: string): Promise<Receipt> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new UsageError("RECEIPT_UNREADABLE", `Cannot read receipt ${basename(path)}: ${(err as Error).message}`, {
+      hint: "Give the <Name>.receipt.json written beside the package by `scanbridge send` or `upload`.",
+    });
+  }
+  let r: Receipt;
+  try {
+    r = JSON.parse(text) as Receipt;
+  } catch {
+    throw new InputError("RECEIPT_INVALID", `Receipt ${basename(path)} is not valid JSON`);
+  }
+  if (r?.format !== "scanbridge-receipt" || typeof r.sha256 !== "string" || !/^[0-9a-f]{64}$/i.test(r.sha256) || typeof r.size !== "number") {
+    throw new InputError("RECEIPT_INVALID", `${basename(path)} is not a scanbridge receipt (format, sha256 or size missing)`);
+  }
+  return r;
+}
+
+function newOutbox(receiptPath: string, receipt: Receipt, opts: NotifyOptions, now: Date): Outbox {
+  const facts = factsFromReceipt(receipt, opts);
+  const msg = renderMessage(facts);
+  const notificationId = `${facts.packageId}.${now.getTime().toString(36)}.${randomBytes(4).toString("hex")}`;
+  return {
+    format: "scanbridge-outbox",
+    formatVersion: 1,
+    receipt: basename(receiptPath),
+    packageSha256: facts.sha256,
+    notificationId,
+    createdAt: now.toISOString(),
+    email: { subject: msg.subject, text: msg.text, html: msg.html, ...(opts.sender.email ? { replyTo: opts.sender.email } : {}) },
+    webhookBody: JSON.stringify({ id: notificationId, ...facts, subject: msg.subject, text: msg.text }),
+    items: [],
+  };
+}
+
+function report(i: OutboxItem, hint?: string): DeliveryReport {
+  const r: DeliveryReport = { channel: i.channel, target: i.target, status: i.status, attempts: i.attempts };
+  if (i.status === "pending" && i.lastError) r.error = i.lastError;
+  if (hint) r.hint = hint;
+  return r;
+}
+
+async function withRetries<T>(policy: RetryPolicy, signal: AbortSignal | undefined, fn: () => Promise<T>, onAttempt: () => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw new InterruptedError();
+    onAttempt();
+    try {
+      return await fn();
+    } catch (err) {
+      const retryable = err instanceof SmtpDeliveryError && err.retryable;
+      if (!retryable || attempt >= policy.attempts) throw err;
+      await abortableSleep(policy.baseDelayMs * 2 ** (attempt - 1), signal);
+    }
+  }
+}
+
+/**
+ * Notify coordinators that the package of a receipt was uploaded. The message is written to
+ * `<Name>.outbox.json` beside the receipt before anything is sent; each channel+recipient is marked
+ * sent right after it succeeds, so a re-run (or `retryOnly`) sends only what is pending, once.
+ * Never touches the package or the upload. Delivery failures do not throw: they come back in
+ * `pending` (the command exits 7); only bad input, a locked outbox or an interrupt throw.
+ */
+export async function notifyReceipt(receiptPath: string, channels: NotifyChannels, opts: NotifyOptions, emit: Emit): Promise<NotifyResult> {
+  const now = opts.now ?? (() => new Date());
+  const outboxPath = outboxPathFor(receiptPath);
+  const receipt = await readReceipt(receiptPath);
+  return withOutboxLock(outboxPath, async () => {
+    let outbox = await readOutbox(outboxPath);
+    if (outbox && outbox.packageSha256 !== receipt.sha256.toLowerCase()) {
+      emit({ type: "warn", code: "OUTBOX_REPLACED", message: `The outbox described another package (${outbox.packageSha256.slice(0, 12)}); its unsent messages are dropped for the new package` });
+      outbox = undefined;
+    }
+    const result: NotifyResult = { outboxPath, packageId: receipt.sha256.slice(0, 12).toLowerCase(), sent: [], alreadySent: [], pending: [] };
+    if (!outbox && opts.retryOnly) return result;
+    const box = outbox ?? newOutbox(receiptPath, receipt, opts, now());
+    if (!opts.retryOnly) {
+      const add = (channel: OutboxItem["channel"], id: string, target: string) => {
+        if (!box.items.some((i) => i.id === id)) box.items.push({ id, channel, target, status: "pending", attempts: 0, createdAt: now().toISOString() });
+      };
+      for (const r of channels.emails) add("email", `email:${r}`, r);
+      for (const w of channels.webhooks) add("webhook", `webhook:${webhookKeyOf(w.url)}`, describeWebhook(w.url));
+    }
+    // Persist the intent before the first byte goes out.
+    await saveOutbox(outboxPath, box);
+
+    for (const i of box.items) if (i.status === "sent") result.alreadySent.push(report(i));
+    const todo = pendingItems(box);
+    if (todo.length === 0) return result;
+
+    const emailTo = box.items.filter((i) => i.channel === "email").map((i) => i.target);
+    let smtp: SmtpSender | undefined;
+    let smtpDown: SmtpDeliveryError | undefined;
+    const hints = new Map<string, string>();
+    try {
+      for (const item of todo) {
+        if (opts.signal?.aborted) throw new InterruptedError();
+        const step = `notify:${item.id}`;
+        emit({ type: "step", id: step, label: item.channel === "email" ? `E-mail to ${item.target}` : `Webhook ${item.target}` });
+        let response: string | undefined;
+        let error: string | undefined;
+        try {
+          if (item.channel === "email") {
+            if (!channels.smtp) throw new SmtpDeliveryError(channels.smtpProblem ?? "No SMTP server configured", false, "Pass --smtp (and --from), or set them with `scanbridge init`, then run `scanbridge notify --retry`.");
+            // The server was unreachable for an earlier recipient in this run: do not wait on it again.
+            if (smtpDown) throw smtpDown;
+            const settings = channels.smtp;
+            smtp ??= (opts.createSmtpSender ?? createSmtpSender)({ ...settings, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+            const sender = smtp;
+            const accepted = await withRetries(opts.smtpRetry ?? { attempts: 3, baseDelayMs: 1000 }, opts.signal, () =>
+              sender.send({
+                recipient: item.target,
+                to: emailTo,
+                subject: box.email.subject,
+                text: box.email.text,
+                html: box.email.html,
+                ...(box.email.replyTo ? { replyTo: box.email.replyTo } : {}),
+                messageId: `<${box.notificationId}@scanbridge.invalid>`,
+                headers: { "X-Scanbridge-Package-Id": box.packageSha256.slice(0, 12) },
+              }),
+              () => {
+                item.attempts++;
+                item.lastAttemptAt = now().toISOString();
+              },
+            );
+            response = `${describeSmtp(settings)}: ${accepted.response}`;
+          } else {
+            const key = item.id.slice("webhook:".length);
+            const target = channels.webhooks.find((w) => webhookKeyOf(w.url) === key);
+            if (!target) throw new WebhookDeliveryError(`Webhook ${item.target} is no longer configured`, false, 0);
+            const posted = await postWebhook(target, box.webhookBody, {
+              deliveryId: box.notificationId,
+              event: "package.uploaded",
+              retry: opts.webhookRetry ?? { attempts: 4, baseDelayMs: 1000 },
+              signal: opts.signal,
+              now,
+              ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+            }).catch((err) => {
+              if (err instanceof WebhookDeliveryError) item.attempts += err.attempts;
+              throw err;
+            });
+            item.attempts += posted.attempts;
+            item.lastAttemptAt = now().toISOString();
+            response = `HTTP ${posted.status}`;
+          }
+        } catch (err) {
+          if (err instanceof InterruptedError) throw err;
+          error = (err as Error).message;
+          if (err instanceof SmtpDeliveryError && err.hint) hints.set(item.id, err.hint);
+          if (err instanceof SmtpDeliveryError && err.retryable && err.responseCode === undefined) smtpDown = err;
+          if (err instanceof WebhookDeliveryError && err.status && err.status < 500) hints.set(item.id, `Check the webhook URL and secret, then run \`scanbridge notify --retry\`.`);
+          if (err instanceof WebhookDeliveryError && err.attempts === 0) hints.set(item.id, "Pass the same --webhook again (URLs are not kept in the outbox), then run `scanbridge notify --retry`.");
+          if (!(err instanceof SmtpDeliveryError || err instanceof WebhookDeliveryError)) {
+            error = `unexpected: ${error}`;
+          }
+        }
+        if (error === undefined) {
+          item.status = "sent";
+          item.sentAt = now().toISOString();
+          item.response = response;
+          delete item.lastError;
+        } else {
+          item.lastError = error;
+          item.lastAttemptAt ??= now().toISOString();
+        }
+        // Record each outcome at once: a crash after this line never repeats a delivered message.
+        await saveOutbox(outboxPath, box);
+        emit({ type: "step-done", id: step, ok: error === undefined });
+        if (error !== undefined) emit({ type: "warn", code: "NOTIFY_PENDING", message: item.channel === "email" ? `E-mail to ${item.target} not delivered: ${error}` : `Not delivered: ${error}` });
+        (error === undefined ? result.sent : result.pending).push(report(item, hints.get(item.id)));
+      }
+    } finally {
+      smtp?.close();
+    }
+    return result;
+  });
+}
+
+/** The NotifyError a command throws (or reports) when deliveries stay pending: exit 7, outbox kept. */
+export function pendingError(result: NotifyResult): NotifyError {
+  // The outbox is named after the patient: its path goes to privateLines (terminal or --verbose only).
+  return new NotifyError("NOTIFY_PENDING", `${result.pending.length} notification(s) not delivered; kept in the outbox beside the receipt`, {
+    hint: result.pending.find((p) => p.hint)?.hint ?? "Fix the cause, then run `scanbridge notify --retry`; what was delivered is not sent again.",
+    details: { pending: result.pending, packageId: result.packageId },
+    privateLines: [`outbox: ${result.outboxPath}`],
+    retryable: true,
+  });
+}

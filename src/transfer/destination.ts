@@ -1,0 +1,104 @@
+import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { UsageError } from "../errors.js";
+
+/** A parsed `--to` value. */
+export type DestinationSpec =
+  | { kind: "local"; folder: string }
+  | { kind: "sftp"; user: string | undefined; host: string; port: number; folder: string };
+
+/** What stat reports about a remote path. */
+export interface RemoteStat {
+  size: number;
+  isDirectory: boolean;
+}
+
+/** An open remote file being written at arbitrary offsets; several writes may be in flight. */
+export interface RemoteWriter {
+  /** Write `data` at `position`; resolves when the server acknowledged it. */
+  write(data: Buffer, position: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An open remote file being read at arbitrary offsets; several reads may be in flight. */
+export interface RemoteReader {
+  /** Read up to `length` bytes at `position`; a short result only at end of file. */
+  read(length: number, position: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** A place packages are uploaded to. Paths are POSIX paths as the destination understands them. */
+export interface Destination {
+  readonly kind: "local" | "sftp";
+  /** The destination as a URL without credentials, for receipts and messages. */
+  readonly url: string;
+  /** The folder the package goes into. */
+  readonly folder: string;
+  /** How many writes/reads to keep in flight and how big each is. */
+  readonly window: { requests: number; chunkSize: number };
+  /** Path of a file named `name` inside `folder`. */
+  pathOf(name: string): string;
+  stat(path: string): Promise<RemoteStat | undefined>;
+  exists(path: string): Promise<boolean>;
+  /** Create the folder and its parents (mkdir -p). */
+  mkdirp(path: string): Promise<void>;
+  /** Open for writing; `truncate` empties or creates it, otherwise an existing file keeps its bytes. `lane` picks a parallel channel. */
+  openWrite(path: string, opts: { truncate: boolean; lane?: number }): Promise<RemoteWriter>;
+  openRead(path: string, opts?: { lane?: number }): Promise<RemoteReader>;
+  /** Rename, replacing `to` if it exists; reports whether the replacement was atomic. */
+  rename(from: string, to: string): Promise<{ atomic: boolean }>;
+  /** Remove a file; a missing file is fine. */
+  remove(path: string): Promise<void>;
+  /** Write a small file whole (the .sha256 marker). */
+  writeSmall(path: string, data: Buffer): Promise<void>;
+  /** Release connections; the object is not used afterwards. */
+  close(): Promise<void>;
+}
+
+/** Parse `sftp://user@host:port/path`, `file:///path` or a plain local folder (relative to `cwd`). */
+export function parseDestination(input: string, cwd: string): DestinationSpec {
+  const s = input.trim();
+  if (s === "") throw new UsageError("BAD_DESTINATION", "The destination (--to) is empty");
+  if (/^sftp:\/\//i.test(s)) {
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new UsageError("BAD_DESTINATION", "The destination is not a valid sftp:// address", { hint: "Use sftp://user@host[:port]/folder" });
+    }
+    if (u.password) {
+      throw new UsageError("SECRET_ON_COMMAND_LINE", "A password must not be part of the destination address", {
+        hint: "Remove it from the URL; set SCANBRIDGE_SFTP_PASSWORD or type it when asked.",
+      });
+    }
+    if (!u.hostname) throw new UsageError("BAD_DESTINATION", "The sftp:// destination has no host", { hint: "Use sftp://user@host[:port]/folder" });
+    if (u.search || u.hash) throw new UsageError("BAD_DESTINATION", "The sftp:// destination must not contain ? or #");
+    const port = u.port ? Number(u.port) : 22;
+    const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+    // sftp://host/incoming is relative to the login folder, sftp://host//srv/in is absolute (as in curl).
+    let folder = decodeURIComponent(u.pathname);
+    folder = folder.startsWith("//") ? folder.slice(1) : folder.replace(/^\/+/, "");
+    folder = folder.replace(/\/+$/, "");
+    if (folder === "") folder = ".";
+    return { kind: "sftp", user: u.username ? decodeURIComponent(u.username) : undefined, host, port, folder };
+  }
+  if (/^file:\/\//i.test(s)) {
+    try {
+      return { kind: "local", folder: fileURLToPath(s) };
+    } catch {
+      throw new UsageError("BAD_DESTINATION", "The file:// destination is not a valid local path");
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
+    throw new UsageError("BAD_DESTINATION", `Unsupported destination scheme ${s.split(":")[0]}://`, { hint: "Use sftp://user@host/folder or a local folder." });
+  }
+  return { kind: "local", folder: isAbsolute(s) ? s : resolve(cwd, s) };
+}
+
+/** The destination as a URL without secrets. */
+export function formatDestination(spec: DestinationSpec): string {
+  if (spec.kind === "local") return "file://" + encodeURI(spec.folder);
+  const folder = spec.folder === "." ? "" : spec.folder;
+  const host = spec.host.includes(":") ? `[${spec.host}]` : spec.host;
+  return `sftp://${spec.user ? encodeURIComponent(spec.user) + "@" : ""}${host}:${spec.port}/${encodeURI(folder)}`;
+}

@@ -1,0 +1,412 @@
+import { posix } from "node:path";
+import { Client, type AnyAuthMethod, type SFTPWrapper } from "ssh2";
+import { InterruptedError, NetworkError, ScanbridgeError } from "../errors.js";
+import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
+import { toNetworkError } from "./retry.js";
+
+/** SFTP status codes (draft-ietf-secsh-filexfer-02, what OpenSSH speaks). */
+const FX = { NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, OP_UNSUPPORTED: 8 } as const;
+
+/** Map a file-system or SFTP status error to a typed error without the path in its message. */
+export function describeRemoteError(err: unknown, what: string): ScanbridgeError {
+  if (err instanceof ScanbridgeError) return err;
+  const e = err as { code?: unknown; message?: string };
+  const code = e?.code;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new NetworkError("REMOTE_DISK_FULL", `The destination is full (${what} failed)`, { hint: "Ask the hospital to free space, or upload elsewhere.", cause: err });
+  }
+  if (code === FX.PERMISSION_DENIED || code === "EACCES" || code === "EPERM" || code === "EROFS") {
+    return new NetworkError("REMOTE_PERMISSION_DENIED", `Permission denied at the destination (${what})`, {
+      hint: "Check that the account may write into the destination folder.",
+      cause: err,
+    });
+  }
+  if (code === FX.NO_SUCH_FILE || code === "ENOENT" || code === "ENOTDIR") {
+    return new NetworkError("REMOTE_NOT_FOUND", `A destination path does not exist (${what})`, { hint: "Check the destination folder.", cause: err });
+  }
+  if (typeof code === "number") {
+    return new NetworkError("REMOTE_FAILURE", `The server refused to ${what} (SFTP status ${code}: ${e.message ?? "failure"})`, { cause: err });
+  }
+  return toNetworkError(err, `Could not ${what}`);
+}
+
+/** Credentials for an SFTP login; gathered by the command, never from argv. */
+export interface SftpAuth {
+  username: string;
+  /** Private key file contents (OpenSSH or PEM). */
+  privateKey?: Buffer;
+  passphrase?: string;
+  /** ssh-agent socket (SSH_AUTH_SOCK). */
+  agent?: string;
+  password?: string;
+}
+
+/** How to reach and trust an SFTP server. */
+export interface SftpConnectOptions {
+  host: string;
+  port: number;
+  folder: string;
+  /** URL without secrets, for receipts. */
+  url: string;
+  auth: SftpAuth;
+  trust: HostKeyTrust;
+  connectTimeoutMs: number;
+  /** A request unanswered this long counts as a dead connection. */
+  idleTimeoutMs: number;
+  keepaliveIntervalMs?: number;
+  signal?: AbortSignal;
+  /** Bytes per write and requests in flight per channel. */
+  chunkSize?: number;
+  requests?: number;
+}
+
+const HOST_KEY_ALGOS = HOST_KEY_ALGORITHMS;
+
+/** Map a known_hosts key type to the host-key algorithms that produce it. */
+function algosForKeyType(t: string): string[] {
+  return t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : HOST_KEY_ALGOS.includes(t) ? [t] : [];
+}
+
+/** Open an SSH connection with fail-closed host-key checking and return an SFTP destination. */
+export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestination> {
+  if (opts.signal?.aborted) throw new InterruptedError();
+  const client = new Client();
+  let hostKeyError: NetworkError | undefined;
+  let authAttempted = false;
+
+  const methods: AnyAuthMethod[] = [];
+  const username = opts.auth.username;
+  if (opts.auth.agent) methods.push({ type: "agent", username, agent: opts.auth.agent });
+  if (opts.auth.privateKey) methods.push({ type: "publickey", username, key: opts.auth.privateKey, passphrase: opts.auth.passphrase });
+  if (opts.auth.password !== undefined) {
+    const password = opts.auth.password;
+    methods.push({ type: "password", username, password });
+    methods.push({
+      type: "keyboard-interactive",
+      username,
+      prompt: (_name, _instr, _lang, prompts, finish) => {
+        // Answer only password questions; anything else (OTP, ...) cannot be answered unattended.
+        finish(prompts.map((p) => (/password|passphrase|pass code|passwort|contraseña|mot de passe/i.test(p.prompt) ? password : "")));
+      },
+    });
+  }
+  if (methods.length === 0) {
+    throw new NetworkError("AUTH_NO_CREDENTIALS", "No way to log in: no key, no ssh-agent and no password", {
+      hint: "Use --identity FILE, start ssh-agent, or set SCANBRIDGE_SFTP_PASSWORD (or run at a terminal to be asked).",
+    });
+  }
+
+  const preferred = knownKeyTypes(opts.trust).flatMap(algosForKeyType);
+  const serverHostKey = preferred.length ? [...preferred, ...HOST_KEY_ALGOS.filter((a) => !preferred.includes(a))] : HOST_KEY_ALGOS;
+
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      client.destroy();
+      done(new InterruptedError());
+    };
+    const done = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener("abort", onAbort);
+      if (err) {
+        client.destroy();
+        reject(err);
+      } else resolve();
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    client.once("ready", () => done());
+    client.once("error", (err: Error & { level?: string }) => {
+      if (hostKeyError) return done(hostKeyError);
+      if (err.level === "client-authentication") {
+        return done(
+          new NetworkError("AUTH_FAILED", "The server refused the login (wrong password, key or user name)", {
+            hint: "Check the user name in the address and the key or password; scanbridge does not retry a refused login.",
+            cause: err,
+            retryable: false,
+          }),
+        );
+      }
+      if (err.level === "client-timeout") {
+        return done(new NetworkError("CONNECT_TIMEOUT", "Timed out while connecting to the server", { retryable: true, cause: err, hint: "Check the connection, or raise --connect-timeout." }));
+      }
+      done(toNetworkError(err, "Could not connect to the server"));
+    });
+    client.once("close", () => done(hostKeyError ?? new NetworkError("NETWORK_TRANSIENT", "The server closed the connection during login", { retryable: !authAttempted })));
+    client.connect({
+      host: opts.host,
+      port: opts.port,
+      username,
+      readyTimeout: opts.connectTimeoutMs,
+      keepaliveInterval: opts.keepaliveIntervalMs ?? 15_000,
+      keepaliveCountMax: 3,
+      // Raw key (no hostHash): we need the blob itself to save it to known_hosts after a "yes".
+      hostVerifier: (key: Buffer) => {
+        const verdict = checkHostKey(key, opts.trust);
+        if (verdict === "match") return true;
+        hostKeyError = verdict === "unknown" ? hostKeyUnknownError(opts.trust.host, opts.trust.port, Buffer.from(key)) : hostKeyMismatchError(opts.trust.host, opts.trust.port, key, verdict);
+        return false;
+      },
+      algorithms: { serverHostKey: serverHostKey as never },
+      authHandler: (_left, _partial, next) => {
+        authAttempted = true;
+        const m = methods.shift();
+        next((m ?? false) as never);
+      },
+    });
+  });
+  client.setNoDelay(true);
+  return new SftpDestination(client, opts);
+}
+
+function sftpCall<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+/** A folder on an SFTP server, over one SSH connection with one SFTP channel per lane. */
+export class SftpDestination implements Destination {
+  readonly kind = "sftp" as const;
+  readonly url: string;
+  readonly folder: string;
+  readonly window: { requests: number; chunkSize: number };
+  private readonly lanes = new Map<number, Promise<SFTPWrapper>>();
+  private closed = false;
+  private failure: unknown;
+  private lastActivity = Date.now();
+  private outstanding = 0;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly onAbort: () => void;
+
+  constructor(
+    private readonly client: Client,
+    private readonly opts: SftpConnectOptions,
+  ) {
+    this.url = opts.url;
+    this.folder = opts.folder;
+    // Measured on loopback against OpenSSH: 32 x 128 KiB moves the most per CPU second (the server window is 2 MiB per channel).
+    this.window = { requests: opts.requests ?? 32, chunkSize: opts.chunkSize ?? 128 * 1024 };
+    client.on("error", (err) => {
+      this.failure ??= toNetworkError(err, "The connection failed");
+    });
+    client.on("close", () => {
+      this.closed = true;
+      this.failure ??= new NetworkError("CONNECTION_LOST", "The connection to the server was lost", { retryable: true, hint: "Re-running resumes where the upload stopped." });
+    });
+    this.onAbort = () => {
+      this.failure = new InterruptedError();
+      client.destroy();
+    };
+    opts.signal?.addEventListener("abort", this.onAbort, { once: true });
+    // A request unanswered for idleTimeout means the link is dead even if TCP has not noticed (NAT drops).
+    this.watchdog = setInterval(() => {
+      if (this.outstanding > 0 && Date.now() - this.lastActivity > opts.idleTimeoutMs) {
+        this.failure ??= new NetworkError("IDLE_TIMEOUT", `No answer from the server for ${Math.round(opts.idleTimeoutMs / 1000)} s`, { retryable: true });
+        client.destroy();
+      }
+    }, Math.min(1000, opts.idleTimeoutMs));
+    this.watchdog.unref();
+  }
+
+  private lane(n = 0): Promise<SFTPWrapper> {
+    let p = this.lanes.get(n);
+    if (!p) {
+      p = sftpCall<SFTPWrapper>((cb) => this.client.sftp(cb)).catch((err) => {
+        this.lanes.delete(n);
+        throw this.wrap(err, "open an SFTP session");
+      });
+      this.lanes.set(n, p);
+    }
+    return p;
+  }
+
+  private wrap(err: unknown, what: string): unknown {
+    if (this.failure) return this.failure;
+    return describeRemoteError(err, what);
+  }
+
+  /** Run one SFTP request, tracking it for the idle watchdog. */
+  private async op<T>(what: string, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, v: T) => void) => void, lane = 0): Promise<T> {
+    if (this.failure) throw this.failure;
+    const sftp = await this.lane(lane);
+    this.outstanding++;
+    try {
+      const v = await sftpCall<T>((cb) => fn(sftp, cb));
+      this.lastActivity = Date.now();
+      return v;
+    } catch (err) {
+      this.lastActivity = Date.now();
+      throw this.wrap(err, what);
+    } finally {
+      this.outstanding--;
+    }
+  }
+
+  /** Whether the server offers an SFTP extension (e.g. "posix-rename@openssh.com"). */
+  async hasExtension(name: string): Promise<boolean> {
+    const sftp = (await this.lane(0)) as SFTPWrapper & { _extensions?: Record<string, string> };
+    return Boolean(sftp._extensions?.[name]);
+  }
+
+  pathOf(name: string): string {
+    return this.folder === "." ? name : posix.join(this.folder, name);
+  }
+
+  async stat(path: string): Promise<RemoteStat | undefined> {
+    try {
+      const s = await this.op<{ size: number; isDirectory(): boolean }>("check a file", (sftp, cb) => sftp.stat(path, cb as never));
+      return { size: Number(s.size), isDirectory: s.isDirectory() };
+    } catch (err) {
+      if (err instanceof NetworkError && err.code === "REMOTE_NOT_FOUND") return undefined;
+      throw err;
+    }
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.stat(path)) !== undefined;
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    if ((await this.stat(path))?.isDirectory) return;
+    const abs = path.startsWith("/");
+    const parts = path.split("/").filter((p) => p && p !== ".");
+    let cur = abs ? "/" : "";
+    for (const part of parts) {
+      cur = cur === "" ? part : posix.join(cur, part);
+      const st = await this.stat(cur);
+      if (st?.isDirectory) continue;
+      if (st) throw new NetworkError("REMOTE_NOT_A_FOLDER", "The destination folder exists but is a file", { hint: "Choose another destination folder." });
+      try {
+        await this.op<void>("create the destination folder", (sftp, cb) => sftp.mkdir(cur, cb as never));
+      } catch (err) {
+        // Another uploader may have created it in the meantime.
+        if (!(await this.stat(cur))?.isDirectory) throw err;
+      }
+    }
+  }
+
+  async openWrite(path: string, opts: { truncate: boolean; lane?: number }): Promise<RemoteWriter> {
+    const lane = opts.lane ?? 0;
+    let flags = opts.truncate ? "w" : "r+";
+    if (!opts.truncate && !(await this.exists(path))) flags = "w";
+    const handle = await this.op<Buffer>("open the upload file", (sftp, cb) => sftp.open(path, flags as "w", {}, cb as never), lane);
+    const sftp = await this.lane(lane);
+    const maxWrite = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 32 * 1024;
+    return {
+      write: async (data, position) => {
+        // Larger writes would be split by ssh2 into sequential requests; keep each one request.
+        for (let off = 0; off < data.length; off += maxWrite) {
+          const len = Math.min(maxWrite, data.length - off);
+          try {
+            await this.op<void>("write", (s, cb) => s.write(handle, data, off, len, position + off, cb as never), lane);
+          } catch (err) {
+            throw await this.explainWriteFailure(err, path, len);
+          }
+        }
+      },
+      close: async () => {
+        // fsync and close go out together: the server answers in order, so this costs one round trip.
+        const fsync = (await this.hasExtension("fsync@openssh.com"))
+          ? this.op<void>("flush the upload file", (s, cb) => s.ext_openssh_fsync(handle, cb as never), lane)
+          : Promise.resolve();
+        const close = this.op<void>("close the upload file", (s, cb) => s.close(handle, cb as never), lane);
+        await Promise.all([fsync, close]);
+      },
+    };
+  }
+
+  async openRead(path: string, opts: { lane?: number } = {}): Promise<RemoteReader> {
+    const lane = opts.lane ?? 0;
+    const handle = await this.op<Buffer>("open the uploaded file", (sftp, cb) => sftp.open(path, "r", cb as never), lane);
+    return {
+      read: async (length, position) => {
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const n = await this.op<number>("read back", (s, cb) => s.read(handle, buf, got, length - got, position + got, ((err: Error | undefined, bytes: number) => cb(err, bytes)) as never), lane);
+          if (!n) break;
+          got += n;
+        }
+        return buf.subarray(0, got);
+      },
+      close: () => this.op<void>("close the uploaded file", (s, cb) => s.close(handle, cb as never), lane),
+    };
+  }
+
+  async rename(from: string, to: string): Promise<{ atomic: boolean }> {
+    if (await this.hasExtension("posix-rename@openssh.com")) {
+      await this.op<void>("rename", (s, cb) => s.ext_openssh_rename(from, to, cb as never));
+      return { atomic: true };
+    }
+    // Plain SFTP rename fails when the target exists: remove it first (not atomic; said so in the result).
+    const replaced = await this.exists(to);
+    if (replaced) await this.remove(to);
+    await this.op<void>("rename", (s, cb) => s.rename(from, to, cb as never));
+    return { atomic: !replaced };
+  }
+
+  async remove(path: string): Promise<void> {
+    try {
+      await this.op<void>("remove", (s, cb) => s.unlink(path, cb as never));
+    } catch (err) {
+      if (err instanceof NetworkError && err.code === "REMOTE_NOT_FOUND") return;
+      throw err;
+    }
+  }
+
+  async writeSmall(path: string, data: Buffer): Promise<void> {
+    const w = await this.openWrite(path, { truncate: true });
+    // Write, fsync and close pipelined (answered in order).
+    const written = w.write(data, 0);
+    const closed = w.close();
+    await Promise.all([written, closed]);
+  }
+
+  /** OpenSSH reports a full disk as a bare "Failure": ask statvfs whether space ran out. */
+  private async explainWriteFailure(err: unknown, path: string, len: number): Promise<unknown> {
+    if (!(err instanceof NetworkError) || err.code !== "REMOTE_FAILURE" || this.failure) return err;
+    const free = await this.freeSpace(posix.dirname(path));
+    if (free !== undefined && free < len + 64 * 1024) {
+      return new NetworkError("REMOTE_DISK_FULL", "The destination is full; the upload stopped", {
+        hint: "Ask the hospital to free space; the next run resumes from what was uploaded.",
+        cause: err,
+        details: { freeBytes: free },
+      });
+    }
+    return err;
+  }
+
+  /** Free space in the folder (statvfs@openssh.com), or undefined when the server does not say. */
+  async freeSpace(path: string): Promise<number | undefined> {
+    if (!(await this.hasExtension("statvfs@openssh.com"))) return undefined;
+    try {
+      const st = await this.op<{ f_bavail: number | bigint; f_frsize: number | bigint }>("check free space", (s, cb) => s.ext_openssh_statvfs(path, cb as never));
+      return Number(st.f_bavail) * Number(st.f_frsize);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The connection's first failure, if it has failed (lost, timed out, interrupted). */
+  get connectionFailure(): unknown {
+    return this.failure;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.watchdog);
+    this.opts.signal?.removeEventListener("abort", this.onAbort);
+    if (this.closed) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.client.destroy();
+        resolve();
+      }, 3000);
+      t.unref();
+      this.client.once("close", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.client.end();
+    });
+  }
+}

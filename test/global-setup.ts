@@ -1,0 +1,29 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dirname, "..");
+
+function newest(dir: string): number {
+  let max = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) max = Math.max(max, newest(p));
+    else if (e.name.endsWith(".ts")) max = Math.max(max, statSync(p).mtimeMs);
+  }
+  return max;
+}
+
+/**
+ * Build once before any test file runs, so end-to-end tests spawn the CLI exactly as users do and no test ever
+ * rebuilds dist/ under another that is running it. `npm test` has already built (pretest); a bare `npx vitest`
+ * builds here when sources are newer than the build.
+ */
+export default function setup(): void {
+  const cli = join(ROOT, "dist", "src", "cli.js");
+  const stale = !existsSync(cli) || statSync(cli).mtimeMs < Math.max(newest(join(ROOT, "src")), newest(join(ROOT, "fixtures")));
+  if (!stale) return;
+  const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.json")], { cwd: ROOT, encoding: "utf8" });
+  // tsc emits even with type errors (those fail `npm run build` in pretest); only a missing build stops the tests.
+  if (!existsSync(cli)) throw new Error(`build failed:\n${r.stdout}${r.stderr}`);
+}

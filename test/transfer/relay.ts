@@ -1,0 +1,90 @@
+// A small TCP relay for tests: forwards to a target port, and can cut connection i after N client->server bytes
+// and limit the rate, to simulate a dropped hotel connection or a slow line.
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+/** Options for startRelay. */
+export interface RelayOptions {
+  /** cuts[i]: destroy the i-th connection (0-based) after this many client->server bytes; undefined: never. */
+  cuts?: Array<number | undefined>;
+  /** stalls[i]: after this many client->server bytes, silently stop forwarding in both directions (a NAT drop). */
+  stalls?: Array<number | undefined>;
+  /** Client->server bytes per second (undefined: unlimited). */
+  rate?: number;
+}
+
+/** A running relay. */
+export interface Relay {
+  port: number;
+  /** Connections accepted so far. */
+  connections(): number;
+  /** Bytes forwarded client->server per connection. */
+  forwarded(): number[];
+  close(): Promise<void>;
+}
+
+/** Start a relay on 127.0.0.1 to targetPort. */
+export function startRelay(targetPort: number, opts: RelayOptions = {}): Promise<Relay> {
+  const forwarded: number[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const index = forwarded.length;
+    forwarded.push(0);
+    const cut = opts.cuts?.[index];
+    const stall = opts.stalls?.[index];
+    let stalled = false;
+    const upstream = connect(targetPort, "127.0.0.1");
+    sockets.add(client);
+    sockets.add(upstream);
+    const kill = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", kill);
+    upstream.on("error", kill);
+    client.on("close", kill);
+    upstream.on("close", kill);
+    upstream.on("data", (d) => {
+      if (!stalled) client.write(d);
+    });
+    client.on("data", (d: Buffer) => {
+      if (stalled) return;
+      let chunk = d;
+      if (stall !== undefined && forwarded[index]! + chunk.length >= stall) {
+        chunk = chunk.subarray(0, Math.max(0, stall - forwarded[index]!));
+        forwarded[index]! += chunk.length;
+        upstream.write(chunk);
+        stalled = true;
+        return;
+      }
+      if (cut !== undefined && forwarded[index]! + chunk.length >= cut) {
+        chunk = chunk.subarray(0, Math.max(0, cut - forwarded[index]!));
+        forwarded[index]! += chunk.length;
+        upstream.write(chunk, () => kill());
+        return;
+      }
+      forwarded[index]! += chunk.length;
+      const ok = upstream.write(chunk);
+      if (opts.rate) {
+        client.pause();
+        setTimeout(() => client.resume(), (chunk.length / opts.rate) * 1000);
+      } else if (!ok) {
+        client.pause();
+        upstream.once("drain", () => client.resume());
+      }
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        connections: () => forwarded.length,
+        forwarded: () => [...forwarded],
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      }),
+    ),
+  );
+}
