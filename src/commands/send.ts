@@ -1,10 +1,8 @@
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { ExitCode, UsageError } from "../errors.js";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type NotifyResult } from "../notify/stage.js";
 import { packPackage } from "../pack/package.js";
-import { readManifestFromZip, summaryFromManifest } from "../pack/read-manifest.js";
 import { formatDestination, parseDestination } from "../transfer/destination.js";
 import { receiptNameFor, type Receipt } from "../transfer/receipt.js";
 import { packHumanLines, packOptionsFrom, packResultData } from "./pack.js";
@@ -18,16 +16,6 @@ async function readReceiptIfAny(path: string): Promise<Receipt | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Add the package summary (counts, studies: no names) to a receipt that lacks it, atomically. */
-async function addSummary(receiptPath: string, packagePath: string): Promise<void> {
-  const receipt = await readReceiptIfAny(receiptPath);
-  if (!receipt || receipt.summary) return;
-  const summary = summaryFromManifest(await readManifestFromZip(packagePath));
-  const tmp = `${receiptPath}.tmp-${randomBytes(4).toString("hex")}`;
-  await writeFile(tmp, JSON.stringify({ ...receipt, summary }, null, 2) + "\n", { mode: 0o600 });
-  await rename(tmp, receiptPath);
 }
 
 /**
@@ -54,7 +42,6 @@ export async function runSendCommand(ctx: CommandContext): Promise<CommandOutput
       env: ctx.env, cwd: ctx.cwd, interactive: ctx.interactive, prompter: ctx.prompter, emit, signal: ctx.signal, verbose: Boolean(o.verbose),
     });
   }
-  await addSummary(receiptPath, packed.package);
 
   let notified: NotifyResult | undefined;
   if (hasChannels(channels)) {

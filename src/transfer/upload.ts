@@ -7,6 +7,7 @@ import { InputError, InterruptedError, NetworkError, RemoteVerificationError, Sc
 import type { Emit } from "../ui/events.js";
 import type { Destination, RemoteReader, RemoteWriter } from "./destination.js";
 import { receiptNameFor, type Receipt } from "./receipt.js";
+import { readManifestFromZip, summaryFromManifest } from "../pack/read-manifest.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "./retry.js";
 
 /** What uploadPackage needs; side effects (connection, clock) come in as parameters. */
@@ -561,6 +562,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   });
 
   const finished = now();
+  // Counts and studies for the coordinators' notification (no names): from the package's own manifest.
+  const summary = await readManifestFromZip(input.packagePath).then(summaryFromManifest, () => undefined);
   const receipt: Receipt = {
     format: "scanbridge-receipt",
     formatVersion: 1,
@@ -574,13 +577,15 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     resumedFrom: resumedFrom > 0 ? resumedFrom : undefined,
     startedAt: started.toISOString(),
     finishedAt: finished.toISOString(),
+    ...(summary ? { summary } : {}),
   };
   let receiptPath: string | undefined;
   if (input.writeReceipt !== false) {
     receiptPath = join(dirname(input.packagePath), receiptNameFor(zipName));
     try {
       const tmp = `${receiptPath}.tmp-${randomBytes(4).toString("hex")}`;
-      await writeFile(tmp, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o644 });
+      // The receipt names the package, i.e. the patient: readable by the user only.
+      await writeFile(tmp, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
       await rename(tmp, receiptPath);
     } catch (err) {
       throw describeIoError(err, "the upload receipt");
