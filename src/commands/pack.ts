@@ -40,6 +40,7 @@ export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<Pa
     dryRun: Boolean(o.dryRun),
     strict: Boolean(o.strict),
     allowPatientMismatch: Boolean(o.allowPatientMismatch),
+    expandArchives: Boolean(o.expandArchives),
     skipInspect: ctx.env.SCANBRIDGE_BENCH_SKIP_INSPECT === "1",
     confirmMismatch: ctx.interactive
       ? async (lines) => {

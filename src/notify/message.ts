@@ -18,7 +18,9 @@ export interface MessageOptions {
 
 /** The structured facts of one notification; the e-mail and the webhook body are both built from it. */
 export interface NotificationFacts {
-  event: "package.uploaded";
+  event: "package.uploaded" | "package.ready" | "package.quarantined";
+  /** For package.quarantined: why (problem codes, no names). */
+  problems?: string[];
   /** First 12 hex digits of the package SHA-256. */
   packageId: string;
   sha256: string;
@@ -80,7 +82,8 @@ export function patientNameOf(receipt: Pick<Receipt, "package">): string {
 /** Extract the facts of a notification from a receipt, leaving out PHI unless asked. */
 export function factsFromReceipt(receipt: Receipt, opts: MessageOptions): NotificationFacts {
   const facts: NotificationFacts = {
-    event: "package.uploaded",
+    event: receipt.event === "ready" ? "package.ready" : receipt.event === "quarantined" ? "package.quarantined" : "package.uploaded",
+    ...(receipt.problems?.length ? { problems: [...receipt.problems] } : {}),
     packageId: packageIdOf(receipt.sha256),
     sha256: receipt.sha256.toLowerCase(),
     size: receipt.size,
@@ -138,6 +141,8 @@ function countsLine(byKind: Record<string, number> | undefined): string | undefi
 export function subjectOf(facts: NotificationFacts): string {
   const bits = [facts.files !== undefined ? `${facts.files} files` : undefined, formatBytes(facts.size)].filter(Boolean).join(", ");
   const who = facts.patientName ? ` - ${facts.patientName}` : "";
+  if (facts.event === "package.ready") return `[scanbridge] Imaging package ${facts.packageId} ready for review (${bits})${who}`;
+  if (facts.event === "package.quarantined") return `[scanbridge] Imaging package ${facts.packageId} QUARANTINED (${(facts.problems ?? []).slice(0, 3).join(", ") || "failed checks"})${who}`;
   return `[scanbridge] New imaging package ${facts.packageId} (${bits})${who}`;
 }
 
@@ -158,9 +163,14 @@ function rowsOf(facts: NotificationFacts): Array<[string, string]> {
       `${formatStudyDate(s.date)}, ${s.modalities.length ? s.modalities.join("/") : "modality unknown"}, ${s.series} series, ${s.images} images`,
     ]);
   }
+  if (facts.problems?.length) rows.push(["Problems", facts.problems.join(", ")]);
   rows.push(["Folder", facts.destinationFolder]);
-  rows.push(["Checked after upload", facts.verified === "sha256" ? "SHA-256 of the remote copy" : "size of the remote copy"]);
-  rows.push(["Uploaded at", facts.uploadedAt]);
+  if (facts.event === "package.uploaded") {
+    rows.push(["Checked after upload", facts.verified === "sha256" ? "SHA-256 of the remote copy" : "size of the remote copy"]);
+    rows.push(["Uploaded at", facts.uploadedAt]);
+  } else {
+    rows.push([facts.event === "package.ready" ? "Verified and filed at" : "Quarantined at", facts.uploadedAt]);
+  }
   return rows;
 }
 
@@ -177,6 +187,12 @@ export function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
 }
 
+function introOf(facts: NotificationFacts): string {
+  if (facts.event === "package.ready") return "An incoming imaging package passed every check and was extracted for the specialist.";
+  if (facts.event === "package.quarantined") return "An incoming imaging package FAILED its checks and was moved to quarantine (see the reason file beside it).";
+  return "A new imaging package was uploaded for you with scanbridge.";
+}
+
 /** Render the subject, plain-text and HTML parts of a notification. */
 export function renderMessage(facts: NotificationFacts): RenderedMessage {
   const rows = rowsOf(facts);
@@ -186,15 +202,16 @@ export function renderMessage(facts: NotificationFacts): RenderedMessage {
   const howToFind = facts.packageFile
     ? "Find the package in the folder below by its file name; check it against the SHA-256."
     : `The package file in the folder below is named after the patient. Find it by its checksum: its .zip.sha256 file holds ${facts.packageId}..., or run sha256sum on the .zip files.`;
+  const intro = introOf(facts);
   const text = [
-    "A new imaging package was uploaded for you with scanbridge.",
+    intro,
     "",
     ...rows.map(line),
     "",
-    howToFind,
+    ...(facts.event === "package.uploaded" ? [howToFind] : []),
     ...(sender.length ? ["", "Sent by:", ...sender.map(line)] : []),
     "",
-    "Verify the package after downloading: scanbridge verify <file>.zip",
+    ...(facts.event === "package.uploaded" ? ["Verify the package after downloading: scanbridge verify <file>.zip"] : []),
     "This message was sent automatically; the patient's name is left out on purpose unless the sender chose to include it.",
     "",
   ].join("\n");
@@ -204,11 +221,11 @@ export function renderMessage(facts: NotificationFacts): RenderedMessage {
     "<!doctype html>",
     '<html><head><meta charset="utf-8"><title>' + escapeHtml(subjectOf(facts)) + "</title></head>",
     '<body style="font-family:sans-serif">',
-    "<p>A new imaging package was uploaded for you with scanbridge.</p>",
+    `<p>${escapeHtml(intro)}</p>`,
     `<table>${rows.map(tr).join("")}</table>`,
-    `<p>${escapeHtml(howToFind)}</p>`,
+    ...(facts.event === "package.uploaded" ? [`<p>${escapeHtml(howToFind)}</p>`] : []),
     ...(sender.length ? ["<p><strong>Sent by</strong></p>", `<table>${sender.map(tr).join("")}</table>`] : []),
-    "<p>Verify the package after downloading: <code>scanbridge verify &lt;file&gt;.zip</code></p>",
+    ...(facts.event === "package.uploaded" ? ["<p>Verify the package after downloading: <code>scanbridge verify &lt;file&gt;.zip</code></p>"] : []),
     "</body></html>",
     "",
   ].join("\n");

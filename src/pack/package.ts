@@ -13,6 +13,8 @@ import { planPackage } from "./plan.js";
 import { readManifestFromZip } from "./read-manifest.js";
 import { scanInputs, type ScanResult } from "./scan.js";
 import { triageViewerSoftware } from "./triage.js";
+import { expandArchives, removeExpanded } from "./expand.js";
+import { tmpdir } from "node:os";
 import { writeZip } from "./zip.js";
 import { inspectDicomFiles, type DicomInspection } from "./inspect.js";
 
@@ -31,6 +33,8 @@ export interface PackOptions {
   dryRun: boolean;
   strict: boolean;
   allowPatientMismatch: boolean;
+  /** Unpack nested .zip archives into the folder (safely) instead of refusing them. */
+  expandArchives?: boolean;
   /** Benchmarks only: skip DICOM header inspection (and so the wrong-patient guard) to measure its cost. */
   skipInspect?: boolean;
   /** send: when the package already exists and was made from exactly these inputs, reuse it instead of refusing. */
@@ -129,6 +133,29 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   }
 
   const scan = await scanInputs(opts.inputs, { cwd: opts.cwd, signal: opts.signal, emit: opts.emit });
+  const expanded = opts.expandArchives
+    ? await expandArchives(scan, { tmpParent: opts.dryRun ? tmpdir() : outDir, signal: opts.signal, emit: opts.emit })
+    : undefined;
+  try {
+    return await packScanned(scan, { ...opts, patient }, { root, outDir, fileName, finalPath, sidecarPath, existing, now });
+  } finally {
+    await removeExpanded(expanded);
+  }
+}
+
+interface Target {
+  root: string;
+  outDir: string;
+  fileName: string;
+  finalPath: string;
+  sidecarPath: string;
+  existing: boolean;
+  now: () => Date;
+}
+
+async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Promise<PackResult> {
+  const { root, outDir, fileName, finalPath, sidecarPath, existing, now } = t;
+  const patient = opts.patient;
   const viewer = triageViewerSoftware(scan);
   refuseBadInputs(scan);
   throwIfAborted(opts.signal);

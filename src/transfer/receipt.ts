@@ -16,6 +16,10 @@ export interface Receipt {
   resumedFrom?: number;
   startedAt: string;
   finishedAt: string;
+  /** What happened: uploaded by a sender (default), or ingested / quarantined by `watch` at the hospital. */
+  event?: "uploaded" | "ready" | "quarantined";
+  /** For "quarantined": the problem codes (no names). */
+  problems?: string[];
   /** The package manifest's summary, copied so notify needs no access to the zip. */
   summary?: {
     files: number;

@@ -54,6 +54,8 @@ export function createReporter(opts: ReporterOptions): Reporter {
   const warnings: Array<{ code: string; message: string }> = [];
   const steps = new Map<string, ProgressState>();
   let spinner: Ora | undefined;
+  // Once JSON Lines events were printed (watch), the final result is one more line, not a pretty block.
+  let streamed = false;
   const throttle = opts.throttleMs ?? 100;
   const err = (line: string) => {
     if (spinner?.isSpinning) spinner.clear();
@@ -121,13 +123,16 @@ export function createReporter(opts: ReporterOptions): Reporter {
     result(data, human) {
       spinner?.stop();
       if (opts.mode === "json") {
-        opts.stdout.write(JSON.stringify({ ok: true, ...data, warnings }, null, 2) + "\n");
+        opts.stdout.write(JSON.stringify({ ok: true, ...data, warnings }, null, streamed ? undefined : 2) + "\n");
       } else if (opts.mode !== "quiet") {
         for (const line of human) opts.stdout.write(line + "\n");
       }
     },
     event(data, human) {
-      if (opts.mode === "json") opts.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...data }) + "\n");
+      if (opts.mode === "json") {
+        streamed = true;
+        opts.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...data }) + "\n");
+      }
       else if (opts.mode !== "quiet") err(human);
     },
     fail(e, debug) {
@@ -139,7 +144,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
           ? { code: se.code, message: se.message, hint: se.hint, exitCode: se.exitCode, ...se.details }
           : { code: "UNEXPECTED", message: (e as Error)?.message ?? String(e), exitCode: 1 };
         if (se && opts.verbose && se.privateLines.length) error.privateLines = se.privateLines;
-        opts.stdout.write(JSON.stringify({ ok: false, error, warnings }, null, 2) + "\n");
+        opts.stdout.write(JSON.stringify({ ok: false, error, warnings }, null, streamed ? undefined : 2) + "\n");
         return;
       }
       if (se) {

@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, cleanEnv, removeDir, runCli, spawnCli, testdir, waitCli } from "../helpers/cli.js";
+import { writeHostilePackage } from "../../fixtures/package-builder.js";
 import { readZip, sevenZipTest, unzipTest, zipEntrySizes, zipinfoNames } from "../helpers/zip.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -215,6 +216,30 @@ describe("scanbridge pack: bad input gets a clear error, the documented exit cod
     expect(r.stderr).toMatch(/archive/);
     expect(r.stderr).toMatch(/whole folder zipped once/);
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  it("--expand-archives unpacks a nested .zip safely into a folder named after it; a hostile one is refused", async () => {
+    const inner = mk({ "IM1.pdf": pdf, "sub/notes.txt": "notes" });
+    const input = mk({ "a.pdf": pdf });
+    execFileSync("zip", ["-q", "-r", join(input, "more scans.zip"), "."], { cwd: inner });
+    const zipBefore = readFileSync(join(input, "more scans.zip"));
+    const out = mk();
+    const r = await runCli(["pack", input, "--patient", "Ana Lima", "--out", out, "--expand-archives", "--json"], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout);
+    expect(res.excluded).toContainEqual({ reason: "archive-expanded", count: 1, bytes: zipBefore.length });
+    expect(zipinfoNames(join(out, "Ana Lima.zip"))).toEqual(["Ana Lima/a.pdf", "Ana Lima/more scans/IM1.pdf", "Ana Lima/more scans/sub/notes.txt", "Ana Lima/manifest.json"]);
+    expect(readFileSync(join(input, "more scans.zip"))).toEqual(zipBefore);
+    expect(readdirSync(out).sort()).toEqual(["Ana Lima.zip", "Ana Lima.zip.sha256"]);
+
+    const evil = mk({ "a.pdf": pdf });
+    await writeHostilePackage(evil, "zip-slip", "Evil");
+    const out2 = mk();
+    const bad = await runCli(["pack", evil, "--patient", "Ana Lima", "--out", out2, "--expand-archives"], { env });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/NESTED_ARCHIVE_UNSAFE/);
+    expect(readdirSync(out2)).toEqual([]);
+    expect(existsSync("/tmp/scanbridge-evil-slip.txt")).toBe(false);
   });
 
   it("symlink loops and links out of the inputs are left out and reported, never followed", async () => {

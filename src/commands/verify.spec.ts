@@ -1,0 +1,20 @@
+import type { OptionDef } from "../config/options.js";
+import type { CommandSpec } from "./types.js";
+
+/** Options shared by verify and watch: what a package must satisfy. */
+export const packageCheckOptions: readonly OptionDef[] = [
+  { key: "allowUnsealed", flags: "--allow-unsealed", description: "accept packages without manifest.json (made by other tools), reported as unsealed", type: "boolean", default: false },
+  { key: "maxEntries", flags: "--max-entries <n>", description: "refuse packages with more entries than this", type: "number", default: 100000, min: 1 },
+  { key: "maxUnpacked", flags: "--max-unpacked <size>", description: "refuse packages whose declared uncompressed size exceeds this", type: "size", default: "100GB", min: 1 },
+  { key: "maxRatio", flags: "--max-ratio <n>", description: "refuse entries compressed more than this ratio (zip bombs)", type: "number", default: 100, min: 2 },
+];
+
+/** `scanbridge verify`. */
+export const verifySpec: CommandSpec = {
+  name: "verify",
+  args: "<package>",
+  summary: "check a received package: zip structure, safe names, limits, CRC and SHA-256 of every file, manifest and .sha256 marker",
+  options: packageCheckOptions,
+  examples: ['scanbridge verify "José Álvarez Núñez.zip"', "scanbridge verify incoming.zip --allow-unsealed --json"],
+  load: async () => (await import("./verify.js")).runVerifyCommand,
+};

@@ -1,0 +1,32 @@
+import type { CommandSpec } from "./types.js";
+import { notifyOptions } from "./notify.spec.js";
+import { packageCheckOptions } from "./verify.spec.js";
+
+/** `scanbridge watch`. */
+export const watchSpec: CommandSpec = {
+  name: "watch",
+  args: "<dropdir>",
+  summary: "take complete packages from a drop folder, verify and extract them into the ready folder, archive or quarantine them, keep an audit log",
+  options: [
+    { key: "ready", flags: "--ready <dir>", description: "folder where verified packages are extracted, one folder per patient", type: "string", env: "SCANBRIDGE_WATCH_READY" },
+    { key: "archive", flags: "--archive <dir>", description: "where processed zips go (default <dropdir>/archive)", type: "string", env: "SCANBRIDGE_WATCH_ARCHIVE" },
+    { key: "quarantine", flags: "--quarantine <dir>", description: "where rejected zips go with <Name>.reason.json (default <dropdir>/quarantine)", type: "string", env: "SCANBRIDGE_WATCH_QUARANTINE" },
+    { key: "settle", flags: "--settle <seconds>", description: "a package without .sha256 marker is taken when unchanged this long and its zip end record reads", type: "duration", env: "SCANBRIDGE_WATCH_SETTLE", default: "30s", min: 0 },
+    { key: "concurrency", flags: "--concurrency <n>", description: "packages processed at the same time", type: "number", env: "SCANBRIDGE_WATCH_CONCURRENCY", default: 2, min: 1, max: 64 },
+    { key: "once", flags: "--once", description: "process what is in the drop folder now, then exit (cron, tests)", type: "boolean", default: false, flagOnly: true },
+    { key: "audit", flags: "--audit <file>", description: "audit log, JSON Lines with a hash chain (default <dropdir>/audit.jsonl)", type: "string", env: "SCANBRIDGE_WATCH_AUDIT" },
+    { key: "auditNames", flags: "--audit-names", description: "write package (patient) names into the audit log", type: "boolean", env: "SCANBRIDGE_WATCH_AUDIT_NAMES", default: false },
+    { key: "rescan", flags: "--rescan <seconds>", description: "rescan the drop folder this often even without file-system events", type: "duration", env: "SCANBRIDGE_WATCH_RESCAN", default: "30s", min: 1 },
+    { key: "giveUp", flags: "--give-up <seconds>", description: "quarantine an unmarked file that is stable but still not a readable zip after this long", type: "duration", env: "SCANBRIDGE_WATCH_GIVE_UP", default: "1h", min: 1 },
+    { key: "staleClaim", flags: "--stale-claim <seconds>", description: "take over packages claimed by a watcher (on another host) silent this long", type: "duration", env: "SCANBRIDGE_WATCH_STALE_CLAIM", default: "2m", min: 30 },
+    ...packageCheckOptions,
+    ...notifyOptions,
+  ],
+  examples: [
+    "scanbridge watch /srv/drop --ready /srv/ready",
+    "scanbridge watch /srv/drop --ready /srv/ready --once --json",
+    "scanbridge watch /srv/drop --ready /srv/ready --quarantine /srv/quarantine --settle 2m --concurrency 4",
+    "scanbridge watch /srv/drop --ready /srv/ready --email radiology-intake@hospital.example --smtp smtp://relay.hospital.example",
+  ],
+  load: async () => (await import("./watch.js")).runWatchWithNotifications,
+};

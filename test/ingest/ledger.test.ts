@@ -1,0 +1,58 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { GENESIS_HASH, appendAudit, hashLine, verifyAuditLog } from "../../src/ingest/ledger.js";
+import { isCandidateName } from "../../src/ingest/settle.js";
+import { tmp } from "./helpers.js";
+
+describe("audit ledger", () => {
+  it("chains records: the first to the genesis hash, each next to the hash of the line before", async () => {
+    const file = join(tmp(), "audit.jsonl");
+    await appendAudit(file, { event: "a", n: 1 });
+    await appendAudit(file, { event: "b", n: 2 });
+    const lines = readFileSync(file, "utf8").trim().split("\n");
+    expect(JSON.parse(lines[0]!).prev).toBe(GENESIS_HASH);
+    expect(JSON.parse(lines[1]!).prev).toBe(hashLine(lines[0]!));
+    const r = await verifyAuditLog(file);
+    expect(r).toEqual({ ok: true, records: 2, head: hashLine(lines[1]!), broken: [] });
+  });
+
+  it("keeps the chain intact under 60 concurrent appends (lock file)", async () => {
+    const file = join(tmp(), "audit.jsonl");
+    await Promise.all(Array.from({ length: 60 }, (_, i) => appendAudit(file, { event: "x", i })));
+    const r = await verifyAuditLog(file);
+    expect(r.broken).toEqual([]);
+    expect(r.records).toBe(60);
+  });
+
+  it("detects a changed, removed, inserted or garbled line", async () => {
+    const file = join(tmp(), "audit.jsonl");
+    for (let i = 0; i < 6; i++) await appendAudit(file, { event: "ready", id: `id${i}`, files: i });
+    const lines = readFileSync(file, "utf8").trim().split("\n");
+    const check = async (ls: string[]) => {
+      const f = join(tmp(), "t.jsonl");
+      writeFileSync(f, ls.join("\n") + "\n");
+      return verifyAuditLog(f);
+    };
+    const changed = [...lines];
+    changed[2] = changed[2]!.replace('"files":2', '"files":3');
+    expect((await check(changed)).broken.map((b) => b.line)).toEqual([4]);
+    const removed = lines.filter((_, i) => i !== 3);
+    expect((await check(removed)).broken.map((b) => b.line)).toEqual([4]);
+    const inserted = [...lines.slice(0, 2), lines[4]!, ...lines.slice(2)];
+    expect((await check(inserted)).ok).toBe(false);
+    const garbled = [...lines];
+    garbled[5] = "{not json";
+    expect((await check(garbled)).broken).toEqual([{ line: 6, reason: "not valid JSON" }]);
+  });
+});
+
+describe("drop folder names", () => {
+  it("takes only finished .zip names", () => {
+    expect(isCandidateName("José Álvarez.zip")).toBe(true);
+    expect(isCandidateName("X.ZIP")).toBe(true);
+    for (const n of [".X.zip.partial", "X.zip.partial", "X.zip.part", ".X.zip", "~X.zip", "X.zip.tmp", "X.zip.sha256", "X.zip.crdownload", "audit.jsonl", "X.reason.json"]) {
+      expect(isCandidateName(n), n).toBe(false);
+    }
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Crash points that random kills rarely hit, built exactly: the state a watcher leaves when it dies at
+ * each step, then a real restart of the CLI must finish or roll back, never duplicate or lose.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { writeSmallPackage } from "../../fixtures/package-builder.js";
+import { chooseReadyTarget, claimPackage, commitToReady, ensureDirs, ingestDirs, writeCommitState, type Claim } from "../../src/ingest/store.js";
+import { verifyPackage } from "../../src/ingest/verify.js";
+import { verifyAuditLog } from "../../src/ingest/ledger.js";
+import { ls, run, tmp, walk } from "./helpers.js";
+
+/** A pid that certainly belongs to no running process. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]);
+  return Number(r.stdout.toString());
+}
+
+async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed") {
+  const home = tmp();
+  const drop = join(home, "drop");
+  const ready = join(home, "ready");
+  const d = ingestDirs(drop, ready);
+  await ensureDirs(d);
+  await writeSmallPackage(drop, "Crash Patient");
+  const claim = (await claimPackage(d, "Crash Patient.zip", "dead-instance")) as Claim;
+  expect(claim).toBeDefined();
+  if (step !== "claimed") {
+    await mkdir(claim.staging, { recursive: true });
+    const r = await verifyPackage(claim.zip, { extractTo: claim.staging, sidecarPath: claim.marker! });
+    expect(r.ok).toBe(true);
+    if (step !== "extracting") {
+      const state = { phase: "committing" as const, from: r.extracted!.root, target: await chooseReadyTarget(d, "Crash Patient") };
+      expect(state.target).toBe(join(ready, "Crash Patient"));
+      await writeCommitState(claim, state);
+      if (step === "renamed") await commitToReady(d, claim, state);
+    }
+  }
+  // The owner dies: its claim names a pid that no longer runs.
+  const ownerFile = join(claim.dir, "claim.json");
+  const owner = JSON.parse(readFileSync(ownerFile, "utf8")) as { pid: number };
+  owner.pid = deadPid();
+  writeFileSync(ownerFile, JSON.stringify(owner));
+  const again = await run(["watch", drop, "--ready", ready, "--once", "--settle", "0"], home);
+  expect(again.code, again.stderr).toBe(0);
+  expect(ls(ready)).toEqual([".scanbridge-staging", "Crash Patient"]);
+  expect(walk(join(ready, "Crash Patient"))).toEqual(["DICOMDIR", "manifest.json", "report.pdf", "series1/img1.dcm", "series1/img2.dcm"]);
+  expect(ls(d.staging)).toEqual([]);
+  expect(ls(d.processing)).toEqual([]);
+  expect(ls(d.archive)).toEqual(["Crash Patient.zip", "Crash Patient.zip.sha256"]);
+  expect(existsSync(join(drop, "Crash Patient.zip"))).toBe(false);
+  const audit = readFileSync(join(drop, "audit.jsonl"), "utf8");
+  expect(audit.match(/"event":"ready"/g)).toHaveLength(1);
+  expect((await verifyAuditLog(join(drop, "audit.jsonl"))).ok).toBe(true);
+  return audit;
+}
+
+describe("restart after a crash at each step", () => {
+  it("after the commit record, with the name taken meanwhile: a suffixed folder, the other left alone", async () => {
+    const home = tmp();
+    const drop = join(home, "drop");
+    const ready = join(home, "ready");
+    const d = ingestDirs(drop, ready);
+    await ensureDirs(d);
+    await writeSmallPackage(drop, "Taken Name");
+    const claim = (await claimPackage(d, "Taken Name.zip", "dead-instance")) as Claim;
+    await mkdir(claim.staging, { recursive: true });
+    const r = await verifyPackage(claim.zip, { extractTo: claim.staging, sidecarPath: claim.marker! });
+    await writeCommitState(claim, { phase: "committing", from: r.extracted!.root, target: await chooseReadyTarget(d, "Taken Name") });
+    await mkdir(join(ready, "Taken Name"));
+    writeFileSync(join(ready, "Taken Name", "mine.txt"), "staff");
+    const owner = JSON.parse(readFileSync(join(claim.dir, "claim.json"), "utf8")) as { pid: number };
+    owner.pid = deadPid();
+    writeFileSync(join(claim.dir, "claim.json"), JSON.stringify(owner));
+    expect((await run(["watch", drop, "--ready", ready, "--once", "--settle", "0"], home)).code).toBe(0);
+    const folders = ls(ready).filter((n) => !n.startsWith("."));
+    expect(folders).toHaveLength(2);
+    expect(walk(join(ready, "Taken Name"))).toEqual(["mine.txt"]);
+    expect(walk(join(ready, folders[1]!))).toContain("manifest.json");
+    expect(ls(d.processing)).toEqual([]);
+  });
+
+  it("right after the claim: back to the queue, then processed once", async () => {
+    expect(await crashAt("claimed")).toContain('"event":"requeued"');
+  });
+  it("half-way through extraction: staging removed, back to the queue, processed once", async () => {
+    expect(await crashAt("extracting")).toContain('"event":"requeued"');
+  });
+  it("after the commit record, before the rename into ready/: the rename is finished", async () => {
+    expect(await crashAt("committing")).toContain('"recovered":true');
+  });
+  it("after the rename into ready/, before archiving: archived, not delivered twice", async () => {
+    expect(await crashAt("renamed")).toContain('"recovered":true');
+  });
+});
