@@ -53,7 +53,8 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   const env = deps.env ?? process.env;
   const stdout = deps.stdout ?? process.stdout;
   const stderr = deps.stderr ?? process.stderr;
-  const stderrIsTTY = Boolean((stderr as NodeJS.WriteStream).isTTY);
+  // A terminal that reports no width (e.g. `script` without a size) makes spinners redraw forever: plain lines there.
+  const stderrIsTTY = Boolean((stderr as NodeJS.WriteStream).isTTY) && ((stderr as NodeJS.WriteStream).columns ?? 0) > 0;
   const stdinIsTTY = deps.stdinIsTTY ?? Boolean(process.stdin.isTTY);
   const handleSignals = deps.handleSignals ?? deps.stdout === undefined;
   let exitCode: number = ExitCode.ok;

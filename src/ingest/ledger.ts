@@ -4,6 +4,7 @@ import { open, readFile, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isProcessAlive } from "../util/process.js";
 
 /** `prev` of the first record of a log. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -32,14 +33,6 @@ export function hashLine(line: string): string {
 
 const LOCK_STALE_MS = 30_000;
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Take `<file>.lock` (exclusive create), so several watchers can share one log; returns the release function. */
 async function lockFile(file: string): Promise<() => Promise<void>> {
@@ -59,7 +52,7 @@ async function lockFile(file: string): Promise<() => Promise<void>> {
         const st = await stat(lock);
         const [host, pid] = (await readFile(lock, "utf8")).split(" ");
         // A holder killed with -9 on this host leaves its lock behind: take it over at once.
-        const deadHere = host === hostname() && Number(pid) > 0 && !pidAlive(Number(pid));
+        const deadHere = host === hostname() && Number(pid) > 0 && !isProcessAlive(Number(pid));
         if (deadHere || Date.now() - st.mtimeMs > LOCK_STALE_MS) await unlink(lock).catch(() => {});
       } catch {
         // gone meanwhile: retry at once

@@ -3,6 +3,7 @@ import { constants } from "node:fs";
 import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { isProcessAlive } from "../util/process.js";
 
 /** The folders a watch works with. */
 export interface IngestDirs {
@@ -272,14 +273,6 @@ export async function quarantinePackage(d: IngestDirs, c: Claim, reason: Record<
   return zip;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** What recovery found in one claim folder. */
 export type RecoveryAction = { claim: Claim; state: ClaimState | undefined };
@@ -302,7 +295,7 @@ export async function takeOverStaleClaims(d: IngestDirs, instance: string, stale
       // A claim being prepared: never holds a package. Remove it when its maker is gone.
       const m = /-(\d+)-[0-9a-f]+$/.exec(id);
       const age = await stat(dir).then((st) => Date.now() - st.mtimeMs, () => 0);
-      if ((m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1])) && id.includes(`-${hostTag()}-`)) || age > staleMs) {
+      if ((m && Number(m[1]) !== process.pid && !isProcessAlive(Number(m[1])) && id.includes(`-${hostTag()}-`)) || age > staleMs) {
         await rm(dir, { recursive: true, force: true });
       }
       continue;
@@ -323,7 +316,7 @@ export async function takeOverStaleClaims(d: IngestDirs, instance: string, stale
     }
     if (owner?.instance === instance) continue;
     const sameHost = owner?.host === hostname();
-    const dead = owner ? sameHost && (!pidAlive(owner.pid) || owner.pid === process.pid) : Date.now() - mtimeMs > 5000;
+    const dead = owner ? sameHost && (!isProcessAlive(owner.pid) || owner.pid === process.pid) : Date.now() - mtimeMs > 5000;
     const stale = Date.now() - mtimeMs > staleMs;
     if (!dead && !stale) continue;
     const newId = newClaimId();
@@ -386,7 +379,7 @@ export async function sweepOrphanStaging(d: IngestDirs, staleMs: number): Promis
     try {
       const st = await stat(p);
       const m = /^\d+-(.+)-(\d+)-[0-9a-f]+$/.exec(id);
-      const deadHere = m !== null && m[1] === hostTag() && !pidAlive(Number(m[2]));
+      const deadHere = m !== null && m[1] === hostTag() && !isProcessAlive(Number(m[2]));
       if (!deadHere && Date.now() - st.mtimeMs < staleMs) continue;
     } catch {
       continue;

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../config/write.js";
 import { LocalIoError, NotifyError, describeIoError } from "../errors.js";
+import { isProcessAlive } from "../util/process.js";
 
 /** One delivery: a channel and a recipient, pending until it succeeds, then sent for good. */
 export interface OutboxItem {
@@ -82,14 +83,6 @@ export function pendingItems(outbox: Outbox): OutboxItem[] {
   return outbox.items.filter((i) => i.status === "pending");
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /**
  * Run `fn` holding an exclusive lock on an outbox (a `.lock` file created with O_EXCL), so two runs
@@ -110,7 +103,7 @@ export async function withOutboxLock<T>(outboxPath: string, fn: () => Promise<T>
       const holder = await readFile(lockPath, "utf8").catch(() => "");
       const [pidText, host] = holder.split("@");
       const pid = Number(pidText);
-      const stale = host === hostname() && Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+      const stale = host === hostname() && Number.isInteger(pid) && pid > 0 && !isProcessAlive(pid);
       if (!stale || tries > 0) {
         throw new NotifyError("OUTBOX_LOCKED", `Another scanbridge process (${holder || "unknown"}) is sending these notifications`, {
           hint: `Wait for it to finish, then run \`scanbridge notify --retry\`. If no such process exists, delete ${lockPath}.`,

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
-/** Repository root and the built CLI, exactly as a user runs it. */
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const BIN = join(ROOT, "bin", "scanbridge.js");
+import { BIN, ROOT } from "../helpers/cli.js";
+
+/** Repository root and the built CLI (shared with the other end-to-end tests). */
+export { BIN, ROOT };
 
 /** Result of a CLI run. */
 export interface Run {
