@@ -82,7 +82,9 @@ class OutputTap extends Transform {
       return;
     }
     this.hash.update(chunk);
-    if (chunk.length >= COALESCE_BYTES && this.pendingBytes === 0) {
+    if (chunk.length >= COALESCE_BYTES) {
+      // Large chunks go straight through (no copy); small header pieces queued before them go first.
+      if (this.pendingBytes > 0) this.push(this.drainPending());
       cb(null, chunk);
       return;
     }

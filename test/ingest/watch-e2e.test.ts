@@ -22,11 +22,19 @@ import { ls, run, start, tmp, until, walk } from "./helpers.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The JSON Lines events of a `watch --json` run (the final result line, `{"ok":...}`, is left out). */
 function jsonLines(out: string): Array<Record<string, unknown>> {
   return out
     .split("\n")
     .filter((l) => l.startsWith("{") && l.endsWith("}"))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => !("ok" in e));
+}
+
+/** The final result of a `watch --json` run: its last line. */
+function finalResult<T>(out: string): T {
+  const last = out.trim().split("\n").at(-1)!;
+  return JSON.parse(last) as T;
 }
 
 function auditRecords(file: string): Array<Record<string, unknown>> {
@@ -163,7 +171,8 @@ describe("watch: rejection", () => {
     for (const v of variants) await writeHostilePackage(d.drop, v, `Hostile ${v}`);
     const r = await run(["watch", d.drop, "--ready", d.ready, "--once", "--settle", "1", "--concurrency", "4", "--json"], home);
     expect(r.code).toBe(0);
-    const result = JSON.parse(r.stdout.slice(r.stdout.lastIndexOf("\n{\n") + 1)) as { quarantined: number; ready: number; packages: Array<{ problems: string[] }> };
+    const result = finalResult<{ ok: boolean; quarantined: number; ready: number; packages: Array<{ problems: string[] }> }>(r.stdout);
+    expect(result.ok).toBe(true);
     expect(result.quarantined).toBe(variants.length);
     expect(result.ready).toBe(0);
     for (const v of variants) {
