@@ -6,6 +6,7 @@ import { InputError, throwIfAborted } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import type { FileKind } from "./manifest.js";
 import type { ScanResult } from "./scan.js";
+import { forEachConcurrent } from "../util/concurrency.js";
 
 /** What inspecting the DICOM headers of a package found. */
 export interface DicomInspection {
@@ -50,30 +51,21 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
   const byPath: DicomInspection["byPath"] = new Map();
   const unreadable: string[] = [];
   let bytesRead = 0;
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < dicomFiles.length) {
-      throwIfAborted(opts.signal);
-      const f = dicomFiles[next++]!;
-      try {
-        const header = await readDicomHeader(f.absPath);
-        bytesRead += header.bytesRead;
-        if (!header.isDicomdir) entries.push({ path: f.absPath, header });
-        byPath.set(f.absPath, { kind: header.isDicomdir ? "dicomdir" : "dicom", studyInstanceUid: header.studyInstanceUid, seriesInstanceUid: header.seriesInstanceUid });
-      } catch (err) {
-        if (!(err instanceof InputError)) throw err;
-        unreadable.push(f.absPath);
-        f.kind = "dicom-unreadable";
-        byPath.set(f.absPath, { kind: "dicom-unreadable" });
-      }
-      done++;
-      opts.emit?.({ type: "progress", id: "inspect", done, total: dicomFiles.length, unit: "files" });
+  await forEachConcurrent(dicomFiles, opts.concurrency ?? 8, async (f) => {
+    try {
+      const header = await readDicomHeader(f.absPath);
+      bytesRead += header.bytesRead;
+      if (!header.isDicomdir) entries.push({ path: f.absPath, header });
+      byPath.set(f.absPath, { kind: header.isDicomdir ? "dicomdir" : "dicom", studyInstanceUid: header.studyInstanceUid, seriesInstanceUid: header.seriesInstanceUid });
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      unreadable.push(f.absPath);
+      f.kind = "dicom-unreadable";
+      byPath.set(f.absPath, { kind: "dicom-unreadable" });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(opts.concurrency ?? 8, dicomFiles.length) }, worker));
+  }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "inspect", done, total: dicomFiles.length, unit: "files" }) });
   entries.sort((a, b) => (a.path < b.path ? -1 : 1));
-  opts.emit?.({ type: "step-done", id: "inspect", label: `Read ${done} DICOM headers` });
+  opts.emit?.({ type: "step-done", id: "inspect", label: `Read ${dicomFiles.length} DICOM headers` });
 
   if (unreadable.length > 0) {
     if (opts.strict) {

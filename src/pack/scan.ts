@@ -5,6 +5,7 @@ import { InputError, throwIfAborted } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
+import { forEachConcurrent } from "../util/concurrency.js";
 
 /** One input as given on the command line, resolved. */
 export interface ScanInput {
@@ -164,33 +165,23 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
 
   // Classify: read each file's head (bounded concurrency) and stat it.
   const total = pending.length;
-  let done = 0;
   opts.emit?.({ type: "step", id: "scan", label: "Checking files" });
-  const concurrency = opts.concurrency ?? 16;
-  let next = 0;
-  const worker = async () => {
-    while (next < pending.length) {
-      throwIfAborted(opts.signal);
-      const p = pending[next++]!;
-      try {
-        const st = await lstat(p.abs);
-        const head = await readHead(p.abs);
-        const c = classifyFile(p.rel, head);
-        if (c.action === "include") {
-          result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: st.size, mtime: st.mtime, kind: c.kind, dir: p.dir });
-        } else if (c.action === "exclude") {
-          result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: st.size });
-        } else {
-          result.archives.push({ input: p.input, relPath: p.rel, absPath: p.abs, size: st.size });
-        }
-      } catch (err) {
-        result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+  await forEachConcurrent(pending, opts.concurrency ?? 16, async (p) => {
+    try {
+      const st = await lstat(p.abs);
+      const head = await readHead(p.abs);
+      const c = classifyFile(p.rel, head);
+      if (c.action === "include") {
+        result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: st.size, mtime: st.mtime, kind: c.kind, dir: p.dir });
+      } else if (c.action === "exclude") {
+        result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: st.size });
+      } else {
+        result.archives.push({ input: p.input, relPath: p.rel, absPath: p.abs, size: st.size });
       }
-      done++;
-      opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
+    } catch (err) {
+      result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, pending.length)) }, worker));
+  }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" }) });
   opts.emit?.({ type: "step-done", id: "scan", label: `Checked ${total} files` });
   const byPath = (a: { input: number; relPath?: string; path?: string }, b: { input: number; relPath?: string; path?: string }) =>
     a.input - b.input || ((a.relPath ?? a.path)! < (b.relPath ?? b.path)! ? -1 : 1);
