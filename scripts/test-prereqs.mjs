@@ -12,6 +12,7 @@ const needs = [
   { bin: "/usr/bin/dcmdump", pkg: "dcmtk", why: "DICOM headers are cross-checked with dcmdump" },
   { bin: "/usr/bin/openssl", pkg: "openssl", why: "throw-away TLS certificates for the SMTP and webhook tests" },
   { bin: "/usr/bin/ssh-keygen", pkg: "openssh-client", why: "throw-away host and user keys" },
+  { bin: "/usr/bin/tmux", pkg: "tmux", why: "prompts are tested at a real terminal" },
 ];
 const missing = needs.filter((n) => !existsSync(n.bin));
 if (missing.length === 0) process.exit(0);
