@@ -98,7 +98,7 @@ async function loadIdentity(options: UploadStageOptions, deps: UploadStageDeps):
 }
 
 /** Build the per-attempt connection factory: host-key questions and password prompts happen here, never in the stage. */
-async function createConnector(spec: DestinationSpec, options: UploadStageOptions, deps: UploadStageDeps): Promise<() => Promise<Destination>> {
+export async function createConnector(spec: DestinationSpec, options: UploadStageOptions, deps: UploadStageDeps): Promise<() => Promise<Destination>> {
   if (spec.kind === "local") return async () => new LocalDestination(spec.folder);
   const { connectSftp } = await import("../transfer/sftp.js");
   const identity = await loadIdentity(options, deps);

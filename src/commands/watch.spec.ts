@@ -1,12 +1,18 @@
 import type { CommandSpec } from "./types.js";
 import { notifyOptions } from "./notify.spec.js";
 import { packageCheckOptions } from "./verify.spec.js";
+import { uploadOptions } from "./upload.spec.js";
+
+/** Connection options shared with upload (same keys, defaults and host-key rules), for a remote inbox. */
+const REMOTE_CONNECTION_KEYS = ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"];
+const remoteConnectionOptions = uploadOptions.filter((o) => REMOTE_CONNECTION_KEYS.includes(o.key));
 
 /** `scanbridge watch`. */
 export const watchSpec: CommandSpec = {
   name: "watch",
   args: "<dropdir>",
-  summary: "take complete packages from a drop folder, verify and extract them into the ready folder, archive or quarantine them, keep an audit log",
+  summary:
+    "take complete packages from a drop folder (or a remote inbox, sftp://user@host[:port]/folder), verify and extract them into the ready folder, archive or quarantine them, keep an audit log",
   options: [
     { key: "ready", flags: "--ready <dir>", description: "folder where verified packages are extracted, one folder per patient", type: "string", env: "SCANBRIDGE_WATCH_READY" },
     { key: "archive", flags: "--archive <dir>", description: "where processed zips go (default <dropdir>/archive)", type: "string", env: "SCANBRIDGE_WATCH_ARCHIVE" },
@@ -19,6 +25,10 @@ export const watchSpec: CommandSpec = {
     { key: "rescan", flags: "--rescan <seconds>", description: "rescan the drop folder this often even without file-system events", type: "duration", env: "SCANBRIDGE_WATCH_RESCAN", default: "30s", min: 1 },
     { key: "giveUp", flags: "--give-up <seconds>", description: "quarantine an unmarked file that is stable but still not a readable zip after this long", type: "duration", env: "SCANBRIDGE_WATCH_GIVE_UP", default: "1h", min: 1 },
     { key: "staleClaim", flags: "--stale-claim <seconds>", description: "take over packages claimed by a watcher (on another host) silent this long", type: "duration", env: "SCANBRIDGE_WATCH_STALE_CLAIM", default: "2m", min: 30 },
+    { key: "drop", flags: "--drop <dir>", description: "remote inbox only: local folder downloads are handed to and processed in (default <ready>/../.scanbridge-remote-drop)", type: "string", env: "SCANBRIDGE_WATCH_DROP" },
+    { key: "remoteAfter", flags: "--remote-after <action>", description: "remote inbox only: what happens to a remote package once it is downloaded and hash-checked: move (to --remote-processed) or delete", type: "string", env: "SCANBRIDGE_WATCH_REMOTE_AFTER", default: "move", choices: ["move", "delete"] },
+    { key: "remoteProcessed", flags: "--remote-processed <path>", description: "remote inbox only: remote folder taken packages are moved to (default processed/ beside the inbox)", type: "string", env: "SCANBRIDGE_WATCH_REMOTE_PROCESSED" },
+    ...remoteConnectionOptions,
     ...packageCheckOptions,
     ...notifyOptions,
   ],
@@ -26,6 +36,7 @@ export const watchSpec: CommandSpec = {
     "scanbridge watch /srv/drop --ready /srv/ready",
     "scanbridge watch /srv/drop --ready /srv/ready --once --json",
     "scanbridge watch /srv/drop --ready /srv/ready --quarantine /srv/quarantine --settle 2m --concurrency 4",
+    "scanbridge watch sftp://intake@upload.hospital.example/inbox --ready /srv/ready --identity ~/.ssh/id_ed25519 --remote-after move",
     "scanbridge watch /srv/drop --ready /srv/ready --email radiology-intake@hospital.example --smtp smtp://relay.hospital.example",
   ],
   load: async () => (await import("./watch.js")).runWatchWithNotifications,

@@ -3,8 +3,11 @@ import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } from "../notify/stage.js";
 import type { Receipt } from "../transfer/receipt.js";
-import { InputError, UsageError } from "../errors.js";
-import { runWatch, type PackageOutcome, type WatchEvent, type WatchOptions } from "../ingest/watcher.js";
+import { ExitCode, InputError, UsageError } from "../errors.js";
+import { runWatch, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
+import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
+import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
+import { createConnector, type UploadStageOptions } from "./upload.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
@@ -22,11 +25,14 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
   if (typeof o.ready !== "string" || o.ready.length === 0) {
     throw new UsageError("MISSING_READY", "watch needs --ready <dir>: the folder where verified packages are extracted", { hint: "Example: scanbridge watch /srv/drop --ready /srv/ready" });
   }
-  const arg = ctx.args[0]!;
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(arg)) {
-    throw new UsageError("REMOTE_INBOX_UNSUPPORTED", "Remote inboxes (sftp://) are not supported yet", { hint: "Watch a local or mounted folder." });
+  const remote = remoteInboxFrom(ctx);
+  const drop = localDropFor(ctx);
+  if (remote) {
+    // The local drop of a remote inbox is ours: created on first use, private to this machine's staff.
+    await mkdir(drop, { recursive: true, mode: 0o700 });
+  } else if (typeof o.drop === "string" && o.drop.length > 0) {
+    throw new UsageError("DROP_WITHOUT_REMOTE", "--drop is only for a remote inbox (sftp://...); a local drop folder is the argument itself");
   }
-  const drop = resolve(ctx.cwd, arg);
   try {
     if (!(await stat(drop)).isDirectory()) throw new Error("not a folder");
   } catch {
@@ -49,6 +55,47 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
     giveUpSeconds: Number(o.giveUp ?? 3600),
     staleClaimSeconds: Number(o.staleClaim ?? 120),
   };
+}
+
+const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
+
+/** A remote inbox argument (sftp://user@host[:port]/folder), parsed; undefined for a local drop folder. */
+export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string } | undefined {
+  const arg = ctx.args[0] ?? "";
+  if (!isUrl(arg)) return undefined;
+  if (!/^sftp:\/\//i.test(arg)) {
+    throw new UsageError("REMOTE_INBOX_UNSUPPORTED", `Remote inboxes are read over SFTP only, not ${arg.split(":")[0]}://`, { hint: "Use sftp://user@host[:port]/folder, or watch a local or mounted folder." });
+  }
+  const spec = parseDestination(arg, ctx.cwd);
+  if (spec.kind !== "sftp") throw new UsageError("REMOTE_INBOX_UNSUPPORTED", "Remote inboxes are read over SFTP only");
+  if (!spec.user) {
+    throw new UsageError("DESTINATION_NO_USER", "The sftp:// address has no user name", { hint: "Use sftp://user@host/folder." });
+  }
+  const after = ctx.options.remoteAfter === "delete" ? "delete" : "move";
+  const processed = typeof ctx.options.remoteProcessed === "string" && ctx.options.remoteProcessed.length > 0 ? ctx.options.remoteProcessed.replace(/\/+$/, "") || "/" : defaultProcessedFolder(spec.folder);
+  return { spec, after, processed };
+}
+
+/** The local folder runWatch processes: the argument, or for a remote inbox --drop (default <ready>/../.scanbridge-remote-drop). */
+export function localDropFor(ctx: CommandContext): string {
+  const arg = ctx.args[0] ?? "";
+  if (!isUrl(arg)) return resolve(ctx.cwd, arg);
+  const o = ctx.options;
+  if (typeof o.drop === "string" && o.drop.length > 0) return resolve(ctx.cwd, o.drop);
+  return join(dirname(resolve(ctx.cwd, String(o.ready ?? "."))), ".scanbridge-remote-drop");
+}
+
+/** Show one remote inbox event (download, clean-up); errors and waits are shown as watch events. PHI only with --verbose. */
+export function reportRemoteEvent(reporter: Reporter, verbose: boolean, e: RemoteInboxEvent): void {
+  if (e.event === "error" || e.event === "waiting") return reportWatchEvent(reporter, verbose, { ...e, event: e.event, file: e.file ?? "" } as WatchEvent);
+  const who = verbose ? ` (${e.file})` : "";
+  const data: Record<string, unknown> = { ...e };
+  if (!verbose) delete data.file;
+  if (e.event === "downloaded") {
+    reporter.event(data, `downloaded package ${e.id}${who} from the remote inbox, ${formatBytes(e.bytes)}${e.marker ? ", matches its .sha256 marker" : ""}`);
+  } else {
+    reporter.event(data, `remote copy of package ${e.id}${who} ${e.action === "moved" ? "moved to the processed folder" : "deleted"}`);
+  }
 }
 
 /** Show one watch event: a JSON line with --json, a line on stderr otherwise, a status line on a TTY. PHI only with --verbose. */
@@ -95,11 +142,23 @@ export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchE
 export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {}): Promise<CommandOutput> {
   const opts = await watchOptionsFrom(ctx);
   const verbose = ctx.options.verbose === true;
-  const s = await runWatch(opts, {
+  const remote = remoteInboxFrom(ctx);
+  const watchDeps = {
     signal: ctx.signal,
-    onEvent: (e) => reportWatchEvent(ctx.reporter, verbose, e),
+    onEvent: (e: WatchEvent) => reportWatchEvent(ctx.reporter, verbose, e),
     onPackage: hooks.onPackage,
-  });
+  };
+  let s: WatchSummary;
+  let remoteTotals: RemoteTotals | undefined;
+  let exitCode: number | undefined;
+  if (remote) {
+    const r = await runRemoteInbox(ctx, opts, remote, watchDeps, verbose);
+    s = r.summary;
+    remoteTotals = r.remote;
+    exitCode = r.exitCode;
+  } else {
+    s = await runWatch(opts, watchDeps);
+  }
   const outcomes = s.outcomes.map((o) => ({
     result: o.result,
     id: o.id,
@@ -108,9 +167,115 @@ export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {
     problems: o.problems.map((p) => p.code),
   }));
   return {
-    data: { ready: s.ready, quarantined: s.quarantined, requeued: s.requeued, errors: s.errors, packages: outcomes },
-    human: [`watch: ${s.ready} ready, ${s.quarantined} quarantined${s.requeued ? `, ${s.requeued} put back in the queue` : ""}${s.errors ? `, ${s.errors} errors` : ""}`],
+    data: { ready: s.ready, quarantined: s.quarantined, requeued: s.requeued, errors: s.errors, packages: outcomes, ...(remoteTotals ? { remote: remoteTotals } : {}) },
+    human: [
+      `watch: ${s.ready} ready, ${s.quarantined} quarantined${s.requeued ? `, ${s.requeued} put back in the queue` : ""}${s.errors ? `, ${s.errors} errors` : ""}`,
+      ...(remoteTotals ? [`remote inbox: ${remoteTotals.downloaded} downloaded, ${remoteTotals.cleaned} ${remote?.after === "delete" ? "deleted" : "moved"} on the server${remoteTotals.errors ? `, ${remoteTotals.errors} errors` : ""}`] : []),
+    ],
+    ...(exitCode !== undefined ? { exitCode } : {}),
   };
+}
+
+/** Totals of the remote inbox over a watch run. */
+interface RemoteTotals {
+  downloaded: number;
+  cleaned: number;
+  errors: number;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((res) => {
+    if (signal.aborted) return res();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      res();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * A remote inbox: log in (host key checked exactly as upload does: fails closed), then poll the SFTP folder
+ * into the local drop while runWatch processes that drop. With --once: poll (a second time after --settle when
+ * unmarked packages are settling), close the connection, then process the drop once.
+ */
+async function runRemoteInbox(
+  ctx: CommandContext,
+  opts: WatchOptions,
+  remote: NonNullable<ReturnType<typeof remoteInboxFrom>>,
+  watchDeps: Parameters<typeof runWatch>[1],
+  verbose: boolean,
+): Promise<{ summary: WatchSummary; remote: RemoteTotals; exitCode?: number }> {
+  const connect = await createConnector(remote.spec, ctx.options as UploadStageOptions, {
+    env: ctx.env,
+    cwd: ctx.cwd,
+    interactive: ctx.interactive,
+    prompter: ctx.prompter,
+    emit: (e) => ctx.reporter.emit(e),
+    signal: ctx.signal,
+    verbose,
+  });
+  const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
+  const inbox = new RemoteInbox(
+    { inbox: remote.spec.folder, drop: opts.drop, after: remote.after, processed: remote.processed, settleSeconds: opts.settleSeconds },
+    (e) => reportRemoteEvent(ctx.reporter, verbose, e),
+  );
+  const add = (r: PollResult) => {
+    totals.downloaded += r.downloaded;
+    totals.cleaned += r.cleaned;
+    totals.errors += r.errors;
+  };
+  // The first login happens before anything else: a wrong key, password or host key ends the command at once.
+  let dest: Destination | undefined = await connect();
+  if (opts.once) {
+    let pollFailed = false;
+    try {
+      const r = await inbox.poll(dest, ctx.signal);
+      add(r);
+      if (r.settling > 0 && !ctx.signal.aborted) {
+        await sleep(opts.settleSeconds * 1000, ctx.signal);
+        if (!ctx.signal.aborted) add(await inbox.poll(dest, ctx.signal));
+      }
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      pollFailed = true;
+      totals.errors++;
+      reportWatchEvent(ctx.reporter, verbose, { event: "error", code: String((err as { code?: unknown }).code ?? "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed: ${(err as Error).message}` });
+    } finally {
+      await dest.close().catch(() => {});
+    }
+    // What was handed over before a failure is still processed; the run then reports the failure (exit 5).
+    return { summary: await runWatch(opts, watchDeps), remote: totals, ...(pollFailed ? { exitCode: ExitCode.network } : {}) };
+  }
+  const poller = (async () => {
+    while (!ctx.signal.aborted) {
+      let settling = 0;
+      try {
+        // A connection the server dropped while idle is replaced without a fuss.
+        if (dest && (dest as { connectionFailure?: unknown }).connectionFailure) {
+          await dest.close().catch(() => {});
+          dest = undefined;
+        }
+        dest ??= await connect();
+        const r = await inbox.poll(dest, ctx.signal);
+        add(r);
+        settling = r.settling;
+      } catch (err) {
+        if (ctx.signal.aborted) break;
+        totals.errors++;
+        reportWatchEvent(ctx.reporter, verbose, { event: "error", code: String((err as { code?: unknown }).code ?? "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed, retried in ${opts.rescanSeconds} s: ${(err as Error).message}` });
+        await dest?.close().catch(() => {});
+        dest = undefined;
+      }
+      // Poll sooner while an unmarked package settles, so it is taken about --settle after it stopped changing.
+      const wait = settling > 0 ? Math.min(opts.rescanSeconds, Math.max(1, opts.settleSeconds)) : opts.rescanSeconds;
+      await sleep(wait * 1000, ctx.signal);
+    }
+    await dest?.close().catch(() => {});
+  })();
+  const [summary] = await Promise.all([runWatch(opts, watchDeps), poller]);
+  return { summary, remote: totals };
 }
 
 /** Notifications about ingested packages: receipts and outboxes live in `<drop>/notifications/`. */
@@ -156,6 +321,6 @@ function staffNotifier(ctx: CommandContext, drop: string): WatchHooks["onPackage
 
 /** `scanbridge watch` as the CLI runs it: with staff notifications when channels are configured. */
 export async function runWatchWithNotifications(ctx: CommandContext): Promise<CommandOutput> {
-  const drop = ctx.args[0] && !/^[a-z][a-z0-9+.-]*:\/\//i.test(ctx.args[0]) ? resolve(ctx.cwd, ctx.args[0]) : ctx.cwd;
+  const drop = ctx.args[0] ? localDropFor(ctx) : ctx.cwd;
   return runWatchCommand(ctx, { onPackage: staffNotifier(ctx, drop) });
 }

@@ -11,6 +11,23 @@ export type DestinationSpec =
 export interface RemoteStat {
   size: number;
   isDirectory: boolean;
+  /** Modification time, in the server's precision (whole seconds over SFTP). */
+  mtimeMs: number;
+}
+
+/** One entry of a listed folder. `mtimeMs` has the server's precision (whole seconds over SFTP). */
+export interface RemoteEntry {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+/** What a download wrote: bytes and their SHA-256 (hex), hashed while writing. */
+export interface DownloadResult {
+  size: number;
+  sha256: string;
 }
 
 /** An open remote file being written at arbitrary offsets; several writes may be in flight. */
@@ -49,6 +66,10 @@ export interface Destination {
   rename(from: string, to: string): Promise<{ atomic: boolean }>;
   /** Remove a file; a missing file is fine. */
   remove(path: string): Promise<void>;
+  /** Entries of a folder (without "." and ".."). */
+  list(folder: string): Promise<RemoteEntry[]>;
+  /** Copy a remote file to a local file (created or emptied; flushed to disk), hashing it on the way. */
+  download(remotePath: string, localPath: string, opts?: { signal?: AbortSignal; lane?: number }): Promise<DownloadResult>;
   /** Write a small file whole (the .sha256 marker). */
   writeSmall(path: string, data: Buffer): Promise<void>;
   /** Release connections; the object is not used afterwards. */

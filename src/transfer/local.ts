@@ -1,7 +1,8 @@
-import { mkdir, open, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import { readerToFile } from "./download.js";
 import { describeRemoteError } from "./sftp.js";
 
 /** A local (or mounted network) folder as a destination: the embedded default, no server needed. */
@@ -21,7 +22,7 @@ export class LocalDestination implements Destination {
   async stat(path: string): Promise<RemoteStat | undefined> {
     try {
       const s = await stat(path);
-      return { size: s.size, isDirectory: s.isDirectory() };
+      return { size: s.size, isDirectory: s.isDirectory(), mtimeMs: s.mtimeMs };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw describeRemoteError(err, "stat");
@@ -107,6 +108,36 @@ export class LocalDestination implements Destination {
       await unlink(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw describeRemoteError(err, "remove");
+    }
+  }
+
+  async list(folder: string): Promise<RemoteEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(folder);
+    } catch (err) {
+      throw describeRemoteError(err, "list the folder");
+    }
+    const out: RemoteEntry[] = [];
+    for (const name of names) {
+      try {
+        const s = await stat(join(folder, name));
+        out.push({ name, size: s.size, mtimeMs: s.mtimeMs, isFile: s.isFile(), isDirectory: s.isDirectory() });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw describeRemoteError(err, "list the folder");
+      }
+    }
+    return out;
+  }
+
+  async download(remotePath: string, localPath: string, opts: { signal?: AbortSignal } = {}): Promise<DownloadResult> {
+    const st = await this.stat(remotePath);
+    if (!st || st.isDirectory) throw describeRemoteError(Object.assign(new Error("not found"), { code: "ENOENT" }), "download");
+    const r = await this.openRead(remotePath);
+    try {
+      return await readerToFile(r, st.size, localPath, this.window, opts.signal);
+    } finally {
+      await r.close().catch(() => {});
     }
   }
 

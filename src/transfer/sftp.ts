@@ -1,7 +1,8 @@
 import { posix } from "node:path";
 import { Client, type AnyAuthMethod, type SFTPWrapper } from "ssh2";
 import { InterruptedError, NetworkError, ScanbridgeError } from "../errors.js";
-import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
 import { toNetworkError } from "./retry.js";
 
@@ -254,8 +255,8 @@ export class SftpDestination implements Destination {
 
   async stat(path: string): Promise<RemoteStat | undefined> {
     try {
-      const s = await this.op<{ size: number; isDirectory(): boolean }>("check a file", (sftp, cb) => sftp.stat(path, cb as never));
-      return { size: Number(s.size), isDirectory: s.isDirectory() };
+      const s = await this.op<{ size: number; mtime: number; isDirectory(): boolean }>("check a file", (sftp, cb) => sftp.stat(path, cb as never));
+      return { size: Number(s.size), isDirectory: s.isDirectory(), mtimeMs: Number(s.mtime) * 1000 };
     } catch (err) {
       if (err instanceof NetworkError && err.code === "REMOTE_NOT_FOUND") return undefined;
       throw err;
@@ -351,6 +352,25 @@ export class SftpDestination implements Destination {
     } catch (err) {
       if (err instanceof NetworkError && err.code === "REMOTE_NOT_FOUND") return;
       throw err;
+    }
+  }
+
+  async list(folder: string): Promise<RemoteEntry[]> {
+    type Attrs = { size: number; mtime: number; isFile(): boolean; isDirectory(): boolean };
+    const entries = await this.op<Array<{ filename: string; attrs: Attrs }>>("list the folder", (s, cb) => s.readdir(folder, cb as never));
+    return entries
+      .filter((e) => e.filename !== "." && e.filename !== "..")
+      .map((e) => ({ name: e.filename, size: Number(e.attrs.size), mtimeMs: Number(e.attrs.mtime) * 1000, isFile: e.attrs.isFile(), isDirectory: e.attrs.isDirectory() }));
+  }
+
+  async download(remotePath: string, localPath: string, opts: { signal?: AbortSignal; lane?: number } = {}): Promise<DownloadResult> {
+    const st = await this.stat(remotePath);
+    if (!st || st.isDirectory) throw new NetworkError("REMOTE_NOT_FOUND", "A destination path does not exist (download)", { hint: "Check the destination folder." });
+    const r = await this.openRead(remotePath, { lane: opts.lane });
+    try {
+      return await readerToFile(r, st.size, localPath, this.window, opts.signal);
+    } finally {
+      await r.close().catch(() => {});
     }
   }
 

@@ -1,6 +1,6 @@
 // One contract, two implementations: the local folder and SFTP against a real OpenSSH sshd on loopback.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -151,6 +151,42 @@ for (const h of harnesses) {
       expect((await r.read(100, 2)).toString()).toBe("llo");
       expect((await r.read(100, 5)).length).toBe(0);
       await r.close();
+    });
+
+    it("lists a folder: names, sizes, modification times and kinds", async () => {
+      const folder = d.pathOf("listing");
+      await d.mkdirp(d.pathOf("listing/sub"));
+      await d.writeSmall(d.pathOf("listing/José Álvarez.zip"), Buffer.from("12345"));
+      await d.writeSmall(d.pathOf("listing/José Álvarez.zip.sha256"), Buffer.from("x"));
+      const entries = (await d.list(folder)).sort((a, b) => a.name.localeCompare(b.name));
+      expect(entries.map((e) => e.name)).toEqual(["José Álvarez.zip", "José Álvarez.zip.sha256", "sub"]);
+      const zip = entries[0]!;
+      expect(zip).toMatchObject({ size: 5, isFile: true, isDirectory: false });
+      expect(Math.abs(zip.mtimeMs - Date.now())).toBeLessThan(120_000);
+      expect(entries[2]).toMatchObject({ isFile: false, isDirectory: true });
+      expect((await d.stat(d.pathOf("listing/José Álvarez.zip")))?.mtimeMs).toBe(zip.mtimeMs);
+      const err = await d.list(d.pathOf("no/such/folder")).then(() => undefined, (e) => e);
+      expect(err?.code).toBe("REMOTE_NOT_FOUND");
+    });
+
+    it("downloads to a local file with many reads in flight, hashing on the way", async () => {
+      const data = randomBytes(2 * 1024 * 1024 + 777);
+      const p = d.pathOf("dl.bin");
+      const w = await d.openWrite(p, { truncate: true });
+      await w.write(data, 0);
+      await w.close();
+      const local = join(mkdtempSync(join(tmpdir(), "sb-dl-")), "out.bin");
+      writeFileSync(local, "old content to be replaced, longer than nothing");
+      const r = await d.download(p, local);
+      expect(r).toEqual({ size: data.length, sha256: createHash("sha256").update(data).digest("hex") });
+      expect(readFileSync(local).equals(data)).toBe(true);
+      // An empty file, and a missing one.
+      await d.writeSmall(d.pathOf("empty"), Buffer.alloc(0));
+      expect((await d.download(d.pathOf("empty"), local)).size).toBe(0);
+      expect(readFileSync(local).length).toBe(0);
+      const err = await d.download(d.pathOf("missing.zip"), local).then(() => undefined, (e) => e);
+      expect(err?.code).toBe("REMOTE_NOT_FOUND");
+      rmSync(join(local, ".."), { recursive: true, force: true });
     });
 
     it("reports a missing folder as a typed error without the path in the message", async () => {
