@@ -92,9 +92,6 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
     cmd.exitOverride();
     cmd.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
     for (const sub of spec.subcommands ?? []) register(cmd, sub);
-    if (spec.subcommands?.length && !spec.args) {
-      // A parent with sub-commands runs its own action only when it has one (e.g. `config` alone = `config show`).
-    }
     cmd.action(async (...actionArgs: unknown[]) => {
       const command = actionArgs[actionArgs.length - 1] as Command;
       const globals = program.opts<GlobalFlags>();
