@@ -131,7 +131,8 @@ function middleSample(data: Buffer): Buffer {
 
 /**
  * Stream every planned file into `<outDir>/.<fileName>.<random>.tmp` as a zip with one root folder, hashing each
- * file on the way, then append manifest.json. Memory stays flat: one file is read at a time. On any failure or
+ * file on the way, then append manifest.json. Memory stays flat: files up to 1 MB are read whole (the next one
+ * ahead), larger ones stream in 1 MB chunks. On any failure or
  * interrupt the temporary file is removed.
  */
 export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promise<WrittenZip> {
