@@ -3,8 +3,9 @@ import { packPackage, type PackOptions, type PackResult } from "../pack/package.
 import { formatBytes } from "../ui/format.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
-const KIND_LABEL: Record<string, string> = {
-  dicom: "DICOM", dicomdir: "DICOMDIR", "dicom-unreadable": "unreadable DICOM", document: "documents", image: "images", other: "other",
+const KIND_LABEL: Record<string, [string, string]> = {
+  dicom: ["DICOM", "DICOM"], dicomdir: ["DICOMDIR", "DICOMDIR"], "dicom-unreadable": ["unreadable DICOM", "unreadable DICOM"],
+  document: ["document", "documents"], image: ["image", "images"], other: ["other", "other"],
 };
 const REASON_LABEL: Record<string, string> = {
   "os-junk": "system files", executable: "programs", "viewer-software": "files of viewer software", "symlink-outside-inputs": "links outside the inputs",
@@ -75,7 +76,7 @@ export function packResultData(r: PackResult): Record<string, unknown> {
 
 /** Lines a person reads after pack (their own patient's name and path are fine to show them). */
 export function packHumanLines(r: PackResult): string[] {
-  const kinds = Object.entries(r.files.byKind).map(([k, n]) => `${n} ${KIND_LABEL[k] ?? k}`).join(", ");
+  const kinds = Object.entries(r.files.byKind).map(([k, n]) => `${n} ${KIND_LABEL[k]?.[n === 1 ? 0 : 1] ?? k}`).join(", ");
   const lines = [r.dryRun ? `Would package ${r.files.total} files (${kinds}), ${formatBytes(r.inputBytes)}` : `Packaged ${r.files.total} files (${kinds})`];
   if (r.dicom) lines.push(`Scans: ${r.dicom.studyLine}`);
   const left = r.excludedSummary.filter((e) => e.reason !== "symlinked-folder");
