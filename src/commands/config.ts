@@ -18,7 +18,7 @@ export function configurableOptions(specs: readonly CommandSpec[]): OptionDef[] 
 
 function show(v: unknown): string {
   if (v === undefined) return "";
-  if (Array.isArray(v)) return v.length ? v.join(", ") : "(none)";
+  if (Array.isArray(v)) return v.length ? (v.some((x) => typeof x === "object" && x !== null) ? JSON.stringify(v) : v.join(", ")) : "(none)";
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 

@@ -2,6 +2,8 @@ import type { CommandSpec } from "./types.js";
 import { notifyOptions } from "./notify.spec.js";
 import { packageCheckOptions } from "./verify.spec.js";
 import { uploadOptions } from "./upload.spec.js";
+import { routingOptions } from "./route.spec.js";
+import { forwardOptions } from "./forward.spec.js";
 
 /** Connection options shared with upload (same keys, defaults and host-key rules), for a remote inbox. */
 const REMOTE_CONNECTION_KEYS = ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"];
@@ -31,6 +33,8 @@ export const watchSpec: CommandSpec = {
     ...remoteConnectionOptions,
     ...packageCheckOptions,
     ...notifyOptions,
+    ...routingOptions,
+    ...forwardOptions,
   ],
   examples: [
     "scanbridge watch /srv/drop --ready /srv/ready",

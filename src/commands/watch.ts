@@ -12,6 +12,8 @@ import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 import { limitsFromOptions } from "./verify.js";
+import { routingFrom } from "./route.js";
+import { forwardFrom } from "./forward.js";
 
 /** Hooks the lead wires in later (staff notifications). */
 export interface WatchHooks {
@@ -54,6 +56,8 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
     rescanSeconds: Number(o.rescan ?? 30),
     giveUpSeconds: Number(o.giveUp ?? 3600),
     staleClaimSeconds: Number(o.staleClaim ?? 120),
+    routing: routingFrom(o),
+    forward: forwardFrom(o, ctx.cwd),
   };
 }
 
@@ -131,6 +135,12 @@ export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchE
       reporter.event({ ...data, message }, `error${who}: ${message} [${e.code}]`);
       return;
     }
+    case "forwarded":
+      reporter.event(data, `forwarded package ${e.id} to the PACS: ${e.confirmed} of ${e.instances} instances confirmed, ${(e.durationMs / 1000).toFixed(1)} s`);
+      return;
+    case "forward-queued":
+      reporter.event(data, `package ${e.id} stays queued for the PACS (attempt ${e.attempts}, next in ${Math.round(e.nextAttemptInMs / 1000)} s): ${e.message} [${e.code}]`);
+      return;
     case "stopped":
       if (reporter.mode === "tty") reporter.emit({ type: "step-done", id: "watch", label: "Watch stopped" });
       reporter.event(data, `stopped: ${e.ready} ready, ${e.quarantined} quarantined`);
@@ -159,6 +169,8 @@ export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {
   } else {
     s = await runWatch(opts, watchDeps);
   }
+  // --once with packages the PACS did not take: they stay queued; the run reports it (exit 5).
+  if (opts.forward && opts.once && (s.forwardQueued ?? 0) > 0) exitCode ??= ExitCode.network;
   const outcomes = s.outcomes.map((o) => ({
     result: o.result,
     id: o.id,
@@ -167,9 +179,10 @@ export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {
     problems: o.problems.map((p) => p.code),
   }));
   return {
-    data: { ready: s.ready, quarantined: s.quarantined, requeued: s.requeued, errors: s.errors, packages: outcomes, ...(remoteTotals ? { remote: remoteTotals } : {}) },
+    data: { ready: s.ready, quarantined: s.quarantined, requeued: s.requeued, errors: s.errors, packages: outcomes, ...(remoteTotals ? { remote: remoteTotals } : {}), ...(opts.forward ? { forward: { delivered: s.forwarded ?? 0, queued: s.forwardQueued ?? 0 } } : {}) },
     human: [
       `watch: ${s.ready} ready, ${s.quarantined} quarantined${s.requeued ? `, ${s.requeued} put back in the queue` : ""}${s.errors ? `, ${s.errors} errors` : ""}`,
+      ...(opts.forward ? [`forward: ${s.forwarded ?? 0} delivered and confirmed${s.forwardQueued ? `, ${s.forwardQueued} queued for retry` : ""}`] : []),
       ...(remoteTotals ? [`remote inbox: ${remoteTotals.downloaded} downloaded, ${remoteTotals.cleaned} ${remote?.after === "delete" ? "deleted" : "moved"} on the server${remoteTotals.errors ? `, ${remoteTotals.errors} errors` : ""}`] : []),
     ],
     ...(exitCode !== undefined ? { exitCode } : {}),

@@ -1,7 +1,7 @@
 import { UsageError } from "../errors.js";
 
 /** Value kinds an option can have; each has one parser shared by file, environment and flags. */
-export type OptionType = "string" | "boolean" | "number" | "size" | "list" | "duration";
+export type OptionType = "string" | "boolean" | "number" | "size" | "list" | "duration" | "json";
 
 /**
  * One option, declared once: it drives commander, the config file, SCANBRIDGE_* variables and the README.
@@ -103,6 +103,16 @@ export function parseOptionValue(def: OptionDef, raw: unknown, source: string): 
     case "list": {
       const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(",");
       return items.map((s) => s.trim()).filter((s) => s.length > 0);
+    }
+    case "json": {
+      // Structured values (e.g. routing rules): as JSON in the config file, or JSON text from the environment.
+      // The command that uses the value checks its shape.
+      if (typeof raw !== "string") return raw;
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch (err) {
+        throw bad(`expected JSON: ${(err as Error).message}`);
+      }
     }
     case "string": {
       if (typeof raw !== "string" && typeof raw !== "number") throw bad("expected text");

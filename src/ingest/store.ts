@@ -225,22 +225,24 @@ export async function chooseReadyTarget(d: IngestDirs, name: string): Promise<st
  */
 export async function commitToReady(d: IngestDirs, c: Claim, state: ClaimState): Promise<string> {
   let target = state.target;
+  // The target may be in a route folder under ready/ (ready/<route>/<Name>): a clash picks a new name there.
+  const into: IngestDirs = { ...d, ready: dirname(state.target) };
   for (let attempt = 0; attempt < 100; attempt++) {
     const taken = await stat(target).then(() => true, () => false);
     if (!taken) {
       try {
         await rename(state.from, target);
-        await syncPath(d.ready);
+        await syncPath(into.ready);
         return target;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== "EEXIST" && code !== "ENOTEMPTY") throw err;
       }
     }
-    target = await chooseReadyTarget(d, basename(state.from));
+    target = await chooseReadyTarget(into, basename(state.from));
     await writeCommitState(c, { ...state, target });
   }
-  throw new Error(`cannot find a free folder name in ${d.ready}`);
+  throw new Error(`cannot find a free folder name in ${into.ready}`);
 }
 
 /** Move the zip and its marker to archive/ and drop the claim and staging folders. */

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { watch as chokidarWatch, type FSWatcher } from "chokidar";
 import { InterruptedError } from "../errors.js";
 import { appendAudit } from "./ledger.js";
+import { routePackage, type RoutingConfig } from "./routing.js";
+import { enqueueForward, forwardOne, listForwardQueue, type ForwardOptions } from "../forward/queue.js";
 import { Settler, isCandidateName } from "./settle.js";
 import { hashFile } from "./sidecar.js";
 import {
@@ -51,6 +53,10 @@ export interface WatchOptions {
   staleClaimSeconds: number;
   /** Use chokidar events (default true); the rescan alone still works without them. */
   useFsEvents?: boolean;
+  /** Routing rules: when set, packages are filed under `ready/<route folder>/<Name>/`. */
+  routing?: RoutingConfig;
+  /** Forward every package filed in ready/ to a PACS over DICOMweb (queued in `<drop>/forward-queue/`). */
+  forward?: ForwardOptions;
 }
 
 /** What happened to one package: handed to `onPackage` (the hook for staff notifications). PHI: `file`, `summary`. */
@@ -62,6 +68,8 @@ export interface PackageOutcome {
   file: string;
   /** Folder in ready/ (PHI in the name). */
   readyPath?: string;
+  /** With routing rules: the route taken (rule name or "default") and its folder under ready/. No PHI. */
+  route?: { name: string; folder: string; reason: string };
   /** Quarantined zip and its reason file. */
   quarantinePath?: string;
   reasonPath?: string;
@@ -78,12 +86,14 @@ export interface PackageOutcome {
 export type WatchEvent =
   | { event: "started"; drop: string; recovered: number; requeued: number }
   | { event: "claimed"; file: string; why: string }
-  | { event: "ready"; id: string; file: string; files: number; bytes: number; durationMs: number; sealed: boolean; recovered?: boolean }
+  | { event: "ready"; id: string; file: string; files: number; bytes: number; durationMs: number; sealed: boolean; recovered?: boolean; route?: string }
   | { event: "quarantined"; id: string; file: string; problems: string[]; durationMs: number }
   | { event: "requeued"; file: string; why: string }
   | { event: "error"; file?: string; code: string; message: string }
   | { event: "waiting"; file: string; why: string }
   | { event: "status"; ready: number; quarantined: number; inProgress: number; waiting: number }
+  | { event: "forwarded"; id: string; instances: number; confirmed: number; durationMs: number; attempts: number }
+  | { event: "forward-queued"; id: string; code: string; message: string; attempts: number; nextAttemptInMs: number }
   | { event: "stopped"; ready: number; quarantined: number };
 
 /** Seams of runWatch. */
@@ -100,6 +110,9 @@ export interface WatchSummary {
   quarantined: number;
   requeued: number;
   errors: number;
+  /** With forwarding: packages delivered to the PACS and confirmed in this run, and packages still queued. */
+  forwarded?: number;
+  forwardQueued?: number;
   /** Every outcome (only kept with `once`, so a long-running watch does not grow). */
   outcomes: PackageOutcome[];
 }
@@ -183,8 +196,9 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
     let readyPath = state.target;
     if (await stat(state.from).then(() => true, () => false)) readyPath = await commitToReady(dirs, claim, state);
     const sha256 = await hashFile(claim.zip).catch(() => "");
-    await archiveAndRelease(dirs, claim);
     const id = sha256.slice(0, 12);
+    if (opts.forward && sha256) await enqueueForward(opts.drop, { id, sha256, readyPath });
+    await archiveAndRelease(dirs, claim);
     await audit({ event: "ready", id, sha256, result: "ready", recovered: true, ...names(claim.file) });
     emit({ event: "ready", id, file: claim.file, files: 0, bytes: 0, durationMs: Date.now() - t0, sealed: true, recovered: true });
     await record({ result: "ready", id, sha256, file: claim.file, readyPath, problems: [], warnings: [], summary: { files: 0, bytes: 0, compressedBytes: 0 }, sealed: true, durationMs: Date.now() - t0, recovered: true });
@@ -260,14 +274,24 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       // Durable before visible: files were flushed as written; now their folders, then the commit record.
       for (const d of r.extracted.dirs) await syncPath(d);
       await syncPath(claim.staging);
-      const state: ClaimState = { phase: "committing", from: r.extracted.root, target: await chooseReadyTarget(dirs, r.summary.root!) };
+      // With routing rules the package is filed in its route's folder: ready/<route folder>/<Name>/.
+      const decision = opts.routing ? await routePackage(r.extracted.root, opts.routing) : undefined;
+      const route = decision ? { name: decision.route, folder: decision.folder, reason: decision.reason } : undefined;
+      const readyDir = route ? join(dirs.ready, route.folder) : dirs.ready;
+      if (route) {
+        await mkdir(readyDir, { recursive: true });
+        await syncPath(dirs.ready);
+      }
+      const state: ClaimState = { phase: "committing", from: r.extracted.root, target: await chooseReadyTarget({ ...dirs, ready: readyDir }, r.summary.root!) };
       await writeCommitState(claim, state);
       const readyPath = await commitToReady(dirs, claim, state);
+      // Queued before the claim is released: a crash here is finished by recovery, which queues it too.
+      if (opts.forward) await enqueueForward(opts.drop, { id: r.id, sha256: r.sha256, readyPath });
       await archiveAndRelease(dirs, claim);
       const durationMs = Date.now() - t0;
-      emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed });
-      await audit({ event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...names(file) });
-      await record({ result: "ready", id: r.id, sha256: r.sha256, file, readyPath, problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
+      emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}) });
+      await audit({ event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...names(file) });
+      await record({ result: "ready", id: r.id, sha256: r.sha256, file, readyPath, ...(route ? { route } : {}), problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
     } catch (err) {
       summary.errors++;
       retryAfter.set(file, Date.now() + IO_RETRY_MS);
@@ -280,6 +304,52 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       clearInterval(heartbeat);
       deps.signal.removeEventListener("abort", onAbort);
     }
+  };
+
+  // --- forwarding to a PACS ---------------------------------------------------------------------------------
+  let forwarding: Promise<void> | undefined;
+  if (opts.forward) Object.assign(summary, { forwarded: 0, forwardQueued: 0 });
+  /** Try every queued package that is due, one at a time; a PACS that is down leaves them queued. */
+  const forwardDue = async () => {
+    const fwd = opts.forward!;
+    for (const entry of await listForwardQueue(opts.drop, true)) {
+      if (deps.signal.aborted) return;
+      let a;
+      try {
+        a = await forwardOne(opts.drop, entry, fwd, deps.signal);
+      } catch (err) {
+        if (deps.signal.aborted) return;
+        emit({ event: "error", code: String((err as { code?: unknown }).code ?? "FORWARD_FAILED"), message: `Forwarding failed: ${(err as Error).message}` });
+        continue;
+      }
+      if (a.result === "delivered") {
+        summary.forwarded!++;
+        emit({ event: "forwarded", id: a.id, instances: a.instances, confirmed: a.confirmed, durationMs: a.durationMs, attempts: a.attempts });
+        await audit({ event: "forwarded", id: a.id, result: "delivered", instances: a.instances, confirmed: a.confirmed, requests: a.requests, attempts: a.attempts, durationMs: a.durationMs });
+      } else if (a.result === "queued") {
+        emit({ event: "forward-queued", id: a.id, code: a.code, message: a.message, attempts: a.attempts, nextAttemptInMs: a.nextAttemptInMs });
+        await audit({ event: "forward-queued", id: a.id, result: "queued", code: a.code, attempts: a.attempts, durationMs: a.durationMs });
+      } else {
+        emit({ event: "error", code: "FORWARD_SKIPPED", message: `Package ${a.id} not forwarded: ${a.why}` });
+        await audit({ event: "forward-skipped", id: a.id, result: "skipped", reason: a.why });
+      }
+    }
+  };
+  const startForwarding = () => {
+    if (!opts.forward || forwarding) return;
+    forwarding = forwardDue()
+      .catch((err: Error) => emit({ event: "error", code: "FORWARD_FAILED", message: `Forwarding failed: ${err.message}` }))
+      .finally(() => {
+      forwarding = undefined;
+      wake();
+    });
+  };
+  const nextForwardDelay = async (): Promise<number | undefined> => {
+    // While a forwarding run is under way, its end wakes the loop.
+    if (!opts.forward || forwarding) return undefined;
+    const queued = await listForwardQueue(opts.drop);
+    if (queued.length === 0) return undefined;
+    return Math.max(250, Math.min(...queued.map((e) => e.nextAttemptAt)) - Date.now());
   };
 
   // --- the loop ---------------------------------------------------------------------------------------------
@@ -354,12 +424,14 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
         }
       }
       status();
+      if (!opts.once) startForwarding();
       if (opts.once && !pending && inFlight.size === 0) break;
       if (!opts.once && Date.now() - lastRecovery > opts.staleClaimSeconds * 500) {
         lastRecovery = Date.now();
         await recover();
       }
-      const delay = pending ? 250 : opts.rescanSeconds * 1000;
+      const forwardDelay = await nextForwardDelay();
+      const delay = Math.min(pending ? 250 : opts.rescanSeconds * 1000, forwardDelay ?? Infinity);
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         wakeP,
@@ -370,9 +442,16 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       ]);
       clearTimeout(timer);
     }
+    // --once: every package filed now gets one forwarding attempt (with in-request retries); what fails stays queued.
+    if (opts.forward && opts.once && !deps.signal.aborted) {
+      await forwarding;
+      await forwardDue();
+    }
   } finally {
     await fsw?.close();
     await Promise.allSettled([...inFlight.values()]);
+    await forwarding?.catch(() => {});
+    if (opts.forward) summary.forwardQueued = (await listForwardQueue(opts.drop).catch(() => [])).length;
     emit({ event: "stopped", ready: summary.ready, quarantined: summary.quarantined });
     await audit({ event: "watch-stopped", ready: summary.ready, quarantined: summary.quarantined });
   }

@@ -1,0 +1,38 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { UsageError } from "../errors.js";
+import { parseDicomwebUrl, type DicomwebTarget } from "../forward/dicomweb.js";
+import type { ForwardOptions } from "../forward/queue.js";
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+/** Forwarding settings from resolved watch options; undefined without --forward. Bad combinations fail here, at start. */
+export function forwardFrom(options: Record<string, unknown>, cwd: string): ForwardOptions | undefined {
+  const raw = options.forward;
+  if (typeof raw !== "string" || raw.length === 0) return undefined;
+  const url = parseDicomwebUrl(raw);
+  const user = typeof options.forwardUser === "string" && options.forwardUser ? options.forwardUser : undefined;
+  const password = typeof options.forwardPassword === "string" && options.forwardPassword ? options.forwardPassword : undefined;
+  const token = typeof options.forwardToken === "string" && options.forwardToken ? options.forwardToken : undefined;
+  if (token && (user || password)) throw new UsageError("FORWARD_AUTH_AMBIGUOUS", "Give either a bearer token or a user and password for the PACS, not both");
+  if (password && !user) throw new UsageError("FORWARD_AUTH_INCOMPLETE", "SCANBRIDGE_FORWARD_PASSWORD is set but no --forward-user");
+  if (user && !password) throw new UsageError("FORWARD_AUTH_INCOMPLETE", "--forward-user is set but SCANBRIDGE_FORWARD_PASSWORD is not");
+  // Credentials in clear text over a network are refused; on loopback (a local proxy or test PACS) they stay on the host.
+  if ((user || token) && url.protocol === "http:" && !LOOPBACK.has(url.hostname)) {
+    throw new UsageError("FORWARD_INSECURE_AUTH", "Refusing to send PACS credentials over plain http:// to another host", { hint: "Use the PACS's https:// DICOMweb address." });
+  }
+  let ca: Buffer | undefined;
+  if (typeof options.forwardCa === "string" && options.forwardCa) {
+    try {
+      ca = readFileSync(resolve(cwd, options.forwardCa));
+    } catch (err) {
+      throw new UsageError("FORWARD_CA_UNREADABLE", `Cannot read --forward-ca: ${(err as Error).message}`);
+    }
+  }
+  const target: DicomwebTarget = {
+    url: url.href,
+    ...(token ? { auth: { kind: "bearer" as const, token } } : user && password ? { auth: { kind: "basic" as const, user, password } } : {}),
+    ...(ca ? { ca } : {}),
+  };
+  return { target, batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
+}

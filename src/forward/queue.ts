@@ -1,0 +1,140 @@
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { readDicomHeader } from "../dicom/read.js";
+import { isRetryable, type RetryPolicy } from "../transfer/retry.js";
+import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
+import { confirmInstances, stowInstances, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
+
+/** Forwarding settings of a watch (already validated). */
+export interface ForwardOptions {
+  target: DicomwebTarget;
+  /** Instances per STOW-RS request. */
+  batchSize: number;
+  /** First wait before a queued package is tried again; doubles per failed attempt up to `maxRetryDelayMs`. */
+  retryDelayMs: number;
+  maxRetryDelayMs: number;
+  /** Retries inside one attempt (each STOW-RS and QIDO-RS request); default 2 retries, 1 s doubling. */
+  requestRetry?: RetryPolicy;
+}
+
+/** A package waiting to be forwarded: `<drop>/forward-queue/<id>.json`. No PHI except the ready path. */
+export interface ForwardEntry {
+  format: "scanbridge-forward";
+  id: string;
+  sha256: string;
+  /** Folder in ready/ (PHI in the name). */
+  readyPath: string;
+  queuedAt: string;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError?: { code: string; message: string };
+}
+
+/** The outcome of one forwarding attempt. */
+export type ForwardAttempt =
+  | { result: "delivered"; id: string; instances: number; confirmed: number; requests: number; durationMs: number; attempts: number }
+  | { result: "queued"; id: string; code: string; message: string; retryable: boolean; nextAttemptInMs: number; attempts: number; durationMs: number }
+  | { result: "skipped"; id: string; why: string };
+
+/** The queue folders under the drop folder. */
+export function forwardDirs(drop: string): { queue: string; done: string } {
+  const queue = join(drop, "forward-queue");
+  return { queue, done: join(queue, "delivered") };
+}
+
+/** Queue a package for forwarding; idempotent (an entry already queued or delivered is left as it is). */
+export async function enqueueForward(drop: string, e: { id: string; sha256: string; readyPath: string }): Promise<boolean> {
+  const d = forwardDirs(drop);
+  await mkdir(d.done, { recursive: true, mode: 0o700 });
+  const name = `${e.id}.json`;
+  const exists = async (p: string) => readFile(p).then(() => true, () => false);
+  if ((await exists(join(d.queue, name))) || (await exists(join(d.done, name)))) return false;
+  const entry: ForwardEntry = { format: "scanbridge-forward", id: e.id, sha256: e.sha256, readyPath: e.readyPath, queuedAt: new Date().toISOString(), attempts: 0, nextAttemptAt: 0 };
+  await writeJsonAtomic(join(d.queue, name), entry);
+  return true;
+}
+
+/** Entries of the queue (oldest first), optionally only those due now. */
+export async function listForwardQueue(drop: string, dueOnly = false, now = Date.now()): Promise<ForwardEntry[]> {
+  const d = forwardDirs(drop);
+  const names = await readdir(d.queue).catch(() => [] as string[]);
+  const done = new Set(await readdir(d.done).catch(() => [] as string[]));
+  const out: ForwardEntry[] = [];
+  for (const n of names.filter((x) => /^[0-9a-f]{12}\.json$/.test(x))) {
+    // Delivered, then stopped before the queue entry was removed: finish that step, never send twice.
+    if (done.has(n)) {
+      await rm(join(d.queue, n), { force: true });
+      continue;
+    }
+    try {
+      const e = JSON.parse(await readFile(join(d.queue, n), "utf8")) as ForwardEntry;
+      if (!dueOnly || e.nextAttemptAt <= now) out.push(e);
+    } catch {
+      // A half-written entry cannot exist (atomic writes); an unreadable one is left for a person.
+    }
+  }
+  return out.sort((a, b) => a.queuedAt.localeCompare(b.queuedAt));
+}
+
+/** The DICOM instances of an extracted package, from its manifest; UIDs from each file's own header. */
+export async function instancesOf(readyPath: string): Promise<InstanceRef[] | undefined> {
+  let m: Manifest;
+  try {
+    m = JSON.parse(await readFile(join(readyPath, MANIFEST_NAME), "utf8")) as Manifest;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const out: InstanceRef[] = [];
+  for (const f of m.files) {
+    if (f.kind !== "dicom") continue;
+    const path = join(readyPath, ...f.path.split("/"));
+    const h = await readDicomHeader(path);
+    if (!h.sopInstanceUid || !h.studyInstanceUid || !h.seriesInstanceUid) continue;
+    out.push({ path, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid, sopInstanceUid: h.sopInstanceUid });
+  }
+  return out;
+}
+
+/**
+ * Try to forward one queued package: STOW-RS every instance, then QIDO-RS confirmation of every one. Delivered
+ * only when confirmed (the entry moves to delivered/); otherwise it stays queued with the next attempt time.
+ */
+export async function forwardOne(drop: string, entry: ForwardEntry, opts: ForwardOptions, signal: AbortSignal): Promise<ForwardAttempt> {
+  const d = forwardDirs(drop);
+  const t0 = Date.now();
+  const attempts = entry.attempts + 1;
+  const instances = await instancesOf(entry.readyPath).catch(() => undefined);
+  if (!instances || instances.length === 0) {
+    // No manifest (unsealed), no DICOM in it, or the folder is gone: nothing to send or confirm. Set aside for a person.
+    await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "skipped", finishedAt: new Date().toISOString() });
+    await rm(join(d.queue, `${entry.id}.json`), { force: true });
+    return { result: "skipped", id: entry.id, why: instances ? "the package holds no DICOM instances" : "no manifest to confirm the instances against" };
+  }
+  const retry = opts.requestRetry ?? { retries: 2, baseDelayMs: 1000, maxDelayMs: 5000 };
+  try {
+    const stow = await stowInstances(opts.target, instances, { batchSize: opts.batchSize, signal, retry });
+    const confirm = await confirmInstances(opts.target, instances, { signal, retry });
+    if (stow.failed.length > 0 || confirm.missing.length > 0) {
+      throw Object.assign(new Error(`${confirm.missing.length} of ${instances.length} instances not confirmed by QIDO-RS${stow.failed.length ? `, ${stow.failed.length} refused by STOW-RS` : ""}`), { code: "FORWARD_NOT_CONFIRMED", retryable: true });
+    }
+    const durationMs = Date.now() - t0;
+    await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "delivered", instances: instances.length, confirmed: confirm.confirmed, finishedAt: new Date().toISOString(), durationMs });
+    await rm(join(d.queue, `${entry.id}.json`), { force: true });
+    return { result: "delivered", id: entry.id, instances: instances.length, confirmed: confirm.confirmed, requests: stow.requests, durationMs, attempts };
+  } catch (err) {
+    if (signal.aborted) throw err;
+    const code = String((err as { code?: unknown }).code ?? "FORWARD_FAILED");
+    const retryable = (err as { retryable?: boolean }).retryable ?? isRetryable(err);
+    const delay = Math.min(opts.maxRetryDelayMs, opts.retryDelayMs * 2 ** Math.min(20, attempts - 1));
+    const message = (err as Error).message;
+    await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + delay, lastError: { code, message } });
+    return { result: "queued", id: entry.id, code, message, retryable, nextAttemptInMs: delay, attempts, durationMs: Date.now() - t0 };
+  }
+}
+
+async function writeJsonAtomic(path: string, data: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify(data, null, 2) + "\n", { mode: 0o600 });
+  await rename(tmp, path);
+}
