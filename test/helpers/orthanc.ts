@@ -4,9 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./sshd.js";
 
 const ORTHANC = "/usr/sbin/Orthanc";
 
@@ -17,17 +17,8 @@ export function dicomwebPluginPath(): string | undefined {
   return fromDpkg ?? ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"].find(existsSync);
 }
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.on("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
+/** A free TCP port on loopback (shared with the sshd helper). */
+export { freePort };
 
 /** A running (or stopped, restartable) Orthanc. */
 export interface OrthancServer {
