@@ -8,5 +8,8 @@ export const forwardOptions: readonly OptionDef[] = [
   { key: "forwardToken", description: "bearer token for the PACS (instead of user and password)", type: "string", env: "SCANBRIDGE_FORWARD_TOKEN", secret: true },
   { key: "forwardCa", flags: "--forward-ca <file>", description: "extra trusted CA certificates (PEM) for the PACS; certificates are always verified", type: "string", env: "SCANBRIDGE_FORWARD_CA" },
   { key: "forwardBatch", flags: "--forward-batch <n>", description: "DICOM instances per STOW-RS request", type: "number", env: "SCANBRIDGE_FORWARD_BATCH", default: 50, min: 1, max: 1000 },
+  { key: "requireReconcile", flags: "--require-reconcile", description: "forward only packages with a local identity (scanbridge reconcile, or --reconcile-map); others stay queued (NOT_RECONCILED)", type: "boolean", env: "SCANBRIDGE_REQUIRE_RECONCILE", default: false },
+  { key: "reconcileMap", flags: "--reconcile-map <file>", description: "JSON map of local identities, keyed by package id (first 12 hex of the SHA-256) or source Patient ID: { patientId, issuer, patientName? }; implies --require-reconcile; read again at every attempt", type: "string", env: "SCANBRIDGE_RECONCILE_MAP" },
+  { key: "forwardUnreconciled", flags: "--forward-unreconciled", description: "with --reconcile-map: forward packages that have no local identity as received instead of keeping them queued", type: "boolean", env: "SCANBRIDGE_FORWARD_UNRECONCILED", default: false },
   { key: "forwardRetry", flags: "--forward-retry <seconds>", description: "first wait before a package the PACS did not take is tried again; doubles per attempt up to 1 hour", type: "duration", env: "SCANBRIDGE_FORWARD_RETRY", default: "30s", min: 1 },
 ];

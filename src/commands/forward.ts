@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { parseDicomwebUrl, type DicomwebTarget } from "../forward/dicomweb.js";
 import type { ForwardOptions } from "../forward/queue.js";
+import { validateReconciliation, type ReconcileOptions } from "../forward/reconcile.js";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
@@ -34,5 +35,29 @@ export function forwardFrom(options: Record<string, unknown>, cwd: string): Forw
     ...(token ? { auth: { kind: "bearer" as const, token } } : user && password ? { auth: { kind: "basic" as const, user, password } } : {}),
     ...(ca ? { ca } : {}),
   };
-  return { target, batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
+  const reconcile = reconcileFrom(options, cwd);
+  return { target, ...(reconcile ? { reconcile } : {}), batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
+}
+
+/** Reconciliation settings; undefined when none is asked for (packages without a reconcile file go as received). */
+export function reconcileFrom(options: Record<string, unknown>, cwd: string): ReconcileOptions | undefined {
+  const required = options.requireReconcile === true;
+  const forwardUnreconciled = options.forwardUnreconciled === true;
+  const mapFile = typeof options.reconcileMap === "string" && options.reconcileMap ? resolve(cwd, options.reconcileMap) : undefined;
+  if (required && forwardUnreconciled) {
+    throw new UsageError("RECONCILE_CONFLICT", "--require-reconcile and --forward-unreconciled contradict each other", { hint: "Use one: require a local identity, or forward packages without one as received." });
+  }
+  if (mapFile) {
+    // Checked at start so a typo fails now; read again at every attempt so staff can add entries while watch runs.
+    let j: unknown;
+    try {
+      j = JSON.parse(readFileSync(mapFile, "utf8"));
+    } catch (err) {
+      throw new UsageError("RECONCILE_MAP_UNREADABLE", `Cannot read --reconcile-map: ${(err as Error).message}`);
+    }
+    if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", "--reconcile-map must be a JSON object keyed by package id or source Patient ID");
+    for (const [k, v] of Object.entries(j as Record<string, unknown>)) validateReconciliation((v ?? {}) as Record<string, unknown>, `--reconcile-map entry ${JSON.stringify(k)}`);
+  }
+  if (!required && !forwardUnreconciled && !mapFile) return undefined;
+  return { required, forwardUnreconciled, ...(mapFile ? { mapFile } : {}) };
 }

@@ -4,6 +4,7 @@ import { readDicomHeader } from "../dicom/read.js";
 import { isRetryable, type RetryPolicy } from "../transfer/retry.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
 import { confirmInstances, stowInstances, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
+import { decideReconciliation, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
 
 /** Forwarding settings of a watch (already validated). */
 export interface ForwardOptions {
@@ -15,6 +16,8 @@ export interface ForwardOptions {
   maxRetryDelayMs: number;
   /** Retries inside one attempt (each STOW-RS and QIDO-RS request); default 2 retries, 1 s doubling. */
   requestRetry?: RetryPolicy;
+  /** Identity reconciliation before forwarding; without it packages are forwarded as received unless they hold a reconcile file. */
+  reconcile?: ReconcileOptions;
 }
 
 /** A package waiting to be forwarded: `<drop>/forward-queue/<id>.json`. No PHI except the ready path. */
@@ -32,7 +35,7 @@ export interface ForwardEntry {
 
 /** The outcome of one forwarding attempt. */
 export type ForwardAttempt =
-  | { result: "delivered"; id: string; instances: number; confirmed: number; requests: number; durationMs: number; attempts: number }
+  | { result: "delivered"; id: string; instances: number; confirmed: number; requests: number; durationMs: number; attempts: number; reconciled: boolean }
   | { result: "queued"; id: string; code: string; message: string; retryable: boolean; nextAttemptInMs: number; attempts: number; durationMs: number }
   | { result: "skipped"; id: string; why: string };
 
@@ -112,16 +115,32 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
     return { result: "skipped", id: entry.id, why: instances ? "the package holds no DICOM instances" : "no manifest to confirm the instances against" };
   }
   const retry = opts.requestRetry ?? { retries: 2, baseDelayMs: 1000, maxDelayMs: 5000 };
+  let toSend: InstanceRef[] = instances;
+  let dispose: (() => Promise<void>) | undefined;
+  let reconciled = false;
   try {
-    const stow = await stowInstances(opts.target, instances, { batchSize: opts.batchSize, signal, retry });
-    const confirm = await confirmInstances(opts.target, instances, { signal, retry });
+    // Identity reconciliation: nothing reaches the PACS with the sending hospital's identity unless allowed.
+    const decision = await decideReconciliation(entry.id, entry.readyPath, instances, opts.reconcile);
+    if (decision.kind === "not-reconciled") {
+      // Waiting for staff, not for the PACS: tried again after the first retry delay, without doubling.
+      await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + opts.retryDelayMs, lastError: { code: "NOT_RECONCILED", message: decision.message } });
+      return { result: "queued", id: entry.id, code: "NOT_RECONCILED", message: `not forwarded: ${decision.message}`, retryable: true, nextAttemptInMs: opts.retryDelayMs, attempts, durationMs: Date.now() - t0 };
+    }
+    if (decision.kind === "reconcile") {
+      const copies = await reconciledCopies(instances, decision.with);
+      toSend = copies.instances;
+      dispose = copies.dispose;
+      reconciled = true;
+    }
+    const stow = await stowInstances(opts.target, toSend, { batchSize: opts.batchSize, signal, retry });
+    const confirm = await confirmInstances(opts.target, toSend, { signal, retry });
     if (stow.failed.length > 0 || confirm.missing.length > 0) {
       throw Object.assign(new Error(`${confirm.missing.length} of ${instances.length} instances not confirmed by QIDO-RS${stow.failed.length ? `, ${stow.failed.length} refused by STOW-RS` : ""}`), { code: "FORWARD_NOT_CONFIRMED", retryable: true });
     }
     const durationMs = Date.now() - t0;
-    await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "delivered", instances: instances.length, confirmed: confirm.confirmed, finishedAt: new Date().toISOString(), durationMs });
+    await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "delivered", instances: instances.length, confirmed: confirm.confirmed, reconciled, finishedAt: new Date().toISOString(), durationMs });
     await rm(join(d.queue, `${entry.id}.json`), { force: true });
-    return { result: "delivered", id: entry.id, instances: instances.length, confirmed: confirm.confirmed, requests: stow.requests, durationMs, attempts };
+    return { result: "delivered", id: entry.id, instances: instances.length, confirmed: confirm.confirmed, requests: stow.requests, durationMs, attempts, reconciled };
   } catch (err) {
     if (signal.aborted) throw err;
     const code = String((err as { code?: unknown }).code ?? "FORWARD_FAILED");
@@ -130,6 +149,8 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
     const message = (err as Error).message;
     await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + delay, lastError: { code, message } });
     return { result: "queued", id: entry.id, code, message, retryable, nextAttemptInMs: delay, attempts, durationMs: Date.now() - t0 };
+  } finally {
+    await dispose?.().catch(() => {});
   }
 }
 

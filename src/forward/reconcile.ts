@@ -1,0 +1,221 @@
+/**
+ * Identity reconciliation before forwarding (IHE Import Reconciliation Workflow): the forwarded copies of a
+ * package's instances get the local Patient ID, Issuer of Patient ID and (optionally) Patient's Name; the original
+ * values are kept in Original Attributes Sequence (0400,0561). The files in ready/ are never changed: rewritten
+ * copies go to a private temporary folder that is removed after the forward.
+ */
+import { createRequire } from "node:module";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InputError, UsageError } from "../errors.js";
+import { readDicomHeader } from "../dicom/read.js";
+import type { InstanceRef } from "./dicomweb.js";
+
+/** The per-package file `scanbridge reconcile` writes into the ready folder (mode 0600). */
+export const RECONCILE_FILE = ".scanbridge-reconcile.json";
+
+/** The local identity a package is filed under. */
+export interface Reconciliation {
+  patientId: string;
+  issuer: string;
+  /** DICOM PN, e.g. "FAMILY^GIVEN". */
+  patientName?: string;
+}
+
+/** Reconciliation settings of a forwarding watch. */
+export interface ReconcileOptions {
+  /** Unreconciled packages are not forwarded (also implied by a map file or a reconcile file in the package). */
+  required: boolean;
+  /** Forward packages without a reconciliation as received (never with `required`). */
+  forwardUnreconciled: boolean;
+  /** JSON mapping file: keys are package ids (12 hex) or source Patient IDs; read again at every attempt. */
+  mapFile?: string;
+}
+
+/** Check the local values: DICOM LO (64 chars, no backslash or control characters) and PN. */
+export function validateReconciliation(r: { patientId?: unknown; issuer?: unknown; patientName?: unknown }, where = "reconciliation"): Reconciliation {
+  const lo = (v: unknown, what: string): string => {
+    if (typeof v !== "string" || v.trim().length === 0) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} is missing`);
+    const s = v.trim();
+    if (s.length > 64) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} is longer than 64 characters (DICOM LO)`);
+    if (/[\\\x00-\x1f\x7f]/.test(s)) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} must not contain a backslash or control characters`);
+    return s;
+  };
+  const out: Reconciliation = { patientId: lo(r.patientId, "the Patient ID"), issuer: lo(r.issuer, "the Issuer of Patient ID") };
+  if (r.patientName !== undefined && r.patientName !== null && r.patientName !== "") {
+    if (typeof r.patientName !== "string") throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must be text`);
+    const name = r.patientName.trim();
+    if (/[\\\x00-\x1f\x7f]/.test(name)) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must not contain a backslash or control characters`);
+    if (name.split("=").some((g) => g.length > 64) || name.split("^").length > 5) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name is not a DICOM PN (FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX, 64 characters per group)`);
+    out.patientName = name;
+  }
+  return out;
+}
+
+/** Write `<ready folder>/.scanbridge-reconcile.json` atomically with mode 0600. */
+export async function writeReconcileFile(readyPath: string, r: Reconciliation, now = new Date()): Promise<string> {
+  const path = join(readyPath, RECONCILE_FILE);
+  const tmp = `${path}.tmp`;
+  await writeFile(tmp, JSON.stringify({ format: "scanbridge-reconcile", formatVersion: 1, ...r, reconciledAt: now.toISOString() }, null, 2) + "\n", { mode: 0o600 });
+  await rename(tmp, path);
+  return path;
+}
+
+/** The reconcile file of a ready folder; undefined when there is none. A broken one is an error (never ignored). */
+export async function readReconcileFile(readyPath: string): Promise<Reconciliation | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(readyPath, RECONCILE_FILE), "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new InputError("RECONCILE_FILE_INVALID", `${RECONCILE_FILE} is not valid JSON`);
+  }
+  return validateReconciliation(j, RECONCILE_FILE);
+}
+
+/** Parse a mapping file: `{ "<package id or source Patient ID>": { patientId, issuer, patientName? } }`. */
+export async function readReconcileMap(file: string): Promise<Map<string, Reconciliation>> {
+  let j: unknown;
+  try {
+    j = JSON.parse(await readFile(file, "utf8"));
+  } catch (err) {
+    throw new UsageError("RECONCILE_MAP_UNREADABLE", `Cannot read the reconcile map: ${(err as Error).message}`);
+  }
+  if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", "The reconcile map must be a JSON object keyed by package id or source Patient ID");
+  const out = new Map<string, Reconciliation>();
+  for (const [k, v] of Object.entries(j as Record<string, unknown>)) {
+    out.set(k, validateReconciliation((v ?? {}) as Record<string, unknown>, `reconcile map entry ${JSON.stringify(k)}`));
+  }
+  return out;
+}
+
+/** The outcome of looking for a package's local identity. */
+export type ReconcileDecision =
+  | { kind: "reconcile"; with: Reconciliation; source: "file" | "map-package" | "map-patient" }
+  | { kind: "as-received" }
+  | { kind: "not-reconciled"; message: string };
+
+/**
+ * Find the local identity of a package: its reconcile file first, then the map by package id, then the map by the
+ * source Patient ID (every instance's source Patient ID must map, to one identity). Without any: forwarded as
+ * received only when nothing requires reconciliation, or when `forwardUnreconciled` says so.
+ */
+export async function decideReconciliation(packageId: string, readyPath: string, instances: readonly InstanceRef[], opts: ReconcileOptions | undefined): Promise<ReconcileDecision> {
+  const fromFile = await readReconcileFile(readyPath);
+  if (fromFile) return { kind: "reconcile", with: fromFile, source: "file" };
+  const map = opts?.mapFile ? await readReconcileMap(opts.mapFile) : undefined;
+  if (map) {
+    const byId = map.get(packageId);
+    if (byId) return { kind: "reconcile", with: byId, source: "map-package" };
+    const sources = new Set<string>();
+    for (const i of instances) sources.add((await readDicomHeader(i.path)).patientId ?? "");
+    const found = [...sources].map((s) => map.get(s));
+    if (found.length > 0 && found.every((f) => f !== undefined)) {
+      const keys = new Set(found.map((f) => JSON.stringify(f)));
+      if (keys.size === 1) return { kind: "reconcile", with: found[0]!, source: "map-patient" };
+      return notReconciled(opts, `the package's source Patient IDs map to ${keys.size} different local identities`);
+    }
+  }
+  const required = Boolean(opts?.required || opts?.mapFile);
+  if (!required) return { kind: "as-received" };
+  return notReconciled(opts, "no local Patient ID given for this package: run `scanbridge reconcile <ready folder> --patient-id ID --issuer ISSUER`, or add it to the reconcile map");
+}
+
+function notReconciled(opts: ReconcileOptions | undefined, message: string): ReconcileDecision {
+  return opts?.forwardUnreconciled ? { kind: "as-received" } : { kind: "not-reconciled", message };
+}
+
+// --- rewriting with dcmjs -------------------------------------------------------------------------------------
+
+interface DcmElement {
+  vr: string;
+  Value?: unknown[];
+  _rawValue?: unknown;
+}
+type DcmDataset = Record<string, DcmElement>;
+interface DcmDict {
+  meta: DcmDataset;
+  dict: DcmDataset;
+  write(opts?: Record<string, unknown>): ArrayBuffer;
+}
+interface Dcmjs {
+  data: { DicomMessage: { readFile(buffer: ArrayBuffer, opts?: Record<string, unknown>): DcmDict } };
+}
+
+let dcmjsCache: Dcmjs | undefined;
+function dcmjs(): Dcmjs {
+  // dcmjs ships no type declarations; its CommonJS build is loaded through require.
+  dcmjsCache ??= createRequire(import.meta.url)("dcmjs") as Dcmjs;
+  return dcmjsCache;
+}
+
+/** DICOM DT "YYYYMMDDHHMMSS.FFFFFF+ZZZZ" in UTC. */
+function dicomDateTime(d: Date): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds() * 1000, 6)}+0000`;
+}
+
+const TAG = { patientName: "00100010", patientId: "00100020", issuer: "00100021", originalAttributes: "04000561", modifiedAttributes: "04000550", modifiedAt: "04000562", modifyingSystem: "04000563", sourceOfPrevious: "04000564", reason: "04000565" };
+
+/**
+ * One instance with the local identity: Patient ID, Issuer of Patient ID and (if given) Patient's Name replaced;
+ * a new item appended to Original Attributes Sequence whose Modified Attributes Sequence holds the original
+ * values (empty elements for ones that were absent). Every other element, pixel data included, is kept.
+ */
+export function reconcileDataset(input: Buffer, r: Reconciliation, now = new Date()): Buffer {
+  const ab = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer;
+  const d = dcmjs().data.DicomMessage.readFile(ab, { ignoreErrors: false });
+  const ds = d.dict;
+  const changed: Array<[string, DcmElement]> = [
+    [TAG.patientId, { vr: "LO", Value: [r.patientId] }],
+    [TAG.issuer, { vr: "LO", Value: [r.issuer] }],
+    ...(r.patientName !== undefined ? [[TAG.patientName, { vr: "PN", Value: [{ Alphabetic: r.patientName }] }] as [string, DcmElement]] : []),
+  ];
+  const original: DcmDataset = {};
+  for (const [tag, el] of changed) {
+    const before = ds[tag];
+    original[tag] = before ? { vr: before.vr, Value: before.Value ?? [] } : { vr: el.vr, Value: [] };
+    ds[tag] = el;
+  }
+  const item: DcmDataset = {
+    [TAG.modifiedAttributes]: { vr: "SQ", Value: [original] },
+    [TAG.modifiedAt]: { vr: "DT", Value: [dicomDateTime(now)] },
+    [TAG.modifyingSystem]: { vr: "LO", Value: ["scanbridge"] },
+    [TAG.reason]: { vr: "CS", Value: ["COERCE"] },
+  };
+  const prior = ds[TAG.originalAttributes]?.Value ?? [];
+  ds[TAG.originalAttributes] = { vr: "SQ", Value: [...prior, item] };
+  return Buffer.from(d.write());
+}
+
+/** Rewritten copies of a package's instances, in a private temporary folder; `dispose` removes it. */
+export async function reconciledCopies(instances: readonly InstanceRef[], r: Reconciliation, now = new Date()): Promise<{ instances: InstanceRef[]; dispose: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "scanbridge-reconcile-"));
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const out: InstanceRef[] = [];
+    let n = 0;
+    for (const inst of instances) {
+      let rewritten: Buffer;
+      try {
+        rewritten = reconcileDataset(await readFile(inst.path), r, now);
+      } catch (err) {
+        throw Object.assign(new Error(`Cannot rewrite instance ${inst.sopInstanceUid} with the local identity: ${(err as Error).message}`), { code: "RECONCILE_REWRITE_FAILED", retryable: false });
+      }
+      const path = join(dir, `${n++}.dcm`);
+      await writeFile(path, rewritten, { mode: 0o600 });
+      out.push({ ...inst, path });
+    }
+    return { instances: out, dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+}
