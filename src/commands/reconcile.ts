@@ -5,7 +5,7 @@ import { MANIFEST_NAME } from "../pack/manifest.js";
 import { readReconcileFile, validateReconciliation, writeReconcileFile } from "../forward/reconcile.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
-/** Run `scanbridge reconcile <ready folder> --patient-id ID --issuer ISSUER [--patient-name NAME]`. */
+/** Run `scanbridge reconcile <ready folder> --patient-id ID --issuer ISSUER [--patient-name NAME] [--accession-number NEW]`. */
 export async function runReconcileCommand(ctx: CommandContext): Promise<CommandOutput> {
   const arg = ctx.args[0];
   if (!arg) throw new UsageError("MISSING_FOLDER", "reconcile needs a package folder in ready/");
@@ -16,12 +16,12 @@ export async function runReconcileCommand(ctx: CommandContext): Promise<CommandO
     throw new InputError("NOT_A_PACKAGE", `No ${MANIFEST_NAME} in the folder: not a package filed by watch`, { privateLines: [folder] });
   }
   const o = ctx.options;
-  const r = validateReconciliation({ patientId: o.patientId, issuer: o.issuer, patientName: o.patientName }, "reconcile");
+  const r = validateReconciliation({ patientId: o.patientId, issuer: o.issuer, patientName: o.patientName, accessionNumber: o.accessionNumber }, "reconcile");
   const before = await readReconcileFile(folder).catch(() => undefined);
   await writeReconcileFile(folder, r);
   const replaced = before !== undefined;
   return {
-    data: { folder, patientId: r.patientId, issuer: r.issuer, ...(r.patientName ? { patientName: r.patientName } : {}), replaced },
-    human: [`${replaced ? "reconciliation replaced" : "reconciled"}: local Patient ID ${r.patientId} (issuer ${r.issuer})${r.patientName ? `, name ${r.patientName}` : ""}; watch --forward sends the package with it`],
+    data: { folder, patientId: r.patientId, issuer: r.issuer, ...(r.patientName ? { patientName: r.patientName } : {}), ...(r.accessionNumber ? { accessionNumber: r.accessionNumber } : {}), replaced },
+    human: [`${replaced ? "reconciliation replaced" : "reconciled"}: local Patient ID ${r.patientId} (issuer ${r.issuer})${r.patientName ? `, name ${r.patientName}` : ""}, accession number ${r.accessionNumber ?? "emptied"}; watch --forward sends the package with it`],
   };
 }

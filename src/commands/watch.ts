@@ -1,10 +1,10 @@
 import { mkdir, stat, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } from "../notify/stage.js";
 import type { Receipt } from "../transfer/receipt.js";
 import { ExitCode, InputError, UsageError } from "../errors.js";
-import { runWatch, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
+import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
 import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
 import { createConnector, type UploadStageOptions } from "./upload.js";
@@ -19,6 +19,8 @@ import { forwardFrom } from "./forward.js";
 export interface WatchHooks {
   /** Called once per package filed in ready/ or quarantine/. */
   onPackage?: (o: PackageOutcome) => void | Promise<void>;
+  /** Called once per package delivered to the PACS and confirmed (watch --forward). */
+  onForwarded?: (f: ForwardedOutcome) => void | Promise<void>;
 }
 
 /** Build the watch options from resolved command options; fails fast on a bad combination. */
@@ -157,6 +159,7 @@ export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {
     signal: ctx.signal,
     onEvent: (e: WatchEvent) => reportWatchEvent(ctx.reporter, verbose, e),
     onPackage: hooks.onPackage,
+    onForwarded: hooks.onForwarded,
   };
   let s: WatchSummary;
   let remoteTotals: RemoteTotals | undefined;
@@ -292,12 +295,12 @@ async function runRemoteInbox(
 }
 
 /** Notifications about ingested packages: receipts and outboxes live in `<drop>/notifications/`. */
-function staffNotifier(ctx: CommandContext, drop: string): WatchHooks["onPackage"] | undefined {
+function staffNotifier(ctx: CommandContext, drop: string): WatchHooks {
   const channels = resolveNotifyChannels(ctx.options);
-  if (!hasChannels(channels)) return undefined;
+  if (!hasChannels(channels)) return {};
   const base = notifyOptionsFrom(ctx.options);
   const dir = join(drop, "notifications");
-  return async (o) => {
+  const onPackage = async (o: PackageOutcome) => {
     const now = new Date().toISOString();
     const where = o.result === "ready" ? o.readyPath : o.quarantinePath;
     const receipt: Receipt = {
@@ -330,10 +333,38 @@ function staffNotifier(ctx: CommandContext, drop: string): WatchHooks["onPackage
       `notified staff about package ${o.id} (${o.result}): ${r.sent.length} sent${r.pending.length ? `, ${r.pending.length} pending (scanbridge notify --retry in ${dir})` : ""}`,
     );
   };
+  // The forward, recorded for staff: counts and duration; the patient's name only with the usual opt-in.
+  const onForwarded = async (f: ForwardedOutcome) => {
+    const now = new Date().toISOString();
+    const receipt: Receipt = {
+      format: "scanbridge-receipt",
+      formatVersion: 1,
+      package: `${basename(f.readyPath)}.zip`,
+      destination: f.pacs,
+      remotePath: f.pacs,
+      size: 0,
+      sha256: f.sha256,
+      verified: "sha256",
+      attempts: f.attempts,
+      startedAt: new Date(Date.now() - f.durationMs).toISOString(),
+      finishedAt: now,
+      event: "forwarded",
+      forward: { instances: f.instances, confirmed: f.confirmed, durationMs: f.durationMs, pacs: f.pacs },
+    };
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const receiptPath = join(dir, `${f.id}-forwarded.receipt.json`);
+    await writeFile(receiptPath, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
+    const r = await notifyReceipt(receiptPath, channels, { ...base, signal: ctx.signal }, (e) => ctx.reporter.emit(e));
+    ctx.reporter.event(
+      { event: "notified", id: f.id, result: "forwarded", sent: r.sent.length, pending: r.pending.length },
+      `notified staff about package ${f.id} (forwarded): ${r.sent.length} sent${r.pending.length ? `, ${r.pending.length} pending (scanbridge notify --retry in ${dir})` : ""}`,
+    );
+  };
+  return { onPackage, onForwarded };
 }
 
 /** `scanbridge watch` as the CLI runs it: with staff notifications when channels are configured. */
 export async function runWatchWithNotifications(ctx: CommandContext): Promise<CommandOutput> {
   const drop = ctx.args[0] ? localDropFor(ctx) : ctx.cwd;
-  return runWatchCommand(ctx, { onPackage: staffNotifier(ctx, drop) });
+  return runWatchCommand(ctx, staffNotifier(ctx, drop));
 }

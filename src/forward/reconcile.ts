@@ -21,6 +21,8 @@ export interface Reconciliation {
   issuer: string;
   /** DICOM PN, e.g. "FAMILY^GIVEN". */
   patientName?: string;
+  /** Local Accession Number (0008,0050, SH); when absent the outside one is emptied (never forwarded as received). */
+  accessionNumber?: string;
 }
 
 /** Reconciliation settings of a forwarding watch. */
@@ -34,7 +36,7 @@ export interface ReconcileOptions {
 }
 
 /** Check the local values: DICOM LO (64 chars, no backslash or control characters) and PN. */
-export function validateReconciliation(r: { patientId?: unknown; issuer?: unknown; patientName?: unknown }, where = "reconciliation"): Reconciliation {
+export function validateReconciliation(r: { patientId?: unknown; issuer?: unknown; patientName?: unknown; accessionNumber?: unknown }, where = "reconciliation"): Reconciliation {
   const lo = (v: unknown, what: string): string => {
     if (typeof v !== "string" || v.trim().length === 0) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} is missing`);
     const s = v.trim();
@@ -49,6 +51,13 @@ export function validateReconciliation(r: { patientId?: unknown; issuer?: unknow
     if (/[\\\x00-\x1f\x7f]/.test(name)) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must not contain a backslash or control characters`);
     if (name.split("=").some((g) => g.length > 64) || name.split("^").length > 5) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name is not a DICOM PN (FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX, 64 characters per group)`);
     out.patientName = name;
+  }
+  if (r.accessionNumber !== undefined && r.accessionNumber !== null && r.accessionNumber !== "") {
+    if (typeof r.accessionNumber !== "string") throw new UsageError("RECONCILE_INVALID", `${where}: the accession number must be text`);
+    const acc = r.accessionNumber.trim();
+    if (acc.length > 16) throw new UsageError("RECONCILE_INVALID", `${where}: the accession number is longer than 16 characters (DICOM SH)`);
+    if (/[\\\x00-\x1f\x7f]/.test(acc)) throw new UsageError("RECONCILE_INVALID", `${where}: the accession number must not contain a backslash or control characters`);
+    if (acc) out.accessionNumber = acc;
   }
   return out;
 }
@@ -162,10 +171,11 @@ function dicomDateTime(d: Date): string {
   return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds() * 1000, 6)}+0000`;
 }
 
-const TAG = { patientName: "00100010", patientId: "00100020", issuer: "00100021", originalAttributes: "04000561", modifiedAttributes: "04000550", modifiedAt: "04000562", modifyingSystem: "04000563", sourceOfPrevious: "04000564", reason: "04000565" };
+const TAG = { accessionNumber: "00080050", patientName: "00100010", patientId: "00100020", issuer: "00100021", originalAttributes: "04000561", modifiedAttributes: "04000550", modifiedAt: "04000562", modifyingSystem: "04000563", sourceOfPrevious: "04000564", reason: "04000565" };
 
 /**
  * One instance with the local identity: Patient ID, Issuer of Patient ID and (if given) Patient's Name replaced;
+ * Accession Number set to the local one, or emptied when none is given (outside accession numbers never go on);
  * a new item appended to Original Attributes Sequence whose Modified Attributes Sequence holds the original
  * values (empty elements for ones that were absent). Every other element, pixel data included, is kept.
  */
@@ -177,6 +187,7 @@ export function reconcileDataset(input: Buffer, r: Reconciliation, now = new Dat
     [TAG.patientId, { vr: "LO", Value: [r.patientId] }],
     [TAG.issuer, { vr: "LO", Value: [r.issuer] }],
     ...(r.patientName !== undefined ? [[TAG.patientName, { vr: "PN", Value: [{ Alphabetic: r.patientName }] }] as [string, DcmElement]] : []),
+    [TAG.accessionNumber, { vr: "SH", Value: r.accessionNumber !== undefined ? [r.accessionNumber] : [] }],
   ];
   const original: DcmDataset = {};
   for (const [tag, el] of changed) {

@@ -82,6 +82,21 @@ export interface PackageOutcome {
   recovered?: boolean;
 }
 
+/** A package delivered to the PACS and confirmed by QIDO-RS: handed to `onForwarded`. PHI: `readyPath`. */
+export interface ForwardedOutcome {
+  id: string;
+  sha256: string;
+  /** Folder in ready/ (PHI in the name). */
+  readyPath: string;
+  instances: number;
+  confirmed: number;
+  durationMs: number;
+  attempts: number;
+  reconciled: boolean;
+  /** The DICOMweb base URL the package went to, without credentials. */
+  pacs: string;
+}
+
 /** Progress of the watch, for the reporter. `file` is PHI: the command shows it only with --verbose. */
 export type WatchEvent =
   | { event: "started"; drop: string; recovered: number; requeued: number }
@@ -102,6 +117,8 @@ export interface WatchDeps {
   onEvent?: (e: WatchEvent) => void;
   /** Called after each package is filed in ready/ or quarantine/: wire staff notifications here. */
   onPackage?: (o: PackageOutcome) => void | Promise<void>;
+  /** Called after each package is delivered to the PACS and confirmed: wire forward notifications here. */
+  onForwarded?: (f: ForwardedOutcome) => void | Promise<void>;
 }
 
 /** Totals of a watch run. */
@@ -326,6 +343,13 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
         summary.forwarded!++;
         emit({ event: "forwarded", id: a.id, instances: a.instances, confirmed: a.confirmed, durationMs: a.durationMs, attempts: a.attempts });
         await audit({ event: "forwarded", id: a.id, result: "delivered", instances: a.instances, confirmed: a.confirmed, requests: a.requests, attempts: a.attempts, durationMs: a.durationMs });
+        if (deps.onForwarded) {
+          try {
+            await deps.onForwarded({ id: a.id, sha256: entry.sha256, readyPath: entry.readyPath, instances: a.instances, confirmed: a.confirmed, durationMs: a.durationMs, attempts: a.attempts, reconciled: a.reconciled, pacs: urlWithoutCredentials(fwd.target.url) });
+          } catch (err) {
+            emit({ event: "error", code: "ON_FORWARDED_FAILED", message: (err as Error).message });
+          }
+        }
       } else if (a.result === "queued") {
         emit({ event: "forward-queued", id: a.id, code: a.code, message: a.message, attempts: a.attempts, nextAttemptInMs: a.nextAttemptInMs });
         await audit({ event: "forward-queued", id: a.id, result: "queued", code: a.code, attempts: a.attempts, durationMs: a.durationMs });
@@ -461,4 +485,18 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
 /** Exported for tests: the folders a watch uses for a drop folder. */
 export function watchDirs(drop: string, ready: string, archive?: string, quarantine?: string): IngestDirs {
   return ingestDirs(drop, ready, archive, quarantine);
+}
+
+/** A URL without user name, password, query or fragment (for notifications and logs). */
+function urlWithoutCredentials(raw: string): string {
+  try {
+    const u = new URL(raw);
+    u.username = "";
+    u.password = "";
+    u.search = "";
+    u.hash = "";
+    return u.href.replace(/\/$/, "");
+  } catch {
+    return raw.replace(/\/\/[^@/]*@/, "//");
+  }
 }

@@ -18,7 +18,9 @@ export interface MessageOptions {
 
 /** The structured facts of one notification; the e-mail and the webhook body are both built from it. */
 export interface NotificationFacts {
-  event: "package.uploaded" | "package.ready" | "package.quarantined";
+  event: "package.uploaded" | "package.ready" | "package.quarantined" | "package.forwarded";
+  /** For package.forwarded: instances sent to the PACS, confirmed there by QIDO-RS, and how long it took. */
+  forward?: { instances: number; confirmed: number; durationMs: number; pacs: string };
   /** For package.quarantined: why (problem codes, no names). */
   problems?: string[];
   /** First 12 hex digits of the package SHA-256. */
@@ -82,16 +84,20 @@ export function patientNameOf(receipt: Pick<Receipt, "package">): string {
 /** Extract the facts of a notification from a receipt, leaving out PHI unless asked. */
 export function factsFromReceipt(receipt: Receipt, opts: MessageOptions): NotificationFacts {
   const facts: NotificationFacts = {
-    event: receipt.event === "ready" ? "package.ready" : receipt.event === "quarantined" ? "package.quarantined" : "package.uploaded",
+    event: receipt.event === "ready" ? "package.ready" : receipt.event === "quarantined" ? "package.quarantined" : receipt.event === "forwarded" ? "package.forwarded" : "package.uploaded",
     ...(receipt.problems?.length ? { problems: [...receipt.problems] } : {}),
     packageId: packageIdOf(receipt.sha256),
     sha256: receipt.sha256.toLowerCase(),
     size: receipt.size,
-    destinationFolder: destinationFolderOf(receipt),
+    destinationFolder: receipt.event === "forwarded" && receipt.forward ? receipt.forward.pacs : destinationFolderOf(receipt),
     verified: receipt.verified,
     uploadedAt: receipt.finishedAt,
     sender: pickSender(opts.sender),
   };
+  if (receipt.event === "forwarded" && receipt.forward) {
+    const f = receipt.forward;
+    facts.forward = { instances: f.instances, confirmed: f.confirmed, durationMs: f.durationMs, pacs: f.pacs };
+  }
   if (receipt.summary) {
     facts.files = receipt.summary.files;
     facts.byKind = { ...receipt.summary.byKind };
@@ -142,6 +148,7 @@ export function subjectOf(facts: NotificationFacts): string {
   const bits = [facts.files !== undefined ? `${facts.files} files` : undefined, formatBytes(facts.size)].filter(Boolean).join(", ");
   const who = facts.patientName ? ` - ${facts.patientName}` : "";
   if (facts.event === "package.ready") return `[scanbridge] Imaging package ${facts.packageId} ready for review (${bits})${who}`;
+  if (facts.event === "package.forwarded") return `[scanbridge] Imaging package ${facts.packageId} delivered to the PACS (${facts.forward?.instances ?? 0} instances)${who}`;
   if (facts.event === "package.quarantined") return `[scanbridge] Imaging package ${facts.packageId} QUARANTINED (${(facts.problems ?? []).slice(0, 3).join(", ") || "failed checks"})${who}`;
   return `[scanbridge] New imaging package ${facts.packageId} (${bits})${who}`;
 }
@@ -153,6 +160,15 @@ function rowsOf(facts: NotificationFacts): Array<[string, string]> {
   if (facts.packageFile) rows.push(["Package file", facts.packageFile]);
   rows.push(["Package ID", facts.packageId]);
   rows.push(["SHA-256", facts.sha256]);
+  if (facts.event === "package.forwarded") {
+    const f = facts.forward ?? { instances: 0, confirmed: 0, durationMs: 0, pacs: facts.destinationFolder };
+    rows.push(["Instances sent", String(f.instances)]);
+    rows.push(["Confirmed by the PACS", `${f.confirmed} of ${f.instances} (QIDO-RS)`]);
+    rows.push(["Duration", `${(f.durationMs / 1000).toFixed(1)} s`]);
+    rows.push(["PACS", f.pacs]);
+    rows.push(["Delivered at", facts.uploadedAt]);
+    return rows;
+  }
   rows.push(["Size", `${formatBytes(facts.size)} (${facts.size} bytes)`]);
   if (facts.files !== undefined) rows.push(["Files", String(facts.files)]);
   const counts = countsLine(facts.byKind);
@@ -189,6 +205,7 @@ export function escapeHtml(s: string): string {
 
 function introOf(facts: NotificationFacts): string {
   if (facts.event === "package.ready") return "An incoming imaging package passed every check and was extracted for the specialist.";
+  if (facts.event === "package.forwarded") return "An imaging package was sent to the PACS over DICOMweb and every instance was confirmed there.";
   if (facts.event === "package.quarantined") return "An incoming imaging package FAILED its checks and was moved to quarantine (see the reason file beside it).";
   return "A new imaging package was uploaded for you with scanbridge.";
 }

@@ -17,7 +17,15 @@ export interface Receipt {
   startedAt: string;
   finishedAt: string;
   /** What happened: uploaded by a sender (default), or ingested / quarantined by `watch` at the hospital. */
-  event?: "uploaded" | "ready" | "quarantined";
+  event?: "uploaded" | "ready" | "quarantined" | "forwarded";
+  /** For "forwarded": what `watch --forward` delivered to the PACS and confirmed with QIDO-RS. */
+  forward?: {
+    instances: number;
+    confirmed: number;
+    durationMs: number;
+    /** DICOMweb base URL without credentials. */
+    pacs: string;
+  };
   /** For "quarantined": the problem codes (no names). */
   problems?: string[];
   /** The package manifest's summary, copied so notify needs no access to the zip. */

@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import dicomParser from "dicom-parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDicom } from "../../fixtures/dicom-builder.js";
-import { decideReconciliation, reconcileDataset } from "../../src/forward/reconcile.js";
+import { decideReconciliation, reconcileDataset, validateReconciliation } from "../../src/forward/reconcile.js";
 import type { InstanceRef } from "../../src/forward/dicomweb.js";
 import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
 import { startOrthanc, type OrthancServer } from "../helpers/orthanc.js";
@@ -43,6 +43,7 @@ function cdFiles(patientId: string, uidBase: string): Record<string, Buffer> {
       files[`DICOM/SE${se}/IM${i}`] = buildDicom({
         patientName: "Outside^Patient",
         patientId,
+        accessionNumber: `ACC-${patientId}`,
         studyInstanceUid: `${uidBase}.1`,
         seriesInstanceUid: `${uidBase}.1.${se}`,
         sopInstanceUid: `${uidBase}.1.${se}.${i}`,
@@ -75,6 +76,23 @@ describe("reconcileDataset (dcmjs)", () => {
     expect(orig.string("x00100010")).toBe("Outside^Patient");
     expect(orig.elements.x00100021).toBeDefined(); // absent before: recorded as empty
     expect(pixelHash(out)).toBe(pixelHash(src));
+  });
+
+  it("outside accession numbers never go on: the local one when given, else emptied; the original kept in Modified Attributes Sequence", () => {
+    const src = buildDicom({ patientId: "EXT-2", accessionNumber: "EXT-ACC-9", studyInstanceUid: "1.2.3", seriesInstanceUid: "1.2.3.4", sopInstanceUid: "1.2.3.4.6", modality: "CT", pixelDataBytes: 100 });
+    expect(dicomParser.parseDicom(new Uint8Array(src)).string("x00080050")).toBe("EXT-ACC-9");
+    const withLocal = dicomParser.parseDicom(new Uint8Array(reconcileDataset(src, { patientId: "LOC-2", issuer: "HOSP-A", accessionNumber: "LOC-ACC-1" })));
+    expect(withLocal.string("x00080050")).toBe("LOC-ACC-1");
+    const origA = withLocal.elements.x04000561!.items![0]!.dataSet!.elements.x04000550!.items![0]!.dataSet!;
+    expect(origA.string("x00080050")).toBe("EXT-ACC-9");
+    const emptied = dicomParser.parseDicom(new Uint8Array(reconcileDataset(src, { patientId: "LOC-2", issuer: "HOSP-A" })));
+    expect(emptied.elements.x00080050).toBeDefined();
+    expect(emptied.elements.x00080050!.length).toBe(0);
+    expect(emptied.string("x00080050") ?? "").toBe("");
+    const origB = emptied.elements.x04000561!.items![0]!.dataSet!.elements.x04000550!.items![0]!.dataSet!;
+    expect(origB.string("x00080050")).toBe("EXT-ACC-9");
+    expect(() => validateReconciliation({ patientId: "A", issuer: "B", accessionNumber: "X".repeat(17) })).toThrow(/16 characters/);
+    expect(validateReconciliation({ patientId: "A", issuer: "B", accessionNumber: " N-1 " })).toEqual({ patientId: "A", issuer: "B", accessionNumber: "N-1" });
   });
 });
 
@@ -152,7 +170,7 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
 
     const pkg = join(ready, "Recon One");
     const before = hashTree(pkg);
-    const r = await runCli(["reconcile", pkg, "--patient-id", "LOCAL-71", "--issuer", "HOSP-A", "--patient-name", "LOCAL^PATIENT"], { env });
+    const r = await runCli(["reconcile", pkg, "--patient-id", "LOCAL-71", "--issuer", "HOSP-A", "--patient-name", "LOCAL^PATIENT", "--accession-number", "LOCAL-ACC-71"], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(statSync(join(pkg, ".scanbridge-reconcile.json")).mode & 0o777).toBe(0o600);
 
@@ -165,11 +183,11 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     expect(stored).toHaveLength(4);
     for (const inst of stored) {
       const tags = await pacs.get<Record<string, unknown>>(`/instances/${inst.ID}/tags?simplify`);
-      expect(tags).toMatchObject({ PatientID: "LOCAL-71", IssuerOfPatientID: "HOSP-A", PatientName: "LOCAL^PATIENT" });
+      expect(tags).toMatchObject({ PatientID: "LOCAL-71", IssuerOfPatientID: "HOSP-A", PatientName: "LOCAL^PATIENT", AccessionNumber: "LOCAL-ACC-71" });
       const item = (tags.OriginalAttributesSequence as Array<Record<string, unknown>>)[0]!;
       expect(item).toMatchObject({ ModifyingSystem: "scanbridge", ReasonForTheAttributeModification: "COERCE" });
       expect(String(item.AttributeModificationDateTime)).toMatch(/^\d{14}/);
-      expect((item.ModifiedAttributesSequence as Array<Record<string, unknown>>)[0]).toMatchObject({ PatientID: "EXT-71", PatientName: "Outside^Patient" });
+      expect((item.ModifiedAttributesSequence as Array<Record<string, unknown>>)[0]).toMatchObject({ PatientID: "EXT-71", PatientName: "Outside^Patient", AccessionNumber: "ACC-EXT-71" });
       // The pixel data Orthanc stored is byte for byte the one that was sent.
       const res = await fetch(`${pacs.rest}/instances/${inst.ID}/file`);
       const file = Buffer.from(await res.arrayBuffer());
@@ -200,7 +218,8 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     const a = await ours(`${uidA}.`);
     expect(a).toHaveLength(4);
     const tags = await pacs.get<Record<string, unknown>>(`/instances/${a[0]!.ID}/tags?simplify`);
-    expect(tags).toMatchObject({ PatientID: "LOCAL-72", IssuerOfPatientID: "HOSP-A", PatientName: "Outside^Patient" });
+    expect(tags).toMatchObject({ PatientID: "LOCAL-72", IssuerOfPatientID: "HOSP-A", PatientName: "Outside^Patient", AccessionNumber: "" });
+    expect(((tags.OriginalAttributesSequence as Array<Record<string, unknown>>)[0]!.ModifiedAttributesSequence as Array<Record<string, unknown>>)[0]).toMatchObject({ AccessionNumber: "ACC-EXT-72" });
     expect(await ours(`${uidB}.`)).toEqual([]);
 
     await new Promise((res) => setTimeout(res, 1200));
@@ -208,7 +227,7 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     expect(w2.code, w2.stderr + w2.stdout).toBe(0);
     const b = await ours(`${uidB}.`);
     expect(b).toHaveLength(4);
-    expect(await pacs.get<Record<string, unknown>>(`/instances/${b[0]!.ID}/tags?simplify`)).toMatchObject({ PatientID: "EXT-73" });
+    expect(await pacs.get<Record<string, unknown>>(`/instances/${b[0]!.ID}/tags?simplify`)).toMatchObject({ PatientID: "EXT-73", AccessionNumber: "ACC-EXT-73" });
   }, 180_000);
 
   it("bad reconciliation settings fail at start (exit 2)", async () => {
