@@ -125,7 +125,7 @@ async function benchScanbridge(env) {
     mkdirSync(drop);
     copyFileSync(zip, join(drop, `${PATIENT}.zip`));
     copyFileSync(`${zip}.sha256`, join(drop, `${PATIENT}.zip.sha256`));
-    const r = await run(process.execPath, [bin, "--json", "watch", drop, "--ready", join(work, "ready"), "--once", "--settle", "0", "--forward", pacs.dicomweb, "--forward-batch", String(BATCH)], { env });
+    const r = await run(process.execPath, [bin, "--json", "watch", drop, "--ready", join(work, "ready"), "--once", "--settle", "0", "--forward", pacs.dicomweb, "--forward-batch", String(BATCH), "--forward-unreconciled"], { env });
     if (r.code !== 0) throw new Error(`watch --forward failed (${r.code}): ${r.err}\n${r.out.slice(-2000)}`);
     const events = r.out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     const fwd = events.find((e) => e.event === "forwarded");

@@ -36,15 +36,19 @@ export function forwardFrom(options: Record<string, unknown>, cwd: string): Forw
     ...(ca ? { ca } : {}),
   };
   const reconcile = reconcileFrom(options, cwd);
-  return { target, ...(reconcile ? { reconcile } : {}), batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
+  return { target, reconcile, batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
 }
 
-/** Reconciliation settings; undefined when none is asked for (packages without a reconcile file go as received). */
-export function reconcileFrom(options: Record<string, unknown>, cwd: string): ReconcileOptions | undefined {
-  const required = options.requireReconcile === true;
+/**
+ * Reconciliation settings. Outside patient IDs must not enter the local PACS as they are, so a package without a
+ * local identity is held (NOT_RECONCILED) unless --forward-unreconciled (config forwardUnreconciled) says to
+ * forward such packages as received.
+ */
+export function reconcileFrom(options: Record<string, unknown>, cwd: string): ReconcileOptions {
   const forwardUnreconciled = options.forwardUnreconciled === true;
+  const required = !forwardUnreconciled;
   const mapFile = typeof options.reconcileMap === "string" && options.reconcileMap ? resolve(cwd, options.reconcileMap) : undefined;
-  if (required && forwardUnreconciled) {
+  if (options.requireReconcile === true && forwardUnreconciled) {
     throw new UsageError("RECONCILE_CONFLICT", "--require-reconcile and --forward-unreconciled contradict each other", { hint: "Use one: require a local identity, or forward packages without one as received." });
   }
   if (mapFile) {
@@ -58,6 +62,5 @@ export function reconcileFrom(options: Record<string, unknown>, cwd: string): Re
     if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", "--reconcile-map must be a JSON object keyed by package id or source Patient ID");
     for (const [k, v] of Object.entries(j as Record<string, unknown>)) validateReconciliation((v ?? {}) as Record<string, unknown>, `--reconcile-map entry ${JSON.stringify(k)}`);
   }
-  if (!required && !forwardUnreconciled && !mapFile) return undefined;
   return { required, forwardUnreconciled, ...(mapFile ? { mapFile } : {}) };
 }

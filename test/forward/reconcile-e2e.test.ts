@@ -162,7 +162,8 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     const ready = join(home, "ready1");
     const sent = await deliver("Recon One", "EXT-71", uid, drop);
 
-    const first = await runCli(watchArgs(drop, ready, ["--require-reconcile"]), { env });
+    // No reconciliation option at all: held by default (outside IDs never enter the PACS as they are).
+    const first = await runCli(watchArgs(drop, ready, []), { env });
     expect(first.code, first.stderr + first.stdout).toBe(5);
     expect(events(first.stdout).filter((e) => e.event === "forward-queued")).toEqual([expect.objectContaining({ code: "NOT_RECONCILED" })]);
     expect(events(first.stdout).filter((e) => e.event === "forwarded")).toEqual([]);

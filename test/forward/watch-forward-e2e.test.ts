@@ -62,7 +62,7 @@ describe("watch --forward (real Orthanc)", () => {
     removeDir(input);
   }
 
-  const watchArgs = (drop: string, ready: string, extra: string[] = []) => ["--json", "watch", drop, "--ready", ready, "--once", "--settle", "0", "--forward", pacs.dicomweb, "--forward-user", AUTH.user, "--forward-batch", "4", ...extra];
+  const watchArgs = (drop: string, ready: string, extra: string[] = []) => ["--json", "watch", drop, "--ready", ready, "--once", "--settle", "0", "--forward", pacs.dicomweb, "--forward-user", AUTH.user, "--forward-batch", "4", "--forward-unreconciled", ...extra];
 
   it("every study, series and instance arrives with the right patient, confirmed before it counts; audited", async () => {
     const drop = join(home, "drop1");

@@ -93,7 +93,7 @@ describe("watch --forward with staff notifications (real Orthanc, real SMTP)", (
 
     const before = smtp.messages.length;
     const w = await runCli(
-      ["--json", "watch", drop, "--ready", ready, "--once", "--settle", "0", "--forward", pacs.dicomweb,
+      ["--json", "watch", drop, "--ready", ready, "--once", "--settle", "0", "--forward", pacs.dicomweb, "--forward-unreconciled",
         "--email", "pacs-team@hospital.example", "--smtp", smtp.url, "--smtp-ca", cert.caFile, "--from", "scanbridge@hospital.example"],
       { env, timeoutMs: 120_000 },
     );
