@@ -22,21 +22,15 @@ import {
   decodeEntryName,
   sniffDangerousContent,
   unixFileType,
+  type NameProblemCode,
 } from "./names.js";
 import { hashFile, readSidecar } from "./sidecar.js";
 
 /** Stable codes of everything verify can find wrong with a package. */
 export type ProblemCode =
+  | NameProblemCode
   | "NOT_A_ZIP"
   | "ZIP_STRUCTURE"
-  | "ABSOLUTE_PATH"
-  | "PARENT_PATH"
-  | "BACKSLASH_PATH"
-  | "DRIVE_LETTER"
-  | "CONTROL_CHARACTER"
-  | "EMPTY_PATH_SEGMENT"
-  | "NAME_TOO_LONG"
-  | "BAD_NAME_ENCODING"
   | "SYMLINK_ENTRY"
   | "SPECIAL_FILE_ENTRY"
   | "DUPLICATE_ENTRY"
