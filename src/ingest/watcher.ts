@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, stat } from "node:fs/promises";
+import { mkdir, open, readdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { watch as chokidarWatch, type FSWatcher } from "chokidar";
@@ -215,8 +215,8 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
     const sha256 = await hashFile(claim.zip).catch(() => "");
     const id = sha256.slice(0, 12);
     if (opts.forward && sha256) await enqueueForward(opts.drop, { id, sha256, readyPath });
+    if (!(sha256 && (await auditHasReady(auditFile, sha256)))) await audit({ event: "ready", id, sha256, result: "ready", recovered: true, ...names(claim.file) });
     await archiveAndRelease(dirs, claim);
-    await audit({ event: "ready", id, sha256, result: "ready", recovered: true, ...names(claim.file) });
     emit({ event: "ready", id, file: claim.file, files: 0, bytes: 0, durationMs: Date.now() - t0, sealed: true, recovered: true });
     await record({ result: "ready", id, sha256, file: claim.file, readyPath, problems: [], warnings: [], summary: { files: 0, bytes: 0, compressedBytes: 0 }, sealed: true, durationMs: Date.now() - t0, recovered: true });
   };
@@ -304,10 +304,12 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       const readyPath = await commitToReady(dirs, claim, state);
       // Queued before the claim is released: a crash here is finished by recovery, which queues it too.
       if (opts.forward) await enqueueForward(opts.drop, { id: r.id, sha256: r.sha256, readyPath });
-      await archiveAndRelease(dirs, claim);
       const durationMs = Date.now() - t0;
-      emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}) });
+      // Audited while the claim still exists: a crash after this line is finished by recovery, which sees the
+      // record and does not write a second one; a crash before it is audited by recovery.
       await audit({ event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...names(file) });
+      await archiveAndRelease(dirs, claim);
+      emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}) });
       await record({ result: "ready", id: r.id, sha256: r.sha256, file, readyPath, ...(route ? { route } : {}), problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
     } catch (err) {
       summary.errors++;
@@ -498,5 +500,31 @@ function urlWithoutCredentials(raw: string): string {
     return u.href.replace(/\/$/, "");
   } catch {
     return raw.replace(/\/\/[^@/]*@/, "//");
+  }
+}
+
+/** Whether the audit log's recent records already hold a "ready" record for this package (read from its tail). */
+async function auditHasReady(file: string, sha256: string): Promise<boolean> {
+  let fh;
+  try {
+    fh = await open(file, "r");
+  } catch {
+    return false;
+  }
+  try {
+    const { size } = await fh.stat();
+    const length = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(length);
+    await fh.read(buf, 0, length, size - length);
+    return buf.toString("utf8").split("\n").some((line) => {
+      try {
+        const r = JSON.parse(line) as { event?: string; sha256?: string };
+        return r.event === "ready" && r.sha256 === sha256;
+      } catch {
+        return false; // the first, cut line of the tail, or a torn last line
+      }
+    });
+  } finally {
+    await fh.close();
   }
 }
