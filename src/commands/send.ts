@@ -7,7 +7,7 @@ import { formatDestination, parseDestination } from "../transfer/destination.js"
 import { receiptNameFor, type Receipt } from "../transfer/receipt.js";
 import { packHumanLines, packOptionsFrom, packResultData } from "./pack.js";
 import type { CommandContext, CommandOutput } from "./types.js";
-import { describeUpload, uploadPackageTo, type UploadStageOptions } from "./upload.js";
+import { describeUpload, uploadDepsFrom, uploadPackageTo, type UploadStageOptions } from "./upload.js";
 
 async function readReceiptIfAny(path: string): Promise<Receipt | undefined> {
   try {
@@ -38,9 +38,7 @@ export async function runSendCommand(ctx: CommandContext): Promise<CommandOutput
   if (earlier && earlier.sha256 === packed.sha256 && earlier.destination === destination && !o.force) {
     emit({ type: "info", message: "This package was already uploaded there; skipping the upload." });
   } else {
-    upload = await uploadPackageTo(packed.package, { ...(o as UploadStageOptions), force: Boolean(o.force) }, {
-      env: ctx.env, cwd: ctx.cwd, interactive: ctx.interactive, prompter: ctx.prompter, emit, signal: ctx.signal, verbose: Boolean(o.verbose),
-    });
+    upload = await uploadPackageTo(packed.package, { ...(o as UploadStageOptions), force: Boolean(o.force) }, uploadDepsFrom(ctx));
   }
 
   let notified: NotifyResult | undefined;

@@ -227,11 +227,9 @@ export function describeUpload(r: UploadResult): string[] {
   return lines;
 }
 
-/** Run `scanbridge upload <package>`. */
-export async function runUploadCommand(ctx: CommandContext): Promise<CommandOutput> {
-  const pkg = ctx.args[0];
-  if (!pkg) throw new UsageError("PACKAGE_MISSING", "Which package? Pass the <Name>.zip to upload");
-  const r = await uploadPackageTo(pkg, ctx.options as UploadStageOptions, {
+/** The upload stage's seams from a command context (upload, send and watch's remote inbox use the same). */
+export function uploadDepsFrom(ctx: CommandContext): UploadStageDeps {
+  return {
     env: ctx.env,
     cwd: ctx.cwd,
     interactive: ctx.interactive,
@@ -239,7 +237,14 @@ export async function runUploadCommand(ctx: CommandContext): Promise<CommandOutp
     emit: (e) => ctx.reporter.emit(e),
     signal: ctx.signal,
     verbose: Boolean(ctx.options.verbose),
-  });
+  };
+}
+
+/** Run `scanbridge upload <package>`. */
+export async function runUploadCommand(ctx: CommandContext): Promise<CommandOutput> {
+  const pkg = ctx.args[0];
+  if (!pkg) throw new UsageError("PACKAGE_MISSING", "Which package? Pass the <Name>.zip to upload");
+  const r = await uploadPackageTo(pkg, ctx.options as UploadStageOptions, uploadDepsFrom(ctx));
   return {
     data: {
       package: r.receipt.package,
