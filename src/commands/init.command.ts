@@ -1,6 +1,6 @@
 import type { OptionDef } from "../config/options.js";
-import { notifyOptions } from "./notify.spec.js";
-import { uploadOptions } from "./upload.spec.js";
+import { notifyOptions } from "./notify.command.js";
+import { uploadOptions } from "./upload.command.js";
 import type { CommandSpec } from "./types.js";
 
 /** Upload settings `init` asks for and writes: the upload command's own definitions, so keys and flags agree. */

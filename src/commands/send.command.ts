@@ -1,7 +1,7 @@
-import { notifyOptions } from "./notify.spec.js";
-import { packBuildOptions, packWriteOptions } from "./pack.spec.js";
+import { notifyOptions } from "./notify.command.js";
+import { packBuildOptions, packWriteOptions } from "./pack.command.js";
 import type { CommandSpec } from "./types.js";
-import { uploadOptions } from "./upload.spec.js";
+import { uploadOptions } from "./upload.command.js";
 
 /** `scanbridge send`: pack → upload → notify in one go; a re-run after an interruption does nothing twice. */
 export const sendSpec: CommandSpec = {

@@ -1,9 +1,9 @@
 import type { CommandSpec } from "./types.js";
-import { notifyOptions } from "./notify.spec.js";
-import { packageCheckOptions } from "./verify.spec.js";
-import { uploadOptions } from "./upload.spec.js";
-import { routingOptions } from "./route.spec.js";
-import { forwardOptions } from "./forward.spec.js";
+import { notifyOptions } from "./notify.command.js";
+import { packageCheckOptions } from "./verify.command.js";
+import { uploadOptions } from "./upload.command.js";
+import { routingOptions } from "./route.command.js";
+import { forwardOptions } from "./forward.command.js";
 
 /** Connection options shared with upload (same keys, defaults and host-key rules), for a remote inbox. */
 const REMOTE_CONNECTION_KEYS = ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"];
