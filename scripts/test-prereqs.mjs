@@ -14,6 +14,7 @@ const needs = [
   { bin: "/usr/bin/ssh-keygen", pkg: "openssh-client", why: "throw-away host and user keys" },
   { bin: "/usr/bin/tmux", pkg: "tmux", why: "prompts are tested at a real terminal" },
   { bin: "/usr/sbin/Orthanc", pkg: "orthanc", why: "watch --forward is tested against a real Orthanc PACS on 127.0.0.1" },
+  { bin: "/usr/bin/systemd-analyze", pkg: "systemd", why: "the packaged watch service unit is checked with systemd-analyze verify" },
   { bin: "/usr/share/orthanc/plugins/libOrthancDicomWeb.so", pkg: "orthanc-dicomweb", why: "Orthanc's DICOMweb plugin (STOW-RS, QIDO-RS)" },
 ];
 const missing = needs.filter((n) => !existsSync(n.bin));
