@@ -1,4 +1,5 @@
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { writeJsonAtomic } from "../util/atomic-write.js";
 import { join } from "node:path";
 import { readDicomHeader } from "../dicom/read.js";
 import { isRetryable, type RetryPolicy } from "../transfer/retry.js";
@@ -152,10 +153,4 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
   } finally {
     await dispose?.().catch(() => {});
   }
-}
-
-async function writeJsonAtomic(path: string, data: unknown): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify(data, null, 2) + "\n", { mode: 0o600 });
-  await rename(tmp, path);
 }

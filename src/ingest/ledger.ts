@@ -1,15 +1,15 @@
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { open, readFile, stat, unlink } from "node:fs/promises";
-import { hostname } from "node:os";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { constants, createReadStream } from "node:fs";
+import { link, open, unlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import { setTimeout as sleep } from "node:timers/promises";
-import { isProcessAlive } from "../util/process.js";
+import { readJsonFile, readPrivateFile, writeJsonAtomic } from "../util/atomic-write.js";
+import { withLock } from "../util/lock.js";
 
 /** `prev` of the first record of a log. */
 export const GENESIS_HASH = "0".repeat(64);
 
-/** One audit record (a JSON line). `prev` is the SHA-256 of the previous line's exact bytes. */
+/** One audit record (a JSON line). `prev` is the SHA-256 of the previous line's exact bytes; `mac` keys the line. */
 export interface AuditRecord {
   time: string;
   event: string;
@@ -17,13 +17,40 @@ export interface AuditRecord {
   prev: string;
 }
 
-/** Result of checking an audit log's hash chain. */
+/**
+ * Where an audit log and its secrets live: the log, the HMAC key (0600) and the head checkpoint, all in the
+ * watcher's state folder, where no uploader can write. Without a key file the log is chained but not keyed.
+ */
+export interface AuditLog {
+  file: string;
+  keyFile?: string;
+  headFile?: string;
+}
+
+/** The checkpoint of the log's head, rewritten after every append: detects a removed tail. */
+interface AuditHead {
+  format: "scanbridge-audit-head";
+  records: number;
+  head: string;
+  mac: string;
+}
+
+/** Result of checking an audit log. */
 export interface AuditCheck {
   ok: boolean;
   records: number;
-  /** SHA-256 of the last line: note it elsewhere to detect truncation or a rewritten tail later. */
+  /** SHA-256 of the last line. */
   head: string;
+  /** Every line carries a valid HMAC under the state folder's key. */
+  keyed: boolean;
+  /** The head checkpoint was found and matched. */
+  checkpoint: "match" | "absent" | "mismatch";
   broken: Array<{ line: number; reason: string }>;
+}
+
+/** The audit log, key and head checkpoint of a state folder (`file` overrides the log's place). */
+export function auditLogIn(stateDir: string, file?: string): AuditLog {
+  return { file: file ?? join(stateDir, "audit.jsonl"), keyFile: join(stateDir, "audit.key"), headFile: join(stateDir, "audit.head.json") };
 }
 
 /** SHA-256 hex of one audit line (without its newline). */
@@ -31,42 +58,41 @@ export function hashLine(line: string): string {
   return createHash("sha256").update(line, "utf8").digest("hex");
 }
 
-const LOCK_STALE_MS = 30_000;
+const MAC_RE = /,"mac":"([0-9a-f]{64})"\}$/;
+const LOCK_TIMEOUT_MS = 30_000;
 
+const asLog = (log: AuditLog | string): AuditLog => (typeof log === "string" ? { file: log } : log);
+const mac = (key: Buffer, text: string) => createHmac("sha256", key).update(text, "utf8").digest("hex");
 
-/** Take `<file>.lock` (exclusive create), so several watchers can share one log; returns the release function. */
-async function lockFile(file: string): Promise<() => Promise<void>> {
-  const lock = `${file}.lock`;
-  const token = `${hostname()} ${process.pid} ${randomBytes(6).toString("hex")}\n`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fh = await open(lock, "wx", 0o600);
-      await fh.writeFile(token);
-      await fh.close();
-      return async () => {
-        await unlink(lock).catch(() => {});
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      try {
-        const st = await stat(lock);
-        const [host, pid] = (await readFile(lock, "utf8")).split(" ");
-        // A holder killed with -9 on this host leaves its lock behind: take it over at once.
-        const deadHere = host === hostname() && Number(pid) > 0 && !isProcessAlive(Number(pid));
-        if (deadHere || Date.now() - st.mtimeMs > LOCK_STALE_MS) await unlink(lock).catch(() => {});
-      } catch {
-        // gone meanwhile: retry at once
-      }
-      await sleep(Math.min(5 + attempt * 2, 50));
-    }
+/** The HMAC key of a log: read, or created once (0600, exclusively, so two watchers agree on one key). */
+async function loadKey(keyFile: string, create: boolean): Promise<Buffer | undefined> {
+  const have = await readPrivateFile(keyFile);
+  if (have) return Buffer.from(have.toString("latin1").trim(), "hex");
+  if (!create) return undefined;
+  const tmp = join(dirname(keyFile), `.audit.key.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    await fh.writeFile(randomBytes(32).toString("hex") + "\n");
+    await fh.chmod(0o600);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
+  try {
+    await link(tmp, keyFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+  return loadKey(keyFile, false);
 }
 
 /** The last complete line of a file, or undefined when it is empty. */
 async function lastLine(file: string): Promise<string | undefined> {
   let fh;
   try {
-    fh = await open(file, "r");
+    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
@@ -88,53 +114,93 @@ async function lastLine(file: string): Promise<string | undefined> {
   }
 }
 
+async function countLines(file: string): Promise<number> {
+  let n = 0;
+  try {
+    const rl = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+    for await (const _ of rl) n++;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  return n;
+}
+
 /** Appends of this process, per file, queued so they do not poll the lock file against each other. */
 const queues = new Map<string, Promise<unknown>>();
 
-/** Append one record to a JSON Lines audit log, chained to the previous line, under a lock, synced to disk. */
-export function appendAudit(file: string, record: { event: string; [field: string]: unknown }): Promise<AuditRecord> {
-  const prev = queues.get(file) ?? Promise.resolve();
+/**
+ * Append one record to a JSON Lines audit log: chained to the previous line, keyed with the state folder's HMAC
+ * key, under the one lock (bounded wait, abortable), synced to disk; then the head checkpoint is rewritten.
+ */
+export function appendAudit(log: AuditLog | string, record: { event: string; [field: string]: unknown }, opts: { signal?: AbortSignal } = {}): Promise<AuditRecord> {
+  const l = asLog(log);
+  const prev = queues.get(l.file) ?? Promise.resolve();
   const next = prev.then(
-    () => appendLocked(file, record),
-    () => appendLocked(file, record),
+    () => appendLocked(l, record, opts.signal),
+    () => appendLocked(l, record, opts.signal),
   );
   const tail = next.catch(() => {});
-  queues.set(file, tail);
+  queues.set(l.file, tail);
   void tail.then(() => {
-    if (queues.get(file) === tail) queues.delete(file);
+    if (queues.get(l.file) === tail) queues.delete(l.file);
   });
   return next;
 }
 
-async function appendLocked(file: string, record: { event: string; [field: string]: unknown }): Promise<AuditRecord> {
-  const release = await lockFile(file);
-  try {
-    const last = await lastLine(file);
-    const full: AuditRecord = { time: new Date().toISOString(), ...record, prev: last === undefined ? GENESIS_HASH : hashLine(last) };
-    const fh = await open(file, "a", 0o640);
+async function appendLocked(log: AuditLog, record: { event: string; [field: string]: unknown }, signal?: AbortSignal): Promise<AuditRecord> {
+  return withLock(`${log.file}.lock`, { timeoutMs: LOCK_TIMEOUT_MS, signal, purpose: "audit log" }, async () => {
+    const key = log.keyFile ? await loadKey(log.keyFile, true) : undefined;
+    const last = await lastLine(log.file);
+    let prev = last === undefined ? GENESIS_HASH : hashLine(last);
+    let records: number | undefined;
+    if (key && log.headFile) {
+      const head = await readJsonFile<AuditHead>(log.headFile, "the audit head checkpoint").catch(() => undefined);
+      if (head && head.mac === mac(key, `${head.records}:${head.head}`)) {
+        records = head.records + 1;
+        // The log no longer ends where the checkpoint says (cut or rewritten): chain to the checkpoint, so the
+        // break stays visible to `audit verify` instead of being sealed over by this record.
+        if (head.head !== prev) prev = head.head;
+      }
+    }
+    records ??= (await countLines(log.file)) + 1;
+    const full: AuditRecord = { time: new Date().toISOString(), ...record, prev };
+    const body = JSON.stringify(full);
+    const line = key ? `${body.slice(0, -1)},"mac":"${mac(key, body)}"}` : body;
+    const fh = await open(log.file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
     try {
-      await fh.write(JSON.stringify(full) + "\n");
+      await fh.write(line + "\n");
       await fh.datasync();
     } finally {
       await fh.close();
     }
+    if (key && log.headFile) {
+      const h = hashLine(line);
+      const head: AuditHead = { format: "scanbridge-audit-head", records, head: h, mac: mac(key, `${records}:${h}`) };
+      await writeJsonAtomic(log.headFile, head);
+    }
     return full;
-  } finally {
-    await release();
-  }
+  });
 }
 
-/** Check every line of an audit log: valid JSON and `prev` equal to the hash of the line before. */
-export async function verifyAuditLog(file: string): Promise<AuditCheck> {
-  const rl = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+/**
+ * Check every line of an audit log: valid JSON, `prev` equal to the hash of the line before, and (when the log's
+ * key exists) a valid HMAC on every line and a head checkpoint that matches: a rewritten log (chain recomputed
+ * without the key) and a removed tail are both reported.
+ */
+export async function verifyAuditLog(log: AuditLog | string): Promise<AuditCheck> {
+  const l = asLog(log);
+  const key = l.keyFile ? await loadKey(l.keyFile, false) : undefined;
+  const rl = createInterface({ input: createReadStream(l.file, { encoding: "utf8" }), crlfDelay: Infinity });
   let prev = GENESIS_HASH;
   let n = 0;
   const broken: AuditCheck["broken"] = [];
+  const hashes: string[] = [];
   for await (const line of rl) {
     n++;
     if (line.length === 0) {
       broken.push({ line: n, reason: "empty line" });
       prev = hashLine(line);
+      hashes.push(prev);
       continue;
     }
     let rec: Partial<AuditRecord> | undefined;
@@ -144,7 +210,29 @@ export async function verifyAuditLog(file: string): Promise<AuditCheck> {
       broken.push({ line: n, reason: "not valid JSON" });
     }
     if (rec && rec.prev !== prev) broken.push({ line: n, reason: "prev does not match the hash of the line before (a line was changed, removed or inserted)" });
+    if (rec && key) {
+      const m = MAC_RE.exec(line);
+      if (!m) broken.push({ line: n, reason: "no HMAC (written without the key, or by someone else)" });
+      else if (mac(key, line.slice(0, m.index) + "}") !== m[1]) broken.push({ line: n, reason: "HMAC does not match (the line was rewritten without the key)" });
+    }
     prev = hashLine(line);
+    hashes.push(prev);
   }
-  return { ok: broken.length === 0, records: n, head: prev, broken };
+  let checkpoint: AuditCheck["checkpoint"] = "absent";
+  if (key && l.headFile) {
+    const head = await readJsonFile<AuditHead>(l.headFile, "the audit head checkpoint").catch(() => undefined);
+    if (!head) {
+      if (n > 0) broken.push({ line: n, reason: "the head checkpoint is missing or unreadable (cannot tell whether the tail was removed)" });
+    } else if (head.mac !== mac(key, `${head.records}:${head.head}`)) {
+      checkpoint = "mismatch";
+      broken.push({ line: n, reason: "the head checkpoint's HMAC does not match (it was rewritten)" });
+    } else if (n < head.records) {
+      checkpoint = "mismatch";
+      broken.push({ line: n, reason: `the log ends at record ${n} but ${head.records} were written: its tail was removed` });
+    } else if (hashes[head.records - 1] !== head.head) {
+      checkpoint = "mismatch";
+      broken.push({ line: head.records, reason: "record differs from the checkpointed head (the log was rewritten)" });
+    } else checkpoint = "match";
+  }
+  return { ok: broken.length === 0, records: n, head: prev, keyed: key !== undefined, checkpoint, broken };
 }

@@ -1,9 +1,8 @@
-import { readFile, open, rm, readdir } from "node:fs/promises";
-import { hostname } from "node:os";
+import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "../config/write.js";
-import { LocalIoError, NotifyError, describeIoError } from "../errors.js";
-import { isProcessAlive } from "../util/process.js";
+import { LocalIoError, NotifyError, ScanbridgeError, describeIoError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-write.js";
+import { acquireLock } from "../util/lock.js";
 
 /** One delivery: a channel and a recipient, pending until it succeeds, then sent for good. */
 export interface OutboxItem {
@@ -85,38 +84,29 @@ export function pendingItems(outbox: Outbox): OutboxItem[] {
 
 
 /**
- * Run `fn` holding an exclusive lock on an outbox (a `.lock` file created with O_EXCL), so two runs
- * (send and a manual retry, or watch) never deliver the same message twice. A lock left by a dead
- * process on this machine is taken over.
+ * Run `fn` holding the outbox's lock (src/util/lock.ts), so two runs (send and a manual retry, or watch) never
+ * deliver the same message twice. A lock whose owner is gone (pid + start time) is broken; a live holder makes this
+ * fail at once (OUTBOX_LOCKED), never hang.
  */
-export async function withOutboxLock<T>(outboxPath: string, fn: () => Promise<T>): Promise<T> {
+export async function withOutboxLock<T>(outboxPath: string, fn: () => Promise<T>, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<T> {
   const lockPath = outboxPath + ".lock";
-  const me = `${process.pid}@${hostname()}`;
-  for (let tries = 0; ; tries++) {
-    try {
-      const fh = await open(lockPath, "wx", 0o600);
-      await fh.writeFile(me);
-      await fh.close();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw describeIoError(err, lockPath);
-      const holder = await readFile(lockPath, "utf8").catch(() => "");
-      const [pidText, host] = holder.split("@");
-      const pid = Number(pidText);
-      const stale = host === hostname() && Number.isInteger(pid) && pid > 0 && !isProcessAlive(pid);
-      if (!stale || tries > 0) {
-        throw new NotifyError("OUTBOX_LOCKED", `Another scanbridge process (${holder || "unknown"}) is sending these notifications`, {
-          hint: `Wait for it to finish, then run \`scanbridge notify --retry\`. If no such process exists, delete ${lockPath}.`,
-          retryable: true,
-        });
-      }
-      await rm(lockPath, { force: true });
+  let lock;
+  try {
+    lock = await acquireLock(lockPath, { timeoutMs: opts.timeoutMs ?? 0, signal: opts.signal, purpose: "outbox" });
+  } catch (err) {
+    if (err instanceof ScanbridgeError && err.code === "LOCK_TIMEOUT") {
+      throw new NotifyError("OUTBOX_LOCKED", "Another scanbridge process is sending these notifications", {
+        hint: "Wait for it to finish, then run `scanbridge notify --retry`. The lock is broken automatically once that process is gone.",
+        retryable: true,
+        cause: err,
+      });
     }
+    throw err instanceof ScanbridgeError ? err : describeIoError(err, lockPath);
   }
   try {
     return await fn();
   } finally {
-    await rm(lockPath, { force: true }).catch(() => {});
+    await lock.release().catch(() => {});
   }
 }
 

@@ -1,7 +1,7 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GENESIS_HASH, appendAudit, hashLine, verifyAuditLog } from "../../src/ingest/ledger.js";
+import { GENESIS_HASH, appendAudit, auditLogIn, hashLine, verifyAuditLog } from "../../src/ingest/ledger.js";
 import { isCandidateName } from "../../src/ingest/settle.js";
 import { tmp } from "./helpers.js";
 
@@ -14,7 +14,7 @@ describe("audit ledger", () => {
     expect(JSON.parse(lines[0]!).prev).toBe(GENESIS_HASH);
     expect(JSON.parse(lines[1]!).prev).toBe(hashLine(lines[0]!));
     const r = await verifyAuditLog(file);
-    expect(r).toEqual({ ok: true, records: 2, head: hashLine(lines[1]!), broken: [] });
+    expect(r).toEqual({ ok: true, records: 2, head: hashLine(lines[1]!), keyed: false, checkpoint: "absent", broken: [] });
   });
 
   it("keeps the chain intact under 60 concurrent appends (lock file)", async () => {
@@ -44,6 +44,63 @@ describe("audit ledger", () => {
     const garbled = [...lines];
     garbled[5] = "{not json";
     expect((await check(garbled)).broken).toEqual([{ line: 6, reason: "not valid JSON" }]);
+  });
+});
+
+describe("keyed audit log (HMAC key and head checkpoint in the state folder)", () => {
+  /** A log of 5 records in a fresh state folder, and a way to recompute its chain as a forger without the key would. */
+  async function keyedLog() {
+    const state = tmp();
+    const log = auditLogIn(state);
+    for (let i = 0; i < 5; i++) await appendAudit(log, { event: "ready", id: `id${i}`, files: i });
+    return { state, log, lines: readFileSync(log.file, "utf8").trim().split("\n") };
+  }
+  const rechain = (lines: string[]) => {
+    let prev = GENESIS_HASH;
+    return lines.map((l) => {
+      const r = JSON.parse(l) as Record<string, unknown>;
+      r.prev = prev;
+      const out = JSON.stringify(r);
+      prev = hashLine(out);
+      return out;
+    });
+  };
+
+  it("keys every line and checkpoints the head; the key is 0600", async () => {
+    const { log } = await keyedLog();
+    const r = await verifyAuditLog(log);
+    expect(r).toMatchObject({ ok: true, records: 5, keyed: true, checkpoint: "match", broken: [] });
+    expect(statSync(log.keyFile!).mode & 0o777).toBe(0o600);
+    expect(statSync(log.file).mode & 0o077).toBe(0);
+  });
+
+  it("detects a log rewritten with its chain recomputed (no key): every rewritten line fails its HMAC", async () => {
+    const { log, lines } = await keyedLog();
+    const forged = rechain(lines.map((l) => l.replace('"files":2', '"files":7')));
+    writeFileSync(log.file, forged.join("\n") + "\n");
+    // The plain chain holds (that is what a forger achieves) ...
+    expect((await verifyAuditLog(log.file)).ok).toBe(true);
+    // ... the keyed check does not.
+    const r = await verifyAuditLog(log);
+    expect(r.ok).toBe(false);
+    expect(r.broken.some((b) => b.line === 3 && /HMAC/.test(b.reason))).toBe(true);
+  });
+
+  it("detects a removed tail (the head checkpoint names more records)", async () => {
+    const { log, lines } = await keyedLog();
+    writeFileSync(log.file, lines.slice(0, 3).join("\n") + "\n");
+    const r = await verifyAuditLog(log);
+    expect(r.ok).toBe(false);
+    expect(r.broken.map((b) => b.reason).join("\n")).toMatch(/tail was removed/);
+  });
+
+  it("an append after a cut tail chains to the checkpoint, so the cut stays visible", async () => {
+    const { log, lines } = await keyedLog();
+    writeFileSync(log.file, lines.slice(0, 3).join("\n") + "\n");
+    await appendAudit(log, { event: "after-cut" });
+    const r = await verifyAuditLog(log);
+    expect(r.ok).toBe(false);
+    expect(r.broken.some((b) => b.line === 4 && /prev does not match/.test(b.reason))).toBe(true);
   });
 });
 
