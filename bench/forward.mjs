@@ -33,11 +33,11 @@ if (!Number.isInteger(N) || N < 1 || !Number.isInteger(BYTES) || BYTES < 64 || !
   process.exit(2);
 }
 const bin = join(root, "bin", "scanbridge.js");
-if (!existsSync(join(root, "dist", "src", "cli.js")) || !existsSync(join(root, "dist", "fixtures", "dicom-builder.js"))) {
-  console.error("Build first: npm run build");
+if (!existsSync(join(root, "dist", "src", "cli.js")) || !existsSync(join(root, "dist-fixtures", "dicom-builder.js"))) {
+  console.error("Build first: npm run build && npm run build:fixtures (npm run bench:forward does both)");
   process.exit(2);
 }
-const { buildDicom } = await import(join(root, "dist", "fixtures", "dicom-builder.js"));
+const { buildDicom } = await import(join(root, "dist-fixtures", "dicom-builder.js"));
 const { default: dicomParser } = await import("dicom-parser");
 // The Orthanc test helper is TypeScript; Vite (already a dev dependency through vitest) loads it.
 const { module: orthancHelper } = await runnerImport(join(root, "test", "helpers", "orthanc.ts"));

@@ -49,7 +49,7 @@ async function generate() {
   if (existsSync(join(DATA, ".complete"))) return;
   rmSync(DATA, { recursive: true, force: true });
   mkdirSync(DATA, { recursive: true });
-  const { buildDicom, TransferSyntax } = await import(join(ROOT, "dist/fixtures/dicom-builder.js"));
+  const { buildDicom, TransferSyntax } = await import(join(ROOT, "dist-fixtures/dicom-builder.js"));
   const per = Math.floor((SIZE_MB * 1e6) / FILES / 2) * 2;
   const studyUid = "1.2.826.0.1.3680043.9.7777.1";
   console.error(`generating ${FILES} CT-like DICOM files of ${(per / 1e6).toFixed(2)} MB into ${DATA} (once)`);

@@ -7,7 +7,7 @@
 //   BENCH_SIZE_MB=1024 BENCH_ROUNDS=3 BENCH_RELAY_MB=256 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, appendFileSync, existsSync, unlinkSync, copyFileSync, truncateSync } from "node:fs";
+import { chownSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, existsSync, copyFileSync, truncateSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";

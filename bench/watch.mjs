@@ -3,8 +3,8 @@
 //   1. ingest of one large package (default 1 GB) vs `unzip -t` followed by `unzip` of the same zip;
 //   2. throughput of 100 small packages arriving at once;
 //   3. CPU used by an idle watch over 60 s.
-// Usage: npm run build && node bench/watch.mjs [--size-mb 1024] [--small 100] [--idle-seconds 60]
-// Needs the built fixtures (dist/fixtures/package-builder.js) and unzip on PATH.
+// Usage: npm run bench:watch -- [--size-mb 1024] [--small 100] [--idle-seconds 60]
+// Needs the built fixtures (dist-fixtures/package-builder.js) and unzip on PATH.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "bin", "scanbridge.js");
-const { writeSealedPackage, writeSmallPackage, pseudoRandomStream } = await import(join(ROOT, "dist/fixtures/package-builder.js"));
+const { writeSealedPackage, writeSmallPackage, pseudoRandomStream } = await import(join(ROOT, "dist-fixtures/package-builder.js"));
 
 const arg = (name, def) => {
   const i = process.argv.indexOf(name);

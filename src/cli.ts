@@ -95,7 +95,7 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
     cmd.action(async (...actionArgs: unknown[]) => {
       const command = actionArgs[actionArgs.length - 1] as Command;
       const globals = program.opts<GlobalFlags>();
-      const positional = command.processedArgs.flatMap((a: unknown) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
+      const positional = command.processedArgs.flatMap((a: string | string[] | undefined) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
       const color = globals.color !== false && env.NO_COLOR === undefined && stderrIsTTY;
       const mode: ReporterMode = globals.json ? "json" : globals.quiet ? "quiet" : stderrIsTTY ? "tty" : "plain";
       const reporter = createReporter({ mode, color, verbose: Boolean(globals.verbose), stdout, stderr });

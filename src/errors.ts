@@ -106,6 +106,12 @@ export function exitCodeOf(err: unknown): ExitCodeValue {
   return ExitCode.unexpected;
 }
 
+/** The stable code of any thrown value (a typed error's code, a Node errno code), or `fallback`. */
+export function errorCode(err: unknown, fallback: string): string {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" || typeof code === "number" ? String(code) : fallback;
+}
+
 /** Throw InterruptedError when the signal is aborted. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new InterruptedError();

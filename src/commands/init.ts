@@ -96,7 +96,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
   const current = (key: string): string | undefined => {
     const v = o[key];
     if (v === undefined || v === null) return undefined;
-    return Array.isArray(v) ? v.join(", ") : String(v);
+    return Array.isArray(v) ? v.join(", ") : String(v as string | number | boolean);
   };
   /** Ask a text question, unless a flag answered it or we may not ask; validate either way. */
   const text = async (key: string, message: string, validate: Validate = () => true): Promise<string | undefined> => {
@@ -157,7 +157,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
   if (hooks.length) {
     cfg.webhook = hooks;
     if (o.webhookInsecure) cfg.webhookInsecure = true;
-    if (o.webhookCa) cfg.webhookCa = resolve(ctx.cwd, String(o.webhookCa));
+    if (o.webhookCa) cfg.webhookCa = resolve(ctx.cwd, o.webhookCa as string);
     if (!(await secret("webhookSecret", "Webhook signing secret (shared with the hospital)", "SCANBRIDGE_WEBHOOK_SECRET"))) {
       warn("WEBHOOK_UNSIGNED", "No webhook secret: webhook requests will not be signed");
     }
@@ -248,7 +248,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
     if (!current("from")) o.from = cfg.senderEmail;
     cfg.from = await text("from", "Send notification e-mails from (address the server allows):", required("A sender address", validEmail));
     if (o.smtpInsecure) cfg.smtpInsecure = true;
-    if (o.smtpCa) cfg.smtpCa = resolve(ctx.cwd, String(o.smtpCa));
+    if (o.smtpCa) cfg.smtpCa = resolve(ctx.cwd, o.smtpCa as string);
     const password = server.user ? await secret("smtpPassword", `SMTP password for ${server.user}`, "SCANBRIDGE_SMTP_PASSWORD") : undefined;
     if (skipChecks) smtpCheck = "skipped (--skip-checks)";
     else if (server.user && !password) {
@@ -257,7 +257,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
     } else {
       const settings: SmtpSettings = { ...server, insecure: Boolean(o.smtpInsecure), from: String(cfg.from) };
       if (password) settings.password = password;
-      if (cfg.smtpCa) settings.ca = readFileSync(String(cfg.smtpCa), "utf8");
+      if (cfg.smtpCa) settings.ca = readFileSync(cfg.smtpCa as string, "utf8");
       try {
         await deps.verifySmtp(settings);
         smtpCheck = "ok";

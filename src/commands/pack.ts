@@ -30,7 +30,7 @@ export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<Pa
   return {
     inputs: ctx.args,
     patient: await resolvePatient(ctx, overrides.dryRun === true),
-    outDir: String(o.out ?? "."),
+    outDir: (o.out as string | undefined) ?? ".",
     cwd: ctx.cwd,
     ascii: Boolean(o.asciiNames),
     store: Boolean(o.store),

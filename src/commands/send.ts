@@ -27,7 +27,7 @@ export async function runSendCommand(ctx: CommandContext): Promise<CommandOutput
   const o = ctx.options;
   // Fail in the first milliseconds on a bad destination or notification setting, not after an hour of zipping.
   if (!o.to) throw new UsageError("DESTINATION_MISSING", "Where to? Pass --to sftp://user@host/folder or a local folder", { hint: "Or set it once with `scanbridge init`." });
-  const destination = formatDestination(parseDestination(String(o.to), ctx.cwd));
+  const destination = formatDestination(parseDestination(o.to as string, ctx.cwd));
   const channels = resolveNotifyChannels(o);
   const emit = ctx.reporter.emit.bind(ctx.reporter);
 

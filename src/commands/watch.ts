@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } from "../notify/stage.js";
 import type { Receipt } from "../transfer/receipt.js";
-import { ExitCode, InputError, UsageError } from "../errors.js";
+import { errorCode, ExitCode, InputError, UsageError } from "../errors.js";
 import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
 import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
@@ -88,7 +88,7 @@ export function localDropFor(ctx: CommandContext): string {
   if (!isUrl(arg)) return resolve(ctx.cwd, arg);
   const o = ctx.options;
   if (typeof o.drop === "string" && o.drop.length > 0) return resolve(ctx.cwd, o.drop);
-  return join(dirname(resolve(ctx.cwd, String(o.ready ?? "."))), ".scanbridge-remote-drop");
+  return join(dirname(resolve(ctx.cwd, (o.ready as string | undefined) ?? ".")), ".scanbridge-remote-drop");
 }
 
 /** Show one remote inbox event (download, clean-up); errors and waits are shown as watch events. PHI only with --verbose. */
@@ -249,7 +249,7 @@ async function runRemoteInbox(
       if (ctx.signal.aborted) throw err;
       pollFailed = true;
       totals.errors++;
-      reportWatchEvent(ctx.reporter, verbose, { event: "error", code: String((err as { code?: unknown }).code ?? "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed: ${(err as Error).message}` });
+      reportWatchEvent(ctx.reporter, verbose, { event: "error", code: errorCode(err, "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed: ${(err as Error).message}` });
     } finally {
       await dest.close().catch(() => {});
     }
@@ -272,7 +272,7 @@ async function runRemoteInbox(
       } catch (err) {
         if (ctx.signal.aborted) break;
         totals.errors++;
-        reportWatchEvent(ctx.reporter, verbose, { event: "error", code: String((err as { code?: unknown }).code ?? "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed, retried in ${opts.rescanSeconds} s: ${(err as Error).message}` });
+        reportWatchEvent(ctx.reporter, verbose, { event: "error", code: errorCode(err, "REMOTE_POLL_FAILED"), message: `Remote inbox poll failed, retried in ${opts.rescanSeconds} s: ${(err as Error).message}` });
         await dest?.close().catch(() => {});
         dest = undefined;
       }

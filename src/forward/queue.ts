@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import { join } from "node:path";
+import { errorCode } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
 import { isRetryable, type RetryPolicy } from "../transfer/retry.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
@@ -144,7 +145,7 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
     return { result: "delivered", id: entry.id, instances: instances.length, confirmed: confirm.confirmed, requests: stow.requests, durationMs, attempts, reconciled };
   } catch (err) {
     if (signal.aborted) throw err;
-    const code = String((err as { code?: unknown }).code ?? "FORWARD_FAILED");
+    const code = errorCode(err, "FORWARD_FAILED");
     const retryable = (err as { retryable?: boolean }).retryable ?? isRetryable(err);
     const delay = Math.min(opts.maxRetryDelayMs, opts.retryDelayMs * 2 ** Math.min(20, attempts - 1));
     const message = (err as Error).message;

@@ -35,20 +35,24 @@ export interface ReconcileOptions {
   mapFile?: string;
 }
 
+/** A backslash (DICOM's value separator) or a control character: never in a reconciled LO, SH or PN value. */
+// eslint-disable-next-line no-control-regex
+const NOT_IN_DICOM_TEXT = /[\\\x00-\x1f\x7f]/;
+
 /** Check the local values: DICOM LO (64 chars, no backslash or control characters) and PN. */
 export function validateReconciliation(r: { patientId?: unknown; issuer?: unknown; patientName?: unknown; accessionNumber?: unknown }, where = "reconciliation"): Reconciliation {
   const lo = (v: unknown, what: string): string => {
     if (typeof v !== "string" || v.trim().length === 0) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} is missing`);
     const s = v.trim();
     if (s.length > 64) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} is longer than 64 characters (DICOM LO)`);
-    if (/[\\\x00-\x1f\x7f]/.test(s)) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} must not contain a backslash or control characters`);
+    if (NOT_IN_DICOM_TEXT.test(s)) throw new UsageError("RECONCILE_INVALID", `${where}: ${what} must not contain a backslash or control characters`);
     return s;
   };
   const out: Reconciliation = { patientId: lo(r.patientId, "the Patient ID"), issuer: lo(r.issuer, "the Issuer of Patient ID") };
   if (r.patientName !== undefined && r.patientName !== null && r.patientName !== "") {
     if (typeof r.patientName !== "string") throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must be text`);
     const name = r.patientName.trim();
-    if (/[\\\x00-\x1f\x7f]/.test(name)) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must not contain a backslash or control characters`);
+    if (NOT_IN_DICOM_TEXT.test(name)) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name must not contain a backslash or control characters`);
     if (name.split("=").some((g) => g.length > 64) || name.split("^").length > 5) throw new UsageError("RECONCILE_INVALID", `${where}: the patient name is not a DICOM PN (FAMILY^GIVEN^MIDDLE^PREFIX^SUFFIX, 64 characters per group)`);
     out.patientName = name;
   }
@@ -56,7 +60,7 @@ export function validateReconciliation(r: { patientId?: unknown; issuer?: unknow
     if (typeof r.accessionNumber !== "string") throw new UsageError("RECONCILE_INVALID", `${where}: the accession number must be text`);
     const acc = r.accessionNumber.trim();
     if (acc.length > 16) throw new UsageError("RECONCILE_INVALID", `${where}: the accession number is longer than 16 characters (DICOM SH)`);
-    if (/[\\\x00-\x1f\x7f]/.test(acc)) throw new UsageError("RECONCILE_INVALID", `${where}: the accession number must not contain a backslash or control characters`);
+    if (NOT_IN_DICOM_TEXT.test(acc)) throw new UsageError("RECONCILE_INVALID", `${where}: the accession number must not contain a backslash or control characters`);
     if (acc) out.accessionNumber = acc;
   }
   return out;

@@ -17,6 +17,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
+import { errorCode } from "../errors.js";
 import type { Destination, RemoteEntry } from "../transfer/destination.js";
 import { isCandidateName } from "./settle.js";
 import { formatSidecar, parseSidecar } from "./sidecar.js";
@@ -68,7 +69,7 @@ const MAX_MARKER_BYTES = 4096;
 /** A package that failed (marker mismatch, unreadable) is downloaded again when it changed, or after this long. */
 const FAILED_RETRY_MS = 5 * 60_000;
 
-const errCode = (err: unknown) => String((err as { code?: unknown }).code ?? "ERROR");
+const errCode = (err: unknown) => errorCode(err, "ERROR");
 
 /** Polls one remote folder; keeps what it learnt between polls (settle observations, failures). */
 export class RemoteInbox {

@@ -303,7 +303,7 @@ export async function takeOverStaleClaims(d: IngestDirs, instance: string, stale
       continue;
     }
     let owner: ClaimOwner | undefined;
-    let mtimeMs = 0;
+    let mtimeMs: number;
     try {
       const st = await stat(join(dir, "claim.json"));
       mtimeMs = st.mtimeMs;

@@ -62,7 +62,8 @@ export type ProblemCode =
 
 /** One thing wrong with a package. `entry` shows the root folder as "<root>" so it carries no patient name. */
 export interface PackageProblem {
-  code: ProblemCode | string;
+  /** A ProblemCode for a problem; a warning carries its own code. */
+  code: string;
   message: string;
   entry?: string;
 }

@@ -3,7 +3,7 @@ import { mkdir, open, readdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { watch as chokidarWatch, type FSWatcher } from "chokidar";
-import { InterruptedError } from "../errors.js";
+import { errorCode, InterruptedError } from "../errors.js";
 import { appendAudit } from "./ledger.js";
 import { routePackage, type RoutingConfig } from "./routing.js";
 import { enqueueForward, forwardOne, listForwardQueue, type ForwardOptions } from "../forward/queue.js";
@@ -338,7 +338,7 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
         a = await forwardOne(opts.drop, entry, fwd, deps.signal);
       } catch (err) {
         if (deps.signal.aborted) return;
-        emit({ event: "error", code: String((err as { code?: unknown }).code ?? "FORWARD_FAILED"), message: `Forwarding failed: ${(err as Error).message}` });
+        emit({ event: "error", code: errorCode(err, "FORWARD_FAILED"), message: `Forwarding failed: ${(err as Error).message}` });
         continue;
       }
       if (a.result === "delivered") {

@@ -112,11 +112,11 @@ export function resolveNotifyChannels(values: Record<string, unknown>, readText:
     channels.smtpProblem = `${err.message}${err.hint ? ` (${err.hint})` : ""}`;
   }
   const hooks = ((values.webhook as string[] | undefined) ?? []).map((w) => w.trim()).filter(Boolean);
-  const ca = hooks.length && values.webhookCa ? readPem(String(values.webhookCa), "webhookCa", values, readText) : undefined;
+  const ca = hooks.length && values.webhookCa ? readPem(values.webhookCa as string, "webhookCa", values, readText) : undefined;
   for (const url of [...new Set(hooks)]) {
     validateWebhookUrl(url, Boolean(values.webhookInsecure), sourceOf(values, "webhook"));
     const t: WebhookTarget = { url };
-    if (values.webhookSecret) t.secret = String(values.webhookSecret);
+    if (values.webhookSecret) t.secret = values.webhookSecret as string;
     if (ca) t.ca = ca;
     channels.webhooks.push(t);
   }
@@ -140,7 +140,7 @@ function resolveSmtp(values: Record<string, unknown>, readText: (p: string) => s
   }
   const smtp: SmtpSettings = { ...server, insecure: Boolean(values.smtpInsecure), from };
   if (password && server.user) smtp.password = password;
-  if (values.smtpCa) smtp.ca = readPem(String(values.smtpCa), "smtpCa", values, readText);
+  if (values.smtpCa) smtp.ca = readPem(values.smtpCa as string, "smtpCa", values, readText);
   return smtp;
 }
 
@@ -148,9 +148,9 @@ function resolveSmtp(values: Record<string, unknown>, readText: (p: string) => s
 export function notifyOptionsFrom(values: Record<string, unknown>): NotifyOptions {
   const sender: SenderContact = {};
   if (values.senderRole === "patient" || values.senderRole === "clinic") sender.role = values.senderRole;
-  if (values.senderName) sender.name = String(values.senderName);
-  if (values.senderEmail) sender.email = String(values.senderEmail);
-  if (values.senderPhone) sender.phone = String(values.senderPhone);
+  if (values.senderName) sender.name = values.senderName as string;
+  if (values.senderEmail) sender.email = values.senderEmail as string;
+  if (values.senderPhone) sender.phone = values.senderPhone as string;
   return { includePatientName: Boolean(values.includePatientName), sender };
 }
 

@@ -6,6 +6,7 @@ export const MAX_NAME_BYTES = 180;
 
 const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
 // Control characters, and bidi overrides that can disguise a name or an extension (U+202E "RLO" tricks).
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
 // Path separators and characters Windows forbids in names.
 const RESERVED = /[<>:"/\\|?*]/g;

@@ -149,15 +149,15 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   } catch (err) {
     throw describeIoError(err, "the package");
   }
-  let failure: unknown;
+  let failure: { error: unknown } | undefined;
   let rejectRun: (e: unknown) => void = () => {};
   const failed = new Promise<never>((_, reject) => {
     rejectRun = reject;
   });
   failed.catch(() => {});
   const fail = (err: unknown) => {
-    if (failure === undefined) failure = err;
-    rejectRun(failure);
+    failure ??= { error: err };
+    rejectRun(failure.error);
   };
   archive.on("warning", fail); // archiver's warnings (e.g. a vanished file) are errors for a medical package
   archive.on("error", fail);
@@ -184,7 +184,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     };
     let ahead = readSmall(0);
     for (const [index, entry] of plan.entries.entries()) {
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined) throw failure.error;
       const current = ahead;
       ahead = readSmall(index + 1);
       const name = `${plan.root}/${entry.path}`;
@@ -238,7 +238,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     await Promise.race([appended, failed]);
     await Promise.race([archive.finalize(), failed]);
     await Promise.race([closed, failed]);
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined) throw failure.error;
     opts.emit?.({ type: "step-done", id: "zip", label: `Zipped ${files.length} files` });
     return { tmpPath, size: tap.bytes, sha256: tap.hash.digest("hex"), files, manifest, storedEntries };
   } catch (err) {

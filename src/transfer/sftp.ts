@@ -107,7 +107,7 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       client.destroy();
       done(new InterruptedError());
     };
-    const done = (err?: unknown) => {
+    const done = (err?: Error) => {
       if (settled) return;
       settled = true;
       opts.signal?.removeEventListener("abort", onAbort);
@@ -173,7 +173,7 @@ export class SftpDestination implements Destination {
   readonly window: { requests: number; chunkSize: number };
   private readonly lanes = new Map<number, Promise<SFTPWrapper>>();
   private closed = false;
-  private failure: unknown;
+  private failure: Error | undefined;
   private lastActivity = Date.now();
   private outstanding = 0;
   private readonly watchdog: NodeJS.Timeout;
@@ -408,7 +408,7 @@ export class SftpDestination implements Destination {
   }
 
   /** The connection's first failure, if it has failed (lost, timed out, interrupted). */
-  get connectionFailure(): unknown {
+  get connectionFailure(): Error | undefined {
     return this.failure;
   }
 

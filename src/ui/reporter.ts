@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import ora, { type Ora } from "ora";
 import type { StageEvent } from "./events.js";
 import { formatProgressBar } from "./format.js";
@@ -151,7 +152,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
         opts.stderr.write(c.red(`error: ${se.message}`) + ` ${c.dim(`[${se.code}]`)}\n`);
         if (se.privateLines.length && (opts.mode === "tty" || opts.verbose)) for (const l of se.privateLines) opts.stderr.write(`  ${l}\n`);
         if (se.hint) opts.stderr.write(`hint: ${se.hint}\n`);
-        if (debug && se.cause) opts.stderr.write(`${(se.cause as Error)?.stack ?? String(se.cause)}\n`);
+        if (debug && se.cause) opts.stderr.write(`${se.cause instanceof Error ? (se.cause.stack ?? se.cause.message) : inspect(se.cause)}\n`);
       } else {
         opts.stderr.write(c.red(`error: unexpected failure: ${(e as Error)?.message ?? String(e)}`) + "\n");
         opts.stderr.write("This is a bug in scanbridge; please report it with the output of --debug.\n");

@@ -10,17 +10,18 @@ export const hasTmux = (() => {
   }
 })();
 
-/** A program running at a real terminal (a tmux pane), driven by typing as a person would. */
+/** A program running at a real terminal (a tmux pane), driven by typing as a person would. Its methods do not use
+ * `this` (`this: void`), so a test may take them apart: `const { answer, waitFor } = term`. */
 export interface Terminal {
-  screen(): string;
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
-  type(text: string): void;
-  key(...keys: string[]): void;
+  screen(this: void): string;
+  waitFor(this: void, re: RegExp, timeoutMs?: number): Promise<string>;
+  type(this: void, text: string): void;
+  key(this: void, ...keys: string[]): void;
   /** Wait for a prompt, let it finish drawing, type the answer and press the keys (default Enter). */
-  answer(prompt: RegExp, text?: string, ...keys: string[]): Promise<void>;
+  answer(this: void, prompt: RegExp, text?: string, ...keys: string[]): Promise<void>;
   /** Wait for the program to end; returns its exit code. */
-  exitCode(timeoutMs?: number): Promise<number>;
-  close(): void;
+  exitCode(this: void, timeoutMs?: number): Promise<number>;
+  close(this: void): void;
 }
 
 const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;

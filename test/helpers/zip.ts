@@ -13,13 +13,13 @@ export interface ReadEntry {
 export function readZip(path: string): Promise<ReadEntry[]> {
   return new Promise((resolve, reject) => {
     yauzl.open(path, { lazyEntries: true, decodeStrings: true, validateEntrySizes: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
+      if (err || !zip) return reject(err ?? new Error(`cannot open ${path}`));
       const out: ReadEntry[] = [];
       zip.on("error", reject);
       zip.on("end", () => resolve(out));
       zip.on("entry", (entry: yauzl.Entry) => {
         zip.openReadStream(entry, (e2, stream) => {
-          if (e2 || !stream) return reject(e2);
+          if (e2 || !stream) return reject(e2 ?? new Error(`cannot read ${entry.fileName}`));
           const chunks: Buffer[] = [];
           stream.on("data", (c: Buffer) => chunks.push(c));
           stream.on("error", reject);
@@ -55,13 +55,13 @@ export function zipinfoNames(path: string): string[] {
 export function zipEntrySizes(path: string): Promise<Map<string, number>> {
   return new Promise((resolve, reject) => {
     yauzl.open(path, { lazyEntries: true, validateEntrySizes: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
+      if (err || !zip) return reject(err ?? new Error(`cannot open ${path}`));
       const out = new Map<string, number>();
       zip.on("error", reject);
       zip.on("end", () => resolve(out));
       zip.on("entry", (entry: yauzl.Entry) => {
         zip.openReadStream(entry, (e2, stream) => {
-          if (e2 || !stream) return reject(e2);
+          if (e2 || !stream) return reject(e2 ?? new Error(`cannot read ${entry.fileName}`));
           let n = 0;
           stream.on("data", (c: Buffer) => (n += c.length));
           stream.on("error", reject);

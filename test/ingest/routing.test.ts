@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildDicom, type ExtraElement } from "../../fixtures/dicom-builder.js";
-import { sha256Of, writeSealedPackage, writeSmallPackage } from "../../fixtures/package-builder.js";
+import { sha256Of, writeSealedPackage, writeSmallPackage, type FixtureFile } from "../../fixtures/package-builder.js";
 import { decideRoute, evaluateRule, parseRouting, readRoutingFacts, readRoutingFactsFromZip, routePackage } from "../../src/ingest/routing.js";
 import { claimPackage, commitToReady, ensureDirs, ingestDirs, writeCommitState } from "../../src/ingest/store.js";
 import { runWatch, type PackageOutcome } from "../../src/ingest/watcher.js";
@@ -67,9 +67,9 @@ const extra = (p: Pkg): ExtraElement[] => [
 ];
 
 /** The files of a package: DICOM (two images per series) and an optional PDF report. */
-function packageFiles(id: string, p: Pkg): Array<{ path: string; data: Buffer; kind: string; studyInstanceUid?: string; seriesInstanceUid?: string }> {
+function packageFiles(id: string, p: Pkg): Array<{ path: string; data: Buffer; kind: FixtureFile["kind"]; studyInstanceUid?: string; seriesInstanceUid?: string }> {
   const study = `1.2.826.0.1.3680043.9.7433.77.${Object.keys(PACKAGES).indexOf(id) + 1}`;
-  const files = [];
+  const files: ReturnType<typeof packageFiles> = [];
   for (let s = 1; s <= (p.series ?? 1); s++) {
     const series = `${study}.${s}`;
     for (let i = 1; i <= 2; i++) {

@@ -1,5 +1,5 @@
 // End to end: the built CLI (`node bin/scanbridge.js upload ...`) against a real OpenSSH sshd on loopback.
-// Run `npx tsc -p tsconfig.json` first.
+// Run `npm run build` first (npm test and a bare vitest run do).
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -13,12 +13,20 @@ const root = join(import.meta.dirname, "..", "..");
 const bin = join(root, "bin", "scanbridge.js");
 const PATIENT = "Zoë Ångström-Testpatient";
 
+/** The parts of `upload --json` these tests read. */
+interface UploadJson {
+  warnings: Array<{ code: string; message: string }>;
+  resumedFrom: number;
+  bytesSent: number;
+  [key: string]: unknown;
+}
+
 interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
   ms: number;
-  json?: Record<string, any>;
+  json?: UploadJson;
 }
 
 let sshd: SshdServer;
@@ -41,7 +49,7 @@ function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; d
   child.stderr!.on("data", (d) => (stderr += d));
   const done = new Promise<Run>((resolve) =>
     child.on("close", (code) => {
-      let json: Record<string, any> | undefined;
+      let json: UploadJson | undefined;
       try {
         json = JSON.parse(stdout);
       } catch {
@@ -70,7 +78,7 @@ const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("
 const keyArgs = () => ["--identity", sshd.privateKeyPath, "--known-hosts", sshd.knownHostsPath];
 
 beforeAll(async () => {
-  if (!existsSync(join(root, "dist", "src", "cli.js"))) throw new Error("Build first: npx tsc -p tsconfig.json");
+  if (!existsSync(join(root, "dist", "src", "cli.js"))) throw new Error("Build first: npm run build");
   sshd = await startSshd();
   work = mkdtempSync(join(tmpdir(), "sb-upload-e2e-"));
   home = join(work, "home");
