@@ -16,6 +16,8 @@ const needs = [
   { bin: "/usr/sbin/Orthanc", pkg: "orthanc", why: "watch --forward is tested against a real Orthanc PACS on 127.0.0.1" },
   { bin: "/usr/bin/systemd-analyze", pkg: "systemd", why: "the packaged watch service unit is checked with systemd-analyze verify" },
   { bin: "/usr/share/orthanc/plugins/libOrthancDicomWeb.so", pkg: "orthanc-dicomweb", why: "Orthanc's DICOMweb plugin (STOW-RS, QIDO-RS)" },
+  { bin: "/usr/bin/xorriso", pkg: "xorriso", why: "media --iso writes ISO 9660 images with xorriso; the tests list them back" },
+  { bin: "/usr/bin/chromium", pkg: "chromium", why: "the specialist's page (INDEX.HTM) is checked in headless Chromium" },
 ];
 const missing = needs.filter((n) => !existsSync(n.bin));
 if (missing.length === 0) process.exit(0);

@@ -2,6 +2,7 @@ import type { CommandSpec } from "./types.js";
 import { auditSpec } from "./audit.command.js";
 import { configSpec } from "./config.command.js";
 import { initSpec } from "./init.command.js";
+import { mediaSpec } from "./media.command.js";
 import { notifySpec } from "./notify.command.js";
 import { inspectSpec, packSpec } from "./pack.command.js";
 import { reconcileSpec } from "./reconcile.command.js";
@@ -12,4 +13,4 @@ import { verifySpec } from "./verify.command.js";
 import { watchSpec } from "./watch.command.js";
 
 /** Every command, in the order --help lists them. Each spec lazily imports its implementation. */
-export const commandSpecs: readonly CommandSpec[] = [sendSpec, packSpec, inspectSpec, uploadSpec, notifySpec, initSpec, configSpec, verifySpec, watchSpec, routeSpec, reconcileSpec, auditSpec];
+export const commandSpecs: readonly CommandSpec[] = [sendSpec, packSpec, inspectSpec, uploadSpec, notifySpec, initSpec, configSpec, verifySpec, watchSpec, mediaSpec, routeSpec, reconcileSpec, auditSpec];

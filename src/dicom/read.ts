@@ -55,6 +55,7 @@ const WANTED: ReadonlyArray<readonly [string, keyof DicomHeader | "charset", str
   ["x00080016", "sopClassUid", "UI"],
   ["x00080018", "sopInstanceUid", "UI"],
   ["x00080020", "studyDate", "DA"],
+  ["x00080030", "studyTime", "TM"],
   ["x00080050", "accessionNumber", "SH"],
   ["x00080060", "modality", "CS"],
   ["x00080080", "institutionName", "LO"],
@@ -69,6 +70,7 @@ const WANTED: ReadonlyArray<readonly [string, keyof DicomHeader | "charset", str
   ["x00180015", "bodyPartExamined", "CS"],
   ["x0020000d", "studyInstanceUid", "UI"],
   ["x0020000e", "seriesInstanceUid", "UI"],
+  ["x00200010", "studyId", "SH"],
   ["x00200011", "seriesNumber", "IS"],
   ["x00200013", "instanceNumber", "IS"],
 ];

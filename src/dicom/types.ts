@@ -19,6 +19,9 @@ export interface DicomHeader {
   patientSex?: string;
   studyInstanceUid?: string;
   studyDate?: string;
+  /** (0008,0030), and Study ID (0020,0010): keys of a DICOMDIR STUDY record. */
+  studyTime?: string;
+  studyId?: string;
   studyDescription?: string;
   accessionNumber?: string;
   seriesInstanceUid?: string;
