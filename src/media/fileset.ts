@@ -226,7 +226,7 @@ export function dicomdirRecords(plan: MediaPlan): { roots: DirRecord[]; invented
 }
 
 function readmeText(plan: MediaPlan, o: FileSetOptions, choice: ProfileChoice, counts: { studies: number; series: number; reports: number; others: number }): string {
-  let who = "scanbridge";
+  let who: string;
   try {
     who = `${userInfo().username} on ${hostname()}`;
   } catch {

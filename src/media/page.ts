@@ -63,9 +63,13 @@ export interface PageModel {
   madeBy: string;
 }
 
+/** Characters XML 1.0 forbids (C0 controls other than tab, LF, CR): dropped, or the page would not parse as XHTML. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g;
+
 /** Escape text for XHTML (element content and attribute values). */
 export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, "");
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!).replace(CONTROL_CHARS, "");
 }
 
 /** Escape each segment of a relative link (names with spaces, #, ? or non-ASCII letters in a ready/ folder). */

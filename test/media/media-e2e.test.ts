@@ -176,7 +176,7 @@ describe("scanbridge media: a delivery on a PDI file-set, ISO and page", () => {
       const studies = await page.locator(".study .study-description").allTextContents();
       expect(studies).toEqual(["CT Thorax", "MR Knee", "CT Abdomen", "Chest X-ray"]);
       expect(await page.locator(".patient-name").allTextContents()).toEqual(["Álvarez Núñez José", "Smith Anna", "Yamada Tarou / 山田 太郎"]);
-      const loaded = await page.locator("img.thumb").evaluateAll((els) => els.map((e) => (e as HTMLImageElement).naturalWidth));
+      const loaded = await page.locator("img.thumb").evaluateAll((els) => els.map((e) => (e as unknown as { naturalWidth: number }).naturalWidth));
       expect(loaded).toHaveLength(7);
       for (const w of loaded) expect(w).toBeGreaterThan(0);
       const missing = await page.locator(".no-thumb").allTextContents();
