@@ -12,6 +12,16 @@ export const ExitCode = {
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/**
+ * What a caller does after an error, as rclone classifies its errors (retry / fatal / no-retry):
+ * - "retry": it may go away by itself (connection reset, timeout, busy server, HTTP 429/5xx): try again, backing off;
+ * - "no-retry": this item failed for good (a rejected package, a refused request, a wrong hash): trying it again
+ *   gives the same answer, but other items go on;
+ * - "fatal": nothing else will get through either (refused login, unknown host key, bad usage, disk full,
+ *   interrupted): stop the run, or the round of a long-running watcher, instead of trying every other item.
+ */
+export type RetryClass = "retry" | "no-retry" | "fatal";
+
 /** Options every typed error accepts. */
 export interface ErrorOptions {
   hint?: string;
@@ -20,6 +30,9 @@ export interface ErrorOptions {
   /** Lines that may contain PHI: shown to the user at the terminal, never logged or put in JSON unless --verbose. */
   privateLines?: string[];
   cause?: unknown;
+  /** The retry class; defaults to "retry" when `retryable`, else to the error type's class. */
+  retryClass?: RetryClass;
+  /** Shorthand: true means retryClass "retry". */
   retryable?: boolean;
 }
 
@@ -30,9 +43,11 @@ export class ScanbridgeError extends Error {
   readonly hint: string | undefined;
   readonly details: Record<string, unknown>;
   readonly privateLines: string[];
+  readonly retryClass: RetryClass;
+  /** retryClass === "retry". */
   readonly retryable: boolean;
 
-  constructor(code: string, exitCode: ExitCodeValue, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, exitCode: ExitCodeValue, message: string, opts: ErrorOptions = {}, typeClass: RetryClass = "no-retry") {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
@@ -40,14 +55,15 @@ export class ScanbridgeError extends Error {
     this.hint = opts.hint;
     this.details = opts.details ?? {};
     this.privateLines = opts.privateLines ?? [];
-    this.retryable = opts.retryable ?? false;
+    this.retryClass = opts.retryClass ?? (opts.retryable ? "retry" : typeClass);
+    this.retryable = this.retryClass === "retry";
   }
 }
 
-/** Bad flags or arguments (exit 2). */
+/** Bad flags or arguments (exit 2). Fatal: every other item would meet the same setting. */
 export class UsageError extends ScanbridgeError {
   constructor(code: string, message: string, opts: ErrorOptions = {}) {
-    super(code, ExitCode.usage, message, opts);
+    super(code, ExitCode.usage, message, opts, "fatal");
   }
 }
 
@@ -65,10 +81,14 @@ export class SizeLimitError extends ScanbridgeError {
   }
 }
 
-/** Network, authentication or host-key failure (exit 5). `retryable` tells whether a retry may help. */
+/**
+ * Network, authentication or host-key failure (exit 5). A refused login or host key (codes AUTH_*, HOST_KEY_*,
+ * *_AUTH_FAILED) is fatal unless the site says otherwise: no other package gets past it either. Others are
+ * "no-retry" unless the site marks them retryable.
+ */
 export class NetworkError extends ScanbridgeError {
   constructor(code: string, message: string, opts: ErrorOptions = {}) {
-    super(code, ExitCode.network, message, opts);
+    super(code, ExitCode.network, message, opts, /^(AUTH_|HOST_KEY_)|_AUTH_FAILED$/.test(code) ? "fatal" : "no-retry");
   }
 }
 
@@ -86,10 +106,10 @@ export class NotifyError extends ScanbridgeError {
   }
 }
 
-/** The user interrupted (Ctrl-C, SIGTERM) (exit 130). */
+/** The user interrupted (Ctrl-C, SIGTERM) (exit 130). Fatal: nothing more is tried. */
 export class InterruptedError extends ScanbridgeError {
   constructor(message = "Interrupted", opts: ErrorOptions = {}) {
-    super("INTERRUPTED", ExitCode.interrupted, message, opts);
+    super("INTERRUPTED", ExitCode.interrupted, message, { ...opts, retryClass: "fatal" });
   }
 }
 
@@ -98,6 +118,33 @@ export class LocalIoError extends ScanbridgeError {
   constructor(code: string, message: string, opts: ErrorOptions = {}) {
     super(code, ExitCode.unexpected, message, opts);
   }
+}
+
+/** Node and ssh2 error codes of failures that may go away on their own. */
+const TRANSIENT_CODES = new Set([
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "ERR_STREAM_PREMATURE_CLOSE",
+]);
+
+/**
+ * The retry class of any thrown value: a typed error's own; for a low-level (Node, ssh2) error "retry" when it is
+ * a reset, a timeout or a busy server, else "no-retry". Interrupted is always fatal.
+ */
+export function retryClassOf(err: unknown): RetryClass {
+  if (err instanceof ScanbridgeError) return err.retryClass;
+  const e = err as { code?: unknown; level?: string; message?: unknown } | null | undefined;
+  if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return "retry";
+  if (e?.level === "client-socket" || e?.level === "client-timeout") return "retry";
+  const msg = typeof e?.message === "string" ? e.message : "";
+  return /No response from server|Connection lost|Timed out while waiting for handshake|Not connected|socket hang up|Keepalive timeout|too many|busy|channel open failure/i.test(msg) ? "retry" : "no-retry";
 }
 
 /** Map any thrown value to an exit code. */
@@ -127,6 +174,7 @@ export function describeIoError(err: unknown, what: string): ScanbridgeError {
       return new LocalIoError("DISK_FULL", `No space left while writing ${what}`, {
         hint: "Free some disk space or choose another output folder with --out.",
         cause: err,
+        retryClass: "fatal",
       });
     case "EACCES":
     case "EPERM":

@@ -261,7 +261,7 @@ async function runRemoteInbox(
       let settling = 0;
       try {
         // A connection the server dropped while idle is replaced without a fuss.
-        if (dest && (dest as { connectionFailure?: unknown }).connectionFailure) {
+        if (dest?.connectionFailure) {
           await dest.close().catch(() => {});
           dest = undefined;
         }

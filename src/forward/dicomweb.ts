@@ -186,10 +186,10 @@ export async function confirmInstances(target: DicomwebTarget, instances: readon
   return { confirmed, missing };
 }
 
-/** An HTTP status as a typed error: retryable for 408, 429 and 5xx; 401/403 say to check the credentials. */
+/** An HTTP status as a typed error: retryable for 408, 429 and 5xx; 401/403 (fatal: every package would meet them) say to check the credentials. */
 function httpError(what: string, status: number): NetworkError {
   if (status === 401 || status === 403) {
-    return new NetworkError("FORWARD_AUTH_FAILED", `${what}: the PACS refused the login (HTTP ${status})`, { hint: "Check SCANBRIDGE_FORWARD_USER/SCANBRIDGE_FORWARD_PASSWORD or SCANBRIDGE_FORWARD_TOKEN.", retryable: false });
+    return new NetworkError("FORWARD_AUTH_FAILED", `${what}: the PACS refused the login (HTTP ${status})`, { hint: "Check SCANBRIDGE_FORWARD_USER/SCANBRIDGE_FORWARD_PASSWORD or SCANBRIDGE_FORWARD_TOKEN.", retryClass: "fatal" });
   }
   const retryable = status === 408 || status === 429 || status >= 500;
   return new NetworkError(retryable ? "FORWARD_SERVER_ERROR" : "FORWARD_REJECTED", `${what}: the PACS answered HTTP ${status}`, { retryable });
@@ -218,7 +218,7 @@ function request(
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
       res.on("error", (err) => reject(toNetworkError(err, "PACS")));
     });
-    req.on("timeout", () => req.destroy(Object.assign(new Error("request timed out"), { code: "ETIMEDOUT" })));
+    req.on("timeout", () => req.destroy(new NetworkError("NETWORK_TRANSIENT", "PACS: timed out", { retryClass: "retry", details: { errno: "ETIMEDOUT" } })));
     req.on("error", (err) => reject(o.signal?.aborted ? err : toNetworkError(err, "PACS")));
     if (o.body) {
       o.body.on("error", (err) => req.destroy(err));

@@ -1,9 +1,9 @@
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import { join } from "node:path";
-import { errorCode } from "../errors.js";
+import { errorCode, RemoteVerificationError, retryClassOf, type RetryClass } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
-import { isRetryable, type RetryPolicy } from "../transfer/retry.js";
+import type { RetryPolicy } from "../transfer/retry.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
 import { confirmInstances, stowInstances, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
 import { decideReconciliation, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
@@ -38,7 +38,7 @@ export interface ForwardEntry {
 /** The outcome of one forwarding attempt. */
 export type ForwardAttempt =
   | { result: "delivered"; id: string; instances: number; confirmed: number; requests: number; durationMs: number; attempts: number; reconciled: boolean }
-  | { result: "queued"; id: string; code: string; message: string; retryable: boolean; nextAttemptInMs: number; attempts: number; durationMs: number }
+  | { result: "queued"; id: string; code: string; message: string; retryable: boolean; retryClass: RetryClass; nextAttemptInMs: number; attempts: number; durationMs: number }
   | { result: "skipped"; id: string; why: string };
 
 /** The queue folders under the drop folder. */
@@ -126,7 +126,7 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
     if (decision.kind === "not-reconciled") {
       // Waiting for staff, not for the PACS: tried again after the first retry delay, without doubling.
       await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + opts.retryDelayMs, lastError: { code: "NOT_RECONCILED", message: decision.message } });
-      return { result: "queued", id: entry.id, code: "NOT_RECONCILED", message: `not forwarded: ${decision.message}`, retryable: true, nextAttemptInMs: opts.retryDelayMs, attempts, durationMs: Date.now() - t0 };
+      return { result: "queued", id: entry.id, code: "NOT_RECONCILED", message: `not forwarded: ${decision.message}`, retryable: true, retryClass: "retry", nextAttemptInMs: opts.retryDelayMs, attempts, durationMs: Date.now() - t0 };
     }
     if (decision.kind === "reconcile") {
       const copies = await reconciledCopies(instances, decision.with);
@@ -137,7 +137,7 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
     const stow = await stowInstances(opts.target, toSend, { batchSize: opts.batchSize, signal, retry });
     const confirm = await confirmInstances(opts.target, toSend, { signal, retry });
     if (stow.failed.length > 0 || confirm.missing.length > 0) {
-      throw Object.assign(new Error(`${confirm.missing.length} of ${instances.length} instances not confirmed by QIDO-RS${stow.failed.length ? `, ${stow.failed.length} refused by STOW-RS` : ""}`), { code: "FORWARD_NOT_CONFIRMED", retryable: true });
+      throw new RemoteVerificationError("FORWARD_NOT_CONFIRMED", `${confirm.missing.length} of ${instances.length} instances not confirmed by QIDO-RS${stow.failed.length ? `, ${stow.failed.length} refused by STOW-RS` : ""}`, { retryClass: "retry" });
     }
     const durationMs = Date.now() - t0;
     await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "delivered", instances: instances.length, confirmed: confirm.confirmed, reconciled, finishedAt: new Date().toISOString(), durationMs });
@@ -146,11 +146,11 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
   } catch (err) {
     if (signal.aborted) throw err;
     const code = errorCode(err, "FORWARD_FAILED");
-    const retryable = (err as { retryable?: boolean }).retryable ?? isRetryable(err);
+    const retryClass = retryClassOf(err);
     const delay = Math.min(opts.maxRetryDelayMs, opts.retryDelayMs * 2 ** Math.min(20, attempts - 1));
     const message = (err as Error).message;
     await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + delay, lastError: { code, message } });
-    return { result: "queued", id: entry.id, code, message, retryable, nextAttemptInMs: delay, attempts, durationMs: Date.now() - t0 };
+    return { result: "queued", id: entry.id, code, message, retryable: retryClass === "retry", retryClass, nextAttemptInMs: delay, attempts, durationMs: Date.now() - t0 };
   } finally {
     await dispose?.().catch(() => {});
   }

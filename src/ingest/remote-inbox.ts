@@ -109,7 +109,7 @@ export class RemoteInbox {
         res.errors++;
         this.emit({ event: "error", file: name, code: errCode(err), message: `Remote package not taken, retried at the next poll: ${(err as Error).message}` });
         // A lost connection fails every following request too: stop this poll, the caller reconnects.
-        if ((dest as { connectionFailure?: unknown }).connectionFailure) throw err;
+        if (dest.connectionFailure) throw err;
       }
     }
     return res;

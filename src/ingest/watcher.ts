@@ -355,6 +355,8 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       } else if (a.result === "queued") {
         emit({ event: "forward-queued", id: a.id, code: a.code, message: a.message, attempts: a.attempts, nextAttemptInMs: a.nextAttemptInMs });
         await audit({ event: "forward-queued", id: a.id, result: "queued", code: a.code, attempts: a.attempts, durationMs: a.durationMs });
+        // A fatal failure (the PACS refuses our login) would meet every other package too: leave them queued.
+        if (a.retryClass === "fatal") break;
       } else {
         emit({ event: "error", code: "FORWARD_SKIPPED", message: `Package ${a.id} not forwarded: ${a.why}` });
         await audit({ event: "forward-skipped", id: a.id, result: "skipped", reason: a.why });

@@ -53,6 +53,11 @@ export interface Destination {
   readonly folder: string;
   /** How many writes/reads to keep in flight and how big each is. */
   readonly window: { requests: number; chunkSize: number };
+  /**
+   * The connection's first failure once it has failed (lost, timed out, interrupted): every later request fails
+   * too, so a caller stops and reconnects. Undefined while usable (always, for a local folder).
+   */
+  readonly connectionFailure: Error | undefined;
   /** Path of a file named `name` inside `folder`. */
   pathOf(name: string): string;
   stat(path: string): Promise<RemoteStat | undefined>;

@@ -10,6 +10,8 @@ export class LocalDestination implements Destination {
   readonly kind = "local" as const;
   readonly url: string;
   readonly window = { requests: 8, chunkSize: 1024 * 1024 };
+  /** A local folder has no connection to lose. */
+  readonly connectionFailure = undefined;
 
   constructor(readonly folder: string) {
     this.url = pathToFileURL(folder).href;

@@ -1,4 +1,4 @@
-import { InterruptedError, NetworkError, ScanbridgeError } from "../errors.js";
+import { InterruptedError, NetworkError, retryClassOf, ScanbridgeError } from "../errors.js";
 
 /** How often and how patiently a transfer is retried. */
 export interface RetryPolicy {
@@ -20,28 +20,9 @@ export function backoffDelay(retry: number, policy: RetryPolicy, random: () => n
   return Math.round(cap / 2 + (random() * cap) / 2);
 }
 
-const TRANSIENT_CODES = new Set([
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  "ERR_STREAM_PREMATURE_CLOSE",
-]);
-
 /** Whether an error may go away if we try again (resets, timeouts, a busy server); never auth or host-key failures. */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof InterruptedError) return false;
-  if (err instanceof ScanbridgeError) return err.retryable;
-  const e = err as { code?: unknown; level?: string; message?: string };
-  if (typeof e?.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
-  if (e?.level === "client-socket" || e?.level === "client-timeout") return true;
-  const msg = String(e?.message ?? "");
-  return /No response from server|Connection lost|Timed out while waiting for handshake|Not connected|socket hang up|Keepalive timeout|too many|Too many|busy|channel open failure/i.test(msg);
+  return retryClassOf(err) === "retry";
 }
 
 /** Options for withRetries. */

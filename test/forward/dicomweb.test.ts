@@ -105,7 +105,7 @@ describe("DICOMweb client with authentication (real Orthanc)", () => {
     const instances = writeInstances(dir, 1, "FW4444");
     const retried: number[] = [];
     const none = await stowInstances({ url: pacs.dicomweb }, instances, { retry: FAST, onRetry: (i) => retried.push(i.attempt) }).catch((e: unknown) => e);
-    expect(none).toMatchObject({ code: "FORWARD_AUTH_FAILED", retryable: false, exitCode: 5 });
+    expect(none).toMatchObject({ code: "FORWARD_AUTH_FAILED", retryable: false, retryClass: "fatal", exitCode: 5 });
     const wrong = await stowInstances({ url: pacs.dicomweb, auth: { kind: "basic", user: "scanbridge", password: "nope" } }, instances, { retry: FAST }).catch((e: unknown) => e);
     expect(wrong).toMatchObject({ code: "FORWARD_AUTH_FAILED" });
     expect(retried).toEqual([]);

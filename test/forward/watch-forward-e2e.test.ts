@@ -147,6 +147,22 @@ describe("watch --forward (real Orthanc)", () => {
     expect(instances.filter((i) => i.MainDicomTags.SOPInstanceUID.startsWith("1.2.826.0.1.3680043.9.7433.63."))).toHaveLength(6);
   }, 180_000);
 
+  it("a PACS refusing the login (fatal): one attempt, the other packages stay queued untried; the password never shows", async () => {
+    const drop = join(home, "drop4");
+    const ready = join(home, "ready4");
+    await deliver("Forward Four", "FWD-4", "1.2.826.0.1.3680043.9.7433.64", drop);
+    await deliver("Forward Five", "FWD-5", "1.2.826.0.1.3680043.9.7433.65", drop);
+    const wrong = cleanEnv(home, { SCANBRIDGE_FORWARD_PASSWORD: "not-the-password" });
+    const w = await runCli(watchArgs(drop, ready), { env: wrong });
+    expect(w.code, w.stderr + w.stdout).toBe(5);
+    expect(events(w.stdout).filter((e) => e.event === "forward-queued")).toEqual([expect.objectContaining({ code: "FORWARD_AUTH_FAILED", attempts: 1 })]);
+    const queued = readdirSync(join(drop, "forward-queue")).filter((n) => n.endsWith(".json"));
+    const attempts = queued.map((n) => (JSON.parse(readFileSync(join(drop, "forward-queue", n), "utf8")) as { attempts: number }).attempts).sort();
+    expect(attempts).toEqual([0, 1]);
+    expect(existsSync(join(ready, "Forward Four", "manifest.json")) && existsSync(join(ready, "Forward Five", "manifest.json"))).toBe(true);
+    expect(w.stdout + w.stderr).not.toContain("not-the-password");
+  }, 180_000);
+
   it("configuration errors fail at start (exit 2): credentials in the URL, user without password, credentials over http to another host", async () => {
     const drop = testdir({}, "sb-forward-bad-");
     const base = ["watch", drop, "--ready", join(drop, "ready"), "--once"];

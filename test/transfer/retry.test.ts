@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InterruptedError, NetworkError } from "../../src/errors.js";
+import { InputError, InterruptedError, LocalIoError, NetworkError, RemoteVerificationError, UsageError, describeIoError, retryClassOf } from "../../src/errors.js";
 import { backoffDelay, isRetryable, withRetries } from "../../src/transfer/retry.js";
 
 const policy = { retries: 3, baseDelayMs: 100, maxDelayMs: 1000 };
@@ -19,6 +19,28 @@ describe("retry", () => {
     expect(isRetryable(new NetworkError("AUTH_FAILED", "no", { retryable: false }))).toBe(false);
     expect(isRetryable(new NetworkError("HOST_KEY_MISMATCH", "no"))).toBe(false);
     expect(isRetryable(new InterruptedError())).toBe(false);
+  });
+
+  it("every error carries its retry class (retry / no-retry / fatal, as rclone's)", () => {
+    // Low-level errors: transient ones may be retried, anything else is this item's failure.
+    expect(retryClassOf(Object.assign(new Error("x"), { code: "ECONNRESET" }))).toBe("retry");
+    expect(retryClassOf(Object.assign(new Error("socket hang up"), { code: "ECONNRESET" }))).toBe("retry");
+    expect(retryClassOf(Object.assign(new Error("x"), { code: "ENOENT" }))).toBe("no-retry");
+    expect(retryClassOf("a string")).toBe("no-retry");
+    expect(retryClassOf(undefined)).toBe("no-retry");
+    // A refused login or host key stops the run: no other package would get past it.
+    expect(retryClassOf(new NetworkError("AUTH_FAILED", "no", { retryable: false }))).toBe("fatal");
+    expect(retryClassOf(new NetworkError("HOST_KEY_MISMATCH", "no"))).toBe("fatal");
+    expect(retryClassOf(new NetworkError("FORWARD_AUTH_FAILED", "no"))).toBe("fatal");
+    expect(retryClassOf(new NetworkError("NETWORK_FAILED", "no"))).toBe("no-retry");
+    expect(new NetworkError("NETWORK_TRANSIENT", "reset", { retryable: true })).toMatchObject({ retryClass: "retry", retryable: true });
+    expect(retryClassOf(new UsageError("BAD_OPTION", "no"))).toBe("fatal");
+    expect(retryClassOf(new InputError("REJECTED", "no"))).toBe("no-retry");
+    expect(retryClassOf(new RemoteVerificationError("FORWARD_NOT_CONFIRMED", "no", { retryClass: "retry" }))).toBe("retry");
+    // Interrupted is fatal whatever the site says.
+    expect(new InterruptedError("stop", { retryable: true })).toMatchObject({ retryClass: "fatal", retryable: false });
+    expect(retryClassOf(describeIoError(Object.assign(new Error("full"), { code: "ENOSPC" }), "x"))).toBe("fatal");
+    expect(retryClassOf(new LocalIoError("IO_ERROR", "no"))).toBe("no-retry");
   });
 
   it("retries transient failures up to the limit, and never fatal ones", async () => {
