@@ -62,7 +62,7 @@ export async function writeIso(dir: string, isoPath: string, o: IsoOptions): Pro
     const { code, stderr } = await run(o.xorriso, args, o.signal);
     if (o.signal?.aborted) throw new InterruptedError();
     if (code !== 0) {
-      if (/No space left|ENOSPC|disk full/i.test(stderr)) throw new LocalIoError("DISK_FULL", "No space left while writing the ISO image", { hint: "Free some disk space or write the ISO elsewhere." });
+      if (/No space left|ENOSPC|disk full|exceeds free space/i.test(stderr)) throw new LocalIoError("DISK_FULL", "No space left while writing the ISO image", { hint: "Free some disk space or write the ISO elsewhere." });
       throw new LocalIoError("ISO_FAILED", `xorriso could not write the ISO image (exit ${code})`, { privateLines: stderr.trim().split("\n").slice(-5) });
     }
     try {
