@@ -9,6 +9,13 @@ export const mediaBuildOptions: readonly OptionDef[] = [
   { key: "maxSize", flags: "--max-size <size>", description: "refuse a delivery larger than this on the medium (default: the medium's capacity)", type: "size", env: "SCANBRIDGE_MEDIA_MAX_SIZE" },
 ];
 
+/** Options of `watch` that make the page and media of each filed delivery. */
+export const watchMediaOptions: readonly OptionDef[] = [
+  { key: "media", flags: "--media <dir>", description: "make an IHE PDI file-set of each filed delivery in <dir>/<package id>/ (recorded in the audit log)", type: "string", env: "SCANBRIDGE_WATCH_MEDIA" },
+  { key: "mediaIso", flags: "--media-iso", description: "with --media: also write <dir>/<package id>.iso, ready to burn (needs xorriso)", type: "boolean", default: false, env: "SCANBRIDGE_WATCH_MEDIA_ISO" },
+  { key: "mediaMedium", flags: "--media-medium <kind>", description: "with --media: cd, dvd or usb (capacity and DICOM profile)", type: "string", default: "dvd", choices: ["cd", "dvd", "usb"], env: "SCANBRIDGE_WATCH_MEDIA_MEDIUM" },
+];
+
 /** `scanbridge media`. */
 export const mediaSpec: CommandSpec = {
   name: "media",

@@ -2,6 +2,8 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { makeMedia, type MakeMediaResult } from "../media/make.js";
 import { requireXorriso } from "../media/iso.js";
+import { makeDeliveryMedia, writeReadyPage } from "../media/ready-page.js";
+import type { WatchDeps } from "../ingest/watcher.js";
 import type { Medium } from "../media/profile.js";
 import { formatBytes } from "../ui/format.js";
 import { VERSION } from "../version.js";
@@ -58,4 +60,24 @@ export async function runMediaCommand(ctx: CommandContext): Promise<CommandOutpu
   const data: Record<string, unknown> = { ...r.fileSet, folder: r.folder, iso: r.iso, packageSha256: r.packageSha256, sealed: r.sealed };
   delete data.path;
   return { data, human: mediaLines(r) };
+}
+
+/**
+ * The watcher's media hooks: the specialist's page (index.html) in every delivery before it is filed, and with
+ * --media a file-set (and --media-iso an ISO) per filed delivery, audited. xorriso is checked before watching starts.
+ */
+export async function watchMediaHooks(ctx: CommandContext): Promise<Pick<WatchDeps, "beforeFiling" | "afterFiling">> {
+  const o = ctx.options;
+  const dir = typeof o.media === "string" && o.media.length > 0 ? resolve(ctx.cwd, o.media) : undefined;
+  if (!dir && o.mediaIso === true) throw new UsageError("MEDIA_ISO_WITHOUT_MEDIA", "--media-iso needs --media <dir>");
+  const xorriso = dir && o.mediaIso === true ? await requireXorriso(ctx.env) : undefined;
+  const medium = ((o.mediaMedium as Medium | undefined) ?? "dvd") as Medium;
+  return {
+    beforeFiling: async (root, pkg) => {
+      await writeReadyPage(root, { packageSha256: pkg.sha256, sealed: pkg.sealed, toolVersion: VERSION, signal: ctx.signal });
+    },
+    ...(dir
+      ? { afterFiling: (readyPath: string, pkg: { id: string; sha256: string }) => makeDeliveryMedia(readyPath, pkg, { dir, iso: xorriso !== undefined, xorriso, medium, toolVersion: VERSION }, ctx.signal) }
+      : {}),
+  };
 }

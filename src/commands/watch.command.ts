@@ -4,6 +4,7 @@ import { packageCheckOptions } from "./verify.command.js";
 import { uploadOptions } from "./upload.command.js";
 import { routingOptions } from "./route.command.js";
 import { forwardOptions } from "./forward.command.js";
+import { watchMediaOptions } from "./media.command.js";
 
 /** Connection options shared with upload (same keys, defaults and host-key rules), for a remote inbox. */
 const REMOTE_CONNECTION_KEYS = ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"];
@@ -35,6 +36,7 @@ export const watchSpec: CommandSpec = {
     ...notifyOptions,
     ...routingOptions,
     ...forwardOptions,
+    ...watchMediaOptions,
   ],
   examples: [
     "scanbridge watch /srv/drop --ready /srv/ready",
@@ -42,6 +44,7 @@ export const watchSpec: CommandSpec = {
     "scanbridge watch /srv/drop --ready /srv/ready --quarantine /srv/quarantine --settle 2m --concurrency 4",
     "scanbridge watch sftp://intake@upload.hospital.example/inbox --ready /srv/ready --identity ~/.ssh/id_ed25519 --remote-after move",
     "scanbridge watch /srv/drop --ready /srv/ready --email radiology-intake@hospital.example --smtp smtp://relay.hospital.example",
+    "scanbridge watch /srv/drop --ready /srv/ready --media /srv/media --media-iso",
   ],
   load: async () => (await import("./watch.js")).runWatchWithNotifications,
 };

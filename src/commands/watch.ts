@@ -14,6 +14,7 @@ import type { CommandContext, CommandOutput } from "./types.js";
 import { limitsFromOptions } from "./verify.js";
 import { routingFrom } from "./route.js";
 import { forwardFrom } from "./forward.js";
+import { watchMediaHooks } from "./media.js";
 
 /** Hooks the lead wires in later (staff notifications). */
 export interface WatchHooks {
@@ -160,6 +161,7 @@ export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {
     onEvent: (e: WatchEvent) => reportWatchEvent(ctx.reporter, verbose, e),
     onPackage: hooks.onPackage,
     onForwarded: hooks.onForwarded,
+    ...(await watchMediaHooks(ctx)),
   };
   let s: WatchSummary;
   let remoteTotals: RemoteTotals | undefined;

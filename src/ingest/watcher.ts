@@ -119,6 +119,10 @@ export interface WatchDeps {
   onPackage?: (o: PackageOutcome) => void | Promise<void>;
   /** Called after each package is delivered to the PACS and confirmed: wire forward notifications here. */
   onForwarded?: (f: ForwardedOutcome) => void | Promise<void>;
+  /** Called with the verified, extracted delivery before it is filed (the specialist's page goes in). Never fails a delivery. */
+  beforeFiling?: (root: string, pkg: { id: string; sha256: string; sealed: boolean }) => Promise<void>;
+  /** Called once a package is filed, before its claim is released; the record it returns is audited (watch --media). */
+  afterFiling?: (readyPath: string, pkg: { id: string; sha256: string }) => Promise<{ event: string; [k: string]: unknown } | undefined>;
 }
 
 /** Totals of a watch run. */
@@ -288,6 +292,9 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
         await record({ result: "quarantined", id: r.id, sha256: r.sha256, file, quarantinePath: q, reasonPath: q.replace(/\.zip$/i, "") + ".reason.json", problems: r.problems, warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
         return;
       }
+      if (deps.beforeFiling) {
+        await deps.beforeFiling(r.extracted.root, { id: r.id, sha256: r.sha256, sealed: r.sealed }).catch((err: Error) => emit({ event: "error", code: (err as { code?: string }).code ?? "PAGE_FAILED", message: `Page not written: ${err.message}` }));
+      }
       // Durable before visible: files were flushed as written; now their folders, then the commit record.
       for (const d of r.extracted.dirs) await syncPath(d);
       await syncPath(claim.staging);
@@ -308,6 +315,8 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
       // Audited while the claim still exists: a crash after this line is finished by recovery, which sees the
       // record and does not write a second one; a crash before it is audited by recovery.
       await audit({ event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...names(file) });
+      const filed = await deps.afterFiling?.(readyPath, { id: r.id, sha256: r.sha256 }).catch((err: Error) => ({ event: "media", id: r.id, result: "failed", code: (err as { code?: string }).code ?? "MEDIA_FAILED" }));
+      if (filed) await audit(filed);
       await archiveAndRelease(dirs, claim);
       emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}) });
       await record({ result: "ready", id: r.id, sha256: r.sha256, file, readyPath, ...(route ? { route } : {}), problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
