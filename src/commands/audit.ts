@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
-import { verifyAuditLog } from "../ingest/ledger.js";
+import { auditLogIn, verifyAuditLog } from "../ingest/ledger.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 /** `scanbridge audit` alone: point to the sub-command. */
@@ -15,9 +15,11 @@ export async function runAuditVerifyCommand(ctx: CommandContext): Promise<Comman
   try {
     await stat(file);
   } catch {
-    throw new InputError("AUDIT_NOT_FOUND", `No audit log at ${file}`, { hint: "Give the path of the watch audit log (default <dropdir>/audit.jsonl)." });
+    throw new InputError("AUDIT_NOT_FOUND", `No audit log at ${file}`, { hint: "Give the path of the watch audit log (default <state>/audit.jsonl)." });
   }
-  const r = await verifyAuditLog(file);
+  // The key and the head checkpoint live in the state folder (the log's own folder unless --state says otherwise).
+  const state = typeof ctx.options.state === "string" && ctx.options.state.length > 0 ? resolve(ctx.cwd, ctx.options.state) : dirname(file);
+  const r = await verifyAuditLog(auditLogIn(state, file));
   if (!r.ok) {
     throw new InputError("AUDIT_CHAIN_BROKEN", `Audit log chain broken at ${r.broken.length} line(s):\n${r.broken.map((b) => `  - line ${b.line}: ${b.reason}`).join("\n")}`, {
       hint: "The log was edited after it was written. Keep the original and investigate.",
@@ -25,7 +27,10 @@ export async function runAuditVerifyCommand(ctx: CommandContext): Promise<Comman
     });
   }
   return {
-    data: { file, records: r.records, head: r.head },
-    human: [`Audit log OK: ${r.records} records, chain intact`, `Head hash: ${r.head} (note it elsewhere to detect a later rewrite of the tail)`],
+    data: { file, records: r.records, head: r.head, keyed: r.keyed, checkpoint: r.checkpoint },
+    human: [
+      r.keyed ? `Audit log OK: ${r.records} records, every line's HMAC valid, head checkpoint ${r.checkpoint === "match" ? "matches" : "absent"}` : `Audit log chain intact (${r.records} records) but NOT keyed: no audit.key in the state folder, so a rewritten log cannot be told apart`,
+      `Head hash: ${r.head}`,
+    ],
   };
 }

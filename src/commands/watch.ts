@@ -1,5 +1,5 @@
-import { mkdir, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { stat } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } from "../notify/stage.js";
 import type { Receipt } from "../transfer/receipt.js";
@@ -12,6 +12,8 @@ import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 import { limitsFromOptions } from "./verify.js";
+import { defaultStateDir, mkdirPrivate, openStateDir, privateModes, stateDirs } from "../ingest/state.js";
+import { writeJsonAtomic } from "../util/atomic-write.js";
 import { routingFrom } from "./route.js";
 import { forwardFrom } from "./forward.js";
 import { watchMediaHooks } from "./media.js";
@@ -31,21 +33,44 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
     throw new UsageError("MISSING_READY", "watch needs --ready <dir>: the folder where verified packages are extracted", { hint: "Example: scanbridge watch /srv/drop --ready /srv/ready" });
   }
   const remote = remoteInboxFrom(ctx);
+  // Every flag is checked before anything is created.
+  const routing = routingFrom(o);
+  const forward = forwardFrom(o, ctx.cwd);
   const drop = localDropFor(ctx);
+  const modes = privateModes(typeof o.group === "string" && o.group.length > 0 ? o.group : undefined);
+  const state = stateFolderFor(ctx);
   if (remote) {
     // The local drop of a remote inbox is ours: created on first use, private to this machine's staff.
-    await mkdir(drop, { recursive: true, mode: 0o700 });
+    await openStateDir(state, modes);
+    await mkdirPrivate(drop, modes);
   } else if (typeof o.drop === "string" && o.drop.length > 0) {
     throw new UsageError("DROP_WITHOUT_REMOTE", "--drop is only for a remote inbox (sftp://...); a local drop folder is the argument itself");
   }
+  let dropDev: number;
   try {
-    if (!(await stat(drop)).isDirectory()) throw new Error("not a folder");
+    const st = await stat(drop);
+    if (!st.isDirectory()) throw new Error("not a folder");
+    dropDev = st.dev;
   } catch {
     throw new InputError("DROP_NOT_FOUND", `Drop folder not found: ${drop}`, { hint: "Create it or give the folder uploads arrive in." });
+  }
+  if (!remote && (isInside(state, drop) || isInside(drop, state))) {
+    throw new UsageError("STATE_IN_DROP", "The state folder must be outside the drop folder (uploaders can rename anything inside it), and the drop outside the state folder", {
+      hint: `Give --state a folder beside it, e.g. --state ${defaultStateDir(resolve(ctx.cwd, o.ready))}`,
+    });
+  }
+  await openStateDir(state, modes);
+  // Packages are claimed by one rename out of the drop into the state folder: both on one file system.
+  if ((await stat(state)).dev !== dropDev) {
+    throw new UsageError("STATE_OTHER_FILE_SYSTEM", "The state folder is on another file system than the drop folder: packages are claimed by one atomic rename between them", {
+      hint: `Give --state a folder on the drop folder's file system (outside the drop), e.g. --state ${join(dirname(drop), "scanbridge-state")}`,
+    });
   }
   const abs = (v: unknown) => (typeof v === "string" && v.length > 0 ? resolve(ctx.cwd, v) : undefined);
   return {
     drop,
+    state,
+    modes,
     ready: resolve(ctx.cwd, o.ready),
     archive: abs(o.archive),
     quarantine: abs(o.quarantine),
@@ -59,8 +84,8 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
     rescanSeconds: Number(o.rescan ?? 30),
     giveUpSeconds: Number(o.giveUp ?? 3600),
     staleClaimSeconds: Number(o.staleClaim ?? 120),
-    routing: routingFrom(o),
-    forward: forwardFrom(o, ctx.cwd),
+    routing,
+    forward,
   };
 }
 
@@ -83,13 +108,26 @@ export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<Destinatio
   return { spec, after, processed };
 }
 
-/** The local folder runWatch processes: the argument, or for a remote inbox --drop (default <ready>/../.scanbridge-remote-drop). */
+/** The local folder runWatch processes: the argument, or for a remote inbox --drop (default <state>/remote-drop). */
 export function localDropFor(ctx: CommandContext): string {
   const arg = ctx.args[0] ?? "";
   if (!isUrl(arg)) return resolve(ctx.cwd, arg);
   const o = ctx.options;
   if (typeof o.drop === "string" && o.drop.length > 0) return resolve(ctx.cwd, o.drop);
-  return join(dirname(resolve(ctx.cwd, (o.ready as string | undefined) ?? ".")), ".scanbridge-remote-drop");
+  return stateDirs(stateFolderFor(ctx)).remoteDrop;
+}
+
+/** The watcher's state folder: --state, else `scanbridge-state` beside the ready folder. */
+export function stateFolderFor(ctx: CommandContext): string {
+  const o = ctx.options;
+  if (typeof o.state === "string" && o.state.length > 0) return resolve(ctx.cwd, o.state);
+  return defaultStateDir(resolve(ctx.cwd, (o.ready as string | undefined) ?? "."));
+}
+
+/** Whether `inner` is `outer` or inside it. */
+function isInside(inner: string, outer: string): boolean {
+  const r = relative(outer, inner);
+  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
 }
 
 /** Show one remote inbox event (download, clean-up); errors and waits are shown as watch events. PHI only with --verbose. */
@@ -131,6 +169,12 @@ export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchE
       return;
     case "waiting":
       reporter.event(data, `not taken${who}: ${e.why}`);
+      return;
+    case "ignored":
+      reporter.event(data, `ignored in the drop folder${who}: ${e.why}`);
+      return;
+    case "warning":
+      reporter.event(data, `warning: ${e.message} [${e.code}]`);
       return;
     case "error": {
       // File-system messages carry paths, and paths carry patient names: shown only with --verbose.
@@ -288,12 +332,12 @@ async function runRemoteInbox(
   return { summary, remote: totals };
 }
 
-/** Notifications about ingested packages: receipts and outboxes live in `<drop>/notifications/`. */
-function staffNotifier(ctx: CommandContext, drop: string): WatchHooks {
+/** Notifications about ingested packages: receipts and outboxes live in `<state>/notifications/` (never in the drop). */
+function staffNotifier(ctx: CommandContext, state: string, drop: string): WatchHooks {
   const channels = resolveNotifyChannels(ctx.options);
   if (!hasChannels(channels)) return {};
   const base = notifyOptionsFrom(ctx.options);
-  const dir = join(drop, "notifications");
+  const dir = stateDirs(state).notifications;
   const onPackage = async (o: PackageOutcome) => {
     const now = new Date().toISOString();
     const where = o.result === "ready" ? o.readyPath : o.quarantinePath;
@@ -317,10 +361,9 @@ function staffNotifier(ctx: CommandContext, drop: string): WatchHooks {
         ...(o.summary.dicom ? { studies: o.summary.dicom.studies.map((st) => ({ date: st.date, modalities: st.modalities, series: st.series, images: st.images })) } : {}),
       },
     };
-    await mkdir(dir, { recursive: true, mode: 0o700 });
     // Named by package id and event, not by patient: the notifications folder holds no names in file names.
     const receiptPath = join(dir, `${o.id}-${o.result}.receipt.json`);
-    await writeFile(receiptPath, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
+    await writeJsonAtomic(receiptPath, receipt);
     const r = await notifyReceipt(receiptPath, channels, { ...base, signal: ctx.signal }, (e) => ctx.reporter.emit(e));
     ctx.reporter.event(
       { event: "notified", id: o.id, result: o.result, sent: r.sent.length, pending: r.pending.length },
@@ -345,9 +388,8 @@ function staffNotifier(ctx: CommandContext, drop: string): WatchHooks {
       event: "forwarded",
       forward: { instances: f.instances, confirmed: f.confirmed, durationMs: f.durationMs, pacs: f.pacs },
     };
-    await mkdir(dir, { recursive: true, mode: 0o700 });
     const receiptPath = join(dir, `${f.id}-forwarded.receipt.json`);
-    await writeFile(receiptPath, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
+    await writeJsonAtomic(receiptPath, receipt);
     const r = await notifyReceipt(receiptPath, channels, { ...base, signal: ctx.signal }, (e) => ctx.reporter.emit(e));
     ctx.reporter.event(
       { event: "notified", id: f.id, result: "forwarded", sent: r.sent.length, pending: r.pending.length },
@@ -360,5 +402,5 @@ function staffNotifier(ctx: CommandContext, drop: string): WatchHooks {
 /** `scanbridge watch` as the CLI runs it: with staff notifications when channels are configured. */
 export async function runWatchWithNotifications(ctx: CommandContext): Promise<CommandOutput> {
   const drop = ctx.args[0] ? localDropFor(ctx) : ctx.cwd;
-  return runWatchCommand(ctx, staffNotifier(ctx, drop));
+  return runWatchCommand(ctx, staffNotifier(ctx, stateFolderFor(ctx), drop));
 }

@@ -1,12 +1,13 @@
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
-import { writeJsonAtomic } from "../util/atomic-write.js";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { ScanbridgeError } from "../errors.js";
+import { readJsonFile, writeJsonAtomic } from "../util/atomic-write.js";
 import { join } from "node:path";
 import { errorCode, RemoteVerificationError, retryClassOf, type RetryClass } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
 import type { RetryPolicy } from "../transfer/retry.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
 import { confirmInstances, stowInstances, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
-import { decideReconciliation, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
+import { decideReconciliation, reconcileFileFor, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
 
 /** Forwarding settings of a watch (already validated). */
 export interface ForwardOptions {
@@ -22,7 +23,7 @@ export interface ForwardOptions {
   reconcile?: ReconcileOptions;
 }
 
-/** A package waiting to be forwarded: `<drop>/forward-queue/<id>.json`. No PHI except the ready path. */
+/** A package waiting to be forwarded: `<state>/forward-queue/<id>.json`. No PHI except the ready path. */
 export interface ForwardEntry {
   format: "scanbridge-forward";
   id: string;
@@ -41,15 +42,15 @@ export type ForwardAttempt =
   | { result: "queued"; id: string; code: string; message: string; retryable: boolean; retryClass: RetryClass; nextAttemptInMs: number; attempts: number; durationMs: number }
   | { result: "skipped"; id: string; why: string };
 
-/** The queue folders under the drop folder. */
-export function forwardDirs(drop: string): { queue: string; done: string } {
-  const queue = join(drop, "forward-queue");
-  return { queue, done: join(queue, "delivered") };
+/** The queue folders in the watcher's state folder (never in the drop folder: uploaders write there). */
+export function forwardDirs(stateDir: string): { queue: string; done: string; damaged: string } {
+  const queue = join(stateDir, "forward-queue");
+  return { queue, done: join(queue, "delivered"), damaged: join(queue, "damaged") };
 }
 
 /** Queue a package for forwarding; idempotent (an entry already queued or delivered is left as it is). */
-export async function enqueueForward(drop: string, e: { id: string; sha256: string; readyPath: string }): Promise<boolean> {
-  const d = forwardDirs(drop);
+export async function enqueueForward(stateDir: string, e: { id: string; sha256: string; readyPath: string }): Promise<boolean> {
+  const d = forwardDirs(stateDir);
   await mkdir(d.done, { recursive: true, mode: 0o700 });
   const name = `${e.id}.json`;
   const exists = async (p: string) => readFile(p).then(() => true, () => false);
@@ -59,9 +60,12 @@ export async function enqueueForward(drop: string, e: { id: string; sha256: stri
   return true;
 }
 
-/** Entries of the queue (oldest first), optionally only those due now. */
-export async function listForwardQueue(drop: string, dueOnly = false, now = Date.now()): Promise<ForwardEntry[]> {
-  const d = forwardDirs(drop);
+/**
+ * Entries of the queue (oldest first), optionally only those due now. An entry that does not read (torn, edited)
+ * is moved to `damaged/` and reported through `onDamaged` once, never skipped silently on every pass.
+ */
+export async function listForwardQueue(stateDir: string, dueOnly = false, now = Date.now(), onDamaged?: (file: string, err: ScanbridgeError) => void): Promise<ForwardEntry[]> {
+  const d = forwardDirs(stateDir);
   const names = await readdir(d.queue).catch(() => [] as string[]);
   const done = new Set(await readdir(d.done).catch(() => [] as string[]));
   const out: ForwardEntry[] = [];
@@ -72,10 +76,17 @@ export async function listForwardQueue(drop: string, dueOnly = false, now = Date
       continue;
     }
     try {
-      const e = JSON.parse(await readFile(join(d.queue, n), "utf8")) as ForwardEntry;
+      const e = await readJsonFile<ForwardEntry>(join(d.queue, n), `forward queue entry ${n}`);
+      if (!e) continue;
+      if (e.format !== "scanbridge-forward" || typeof e.readyPath !== "string" || typeof e.nextAttemptAt !== "number") {
+        throw new ScanbridgeError("STATE_DAMAGED", 1, `forward queue entry ${n} is not a scanbridge forward entry`);
+      }
       if (!dueOnly || e.nextAttemptAt <= now) out.push(e);
-    } catch {
-      // A half-written entry cannot exist (atomic writes); an unreadable one is left for a person.
+    } catch (err) {
+      // Set aside for a person (with the reason reported), so it neither blocks nor vanishes.
+      await mkdir(d.damaged, { recursive: true, mode: 0o700 });
+      await rename(join(d.queue, n), join(d.damaged, n)).catch(() => {});
+      onDamaged?.(n, err instanceof ScanbridgeError ? err : new ScanbridgeError("STATE_DAMAGED", 1, (err as Error).message));
     }
   }
   return out.sort((a, b) => a.queuedAt.localeCompare(b.queuedAt));
@@ -105,8 +116,8 @@ export async function instancesOf(readyPath: string): Promise<InstanceRef[] | un
  * Try to forward one queued package: STOW-RS every instance, then QIDO-RS confirmation of every one. Delivered
  * only when confirmed (the entry moves to delivered/); otherwise it stays queued with the next attempt time.
  */
-export async function forwardOne(drop: string, entry: ForwardEntry, opts: ForwardOptions, signal: AbortSignal): Promise<ForwardAttempt> {
-  const d = forwardDirs(drop);
+export async function forwardOne(stateDir: string, entry: ForwardEntry, opts: ForwardOptions, signal: AbortSignal): Promise<ForwardAttempt> {
+  const d = forwardDirs(stateDir);
   const t0 = Date.now();
   const attempts = entry.attempts + 1;
   const instances = await instancesOf(entry.readyPath).catch(() => undefined);
@@ -122,7 +133,8 @@ export async function forwardOne(drop: string, entry: ForwardEntry, opts: Forwar
   let reconciled = false;
   try {
     // Identity reconciliation: nothing reaches the PACS with the sending hospital's identity unless allowed.
-    const decision = await decideReconciliation(entry.id, entry.readyPath, instances, opts.reconcile);
+    // Staff reconciliations live in the state folder; nothing in the package (or its ready folder) is obeyed.
+    const decision = await decideReconciliation(entry.id, reconcileFileFor(stateDir, entry.id), instances, opts.reconcile);
     if (decision.kind === "not-reconciled") {
       // Waiting for staff, not for the PACS: tried again after the first retry delay, without doubling.
       await writeJsonAtomic(join(d.queue, `${entry.id}.json`), { ...entry, attempts, nextAttemptAt: Date.now() + opts.retryDelayMs, lastError: { code: "NOT_RECONCILED", message: decision.message } });

@@ -5,15 +5,18 @@
  * copies go to a private temporary folder that is removed after the forward.
  */
 import { createRequire } from "node:module";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { readJsonFile, writeJsonAtomic } from "../util/atomic-write.js";
 import { InputError, UsageError } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
 import type { InstanceRef } from "./dicomweb.js";
 
-/** The per-package file `scanbridge reconcile` writes into the ready folder (mode 0600). */
-export const RECONCILE_FILE = ".scanbridge-reconcile.json";
+/** The reconciliation staff gave a package: `<state>/reconcile/<package id>.json` (never a file in the package). */
+export function reconcileFileFor(stateDir: string, packageId: string): string {
+  return join(stateDir, "reconcile", `${packageId}.json`);
+}
 
 /** The local identity a package is filed under. */
 export interface Reconciliation {
@@ -66,31 +69,21 @@ export function validateReconciliation(r: { patientId?: unknown; issuer?: unknow
   return out;
 }
 
-/** Write `<ready folder>/.scanbridge-reconcile.json` atomically with mode 0600. */
-export async function writeReconcileFile(readyPath: string, r: Reconciliation, now = new Date()): Promise<string> {
-  const path = join(readyPath, RECONCILE_FILE);
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, JSON.stringify({ format: "scanbridge-reconcile", formatVersion: 1, ...r, reconciledAt: now.toISOString() }, null, 2) + "\n", { mode: 0o600 });
-  await rename(tmp, path);
+/** Write a package's reconciliation into the state folder (the one atomic write, 0600). */
+export async function writeReconcileFile(path: string, r: Reconciliation, now = new Date()): Promise<string> {
+  await writeJsonAtomic(path, { format: "scanbridge-reconcile", formatVersion: 1, ...r, reconciledAt: now.toISOString() });
   return path;
 }
 
-/** The reconcile file of a ready folder; undefined when there is none. A broken one is an error (never ignored). */
-export async function readReconcileFile(readyPath: string): Promise<Reconciliation | undefined> {
-  let text: string;
+/** A package's reconciliation from the state folder; undefined when there is none. A broken one is an error (never ignored). */
+export async function readReconcileFile(path: string): Promise<Reconciliation | undefined> {
+  let j: Record<string, unknown> | undefined;
   try {
-    text = await readFile(join(readyPath, RECONCILE_FILE), "utf8");
+    j = await readJsonFile<Record<string, unknown>>(path, "the reconciliation", 64 * 1024);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
+    throw new InputError("RECONCILE_FILE_INVALID", `The reconciliation ${basename(path)} does not read: ${(err as Error).message}`);
   }
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    throw new InputError("RECONCILE_FILE_INVALID", `${RECONCILE_FILE} is not valid JSON`);
-  }
-  return validateReconciliation(j, RECONCILE_FILE);
+  return j === undefined ? undefined : validateReconciliation(j, basename(path));
 }
 
 /** Parse a mapping file: `{ "<package id or source Patient ID>": { patientId, issuer, patientName? } }`. */
@@ -116,12 +109,12 @@ export type ReconcileDecision =
   | { kind: "not-reconciled"; message: string };
 
 /**
- * Find the local identity of a package: its reconcile file first, then the map by package id, then the map by the
+ * Find the local identity of a package: staff's reconciliation in the state folder first, then the map by package id, then the map by the
  * source Patient ID (every instance's source Patient ID must map, to one identity). Without any: forwarded as
  * received only when nothing requires reconciliation, or when `forwardUnreconciled` says so.
  */
-export async function decideReconciliation(packageId: string, readyPath: string, instances: readonly InstanceRef[], opts: ReconcileOptions | undefined): Promise<ReconcileDecision> {
-  const fromFile = await readReconcileFile(readyPath);
+export async function decideReconciliation(packageId: string, reconcileFile: string, instances: readonly InstanceRef[], opts: ReconcileOptions | undefined): Promise<ReconcileDecision> {
+  const fromFile = await readReconcileFile(reconcileFile);
   if (fromFile) return { kind: "reconcile", with: fromFile, source: "file" };
   const map = opts?.mapFile ? await readReconcileMap(opts.mapFile) : undefined;
   if (map) {
@@ -222,7 +215,7 @@ export async function reconciledCopies(instances: readonly InstanceRef[], r: Rec
       try {
         rewritten = reconcileDataset(await readFile(inst.path), r, now);
       } catch (err) {
-        throw Object.assign(new Error(`Cannot rewrite instance ${inst.sopInstanceUid} with the local identity: ${(err as Error).message}`), { code: "RECONCILE_REWRITE_FAILED", retryable: false });
+        throw new InputError("RECONCILE_REWRITE_FAILED", `Cannot rewrite instance ${inst.sopInstanceUid} with the local identity: ${(err as Error).message}`, { cause: err, retryable: false });
       }
       const path = join(dir, `${n++}.dcm`);
       await writeFile(path, rewritten, { mode: 0o600 });

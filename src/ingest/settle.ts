@@ -1,4 +1,5 @@
-import { stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readsAsZip } from "./verify.js";
 import { hashFile, readSidecar } from "./sidecar.js";
@@ -27,7 +28,9 @@ interface Observation {
 export type Readiness =
   | { kind: "claim"; known?: { sha256: string; size: number; mtimeMs: number }; why: "marker-matches" | "settled" | "marker-settled-mismatch" | "gave-up-waiting" }
   | { kind: "wait"; why: "changing" | "settling" | "marker-mismatch" | "unreadable" }
-  | { kind: "gone" };
+  | { kind: "gone" }
+  /** A link, a folder, a device or a hard link: never opened, never taken (the watcher reports it once). */
+  | { kind: "ignored"; why: string };
 
 /** Options of the settle rules. */
 export interface SettleOptions {
@@ -63,12 +66,14 @@ export class Settler {
     const zip = join(this.drop, file);
     let st;
     try {
-      st = await stat(zip);
+      st = await lstat(zip);
     } catch {
       this.seen.delete(file);
       return { kind: "gone" };
     }
-    if (!st.isFile()) return { kind: "gone" };
+    if (st.isSymbolicLink()) return { kind: "ignored", why: "a symbolic link: never followed" };
+    if (!st.isFile()) return { kind: "ignored", why: "not a regular file" };
+    if (st.nlink > 1) return { kind: "ignored", why: "a hard link to another file" };
     let o = this.seen.get(file);
     if (!o || o.size !== st.size || o.mtimeMs !== st.mtimeMs || o.ino !== st.ino) {
       o = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, since: now, changes: o ? o.changes + 1 : 0, hash: o?.hash };
@@ -85,8 +90,10 @@ export class Settler {
       else {
         // Hash only a file that was already seen unchanged once, so a growing file is not hashed over and over.
         if (o.changes > 0 && stableFor === 0) return { kind: "wait", why: "changing" };
-        sha256 = await hashFile(zip, this.opts.signal);
-        const after = await stat(zip).catch(() => undefined);
+        const h = await withNoFollow(zip, (p) => hashFile(p, this.opts.signal));
+        if (h === undefined) return { kind: "ignored", why: "replaced by a link or special file" };
+        sha256 = h;
+        const after = await lstat(zip).catch(() => undefined);
         if (!after || after.size !== st.size || after.mtimeMs !== st.mtimeMs) return { kind: "wait", why: "changing" };
         o.hash = { sha256, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
       }
@@ -95,9 +102,31 @@ export class Settler {
       return settled ? { kind: "claim", known, why: "marker-settled-mismatch" } : { kind: "wait", why: "marker-mismatch" };
     }
     if (!settled) return { kind: "wait", why: stableFor === 0 && o.changes > 0 ? "changing" : "settling" };
-    if (await readsAsZip(zip)) return { kind: "claim", why: "settled" };
+    if (await withNoFollow(zip, readsAsZip)) return { kind: "claim", why: "settled" };
     o.unreadableSince ??= now;
     if (now - o.since >= this.opts.giveUpMs) return { kind: "claim", why: "gave-up-waiting" };
     return { kind: "wait", why: "unreadable" };
+  }
+}
+
+/**
+ * Run `fn` on a drop-folder file opened once without following links, through /proc/self/fd (the very inode
+ * opened, whatever is renamed or linked into its place meanwhile). undefined when it is not a regular file.
+ */
+async function withNoFollow<T>(path: string, fn: (p: string) => Promise<T>): Promise<T | undefined> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") return undefined;
+    throw err;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) return undefined;
+    const viaFd = `/proc/self/fd/${fh.fd}`;
+    const usable = await stat(viaFd).then(() => true, () => false);
+    return await fn(usable ? viaFd : path);
+  } finally {
+    await fh.close();
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 
 /** A parsed `sha256sum` line: `<hex>  <file name>`. */
@@ -28,12 +28,14 @@ export function formatSidecar(sha256: string, fileName: string): string {
 export async function readSidecar(path: string): Promise<{ raw: string; parsed: SidecarLine | undefined } | undefined> {
   let fh;
   try {
-    fh = await open(path, "r");
+    // Never through a link: a marker planted as a symlink would otherwise read another file.
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" || (err as NodeJS.ErrnoException).code === "ELOOP") return undefined;
     throw err;
   }
   try {
+    if (!(await fh.stat()).isFile()) return undefined;
     const buf = Buffer.alloc(MAX_SIDECAR_BYTES);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     const raw = buf.subarray(0, bytesRead).toString("utf8");

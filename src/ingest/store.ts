@@ -1,26 +1,33 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { copyFile, link, mkdir, open, readFile, readdir, rename, rm, rmdir, stat, unlink, utimes, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { isProcessAlive } from "../util/process.js";
+import { InterruptedError } from "../errors.js";
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from "../util/atomic-write.js";
+import { isOwnerGone, processStartTime } from "../util/process.js";
+import { mkdirPrivate, setMode, type PrivateModes, type StateDirs } from "./state.js";
 
-/** The folders a watch works with. */
+/** The folders a watch works with. Only `drop` is written by uploaders; it is read for packages only. */
 export interface IngestDirs {
   drop: string;
-  /** `<drop>/processing`: claimed packages, one sub-folder per claim. */
+  /** `<state>/claims`: claimed packages, one sub-folder per claim, outside the uploaders' reach. */
   processing: string;
   ready: string;
-  /** `<ready>/.scanbridge-staging`: extraction happens here, on the ready folder's file system. */
+  /** `<ready>/.scanbridge-staging` (0700): extraction happens here, on the ready folder's file system. */
   staging: string;
   archive: string;
   quarantine: string;
+  /** Modes and staff group of everything written that holds patient data. */
+  modes: PrivateModes;
 }
 
-/** claim.json inside a claim folder: who holds it. */
+/** claim.json inside a claim folder: who holds it (provable: pid + host + process start time). */
 export interface ClaimOwner {
   host: string;
   pid: number;
+  /** processStartTime(pid) when claimed: tells a reused pid from the owner. */
+  start: string;
   /** Random per watch process, to tell our own claims from a dead process that had our pid. */
   instance: string;
   claimedAt: string;
@@ -39,7 +46,7 @@ export interface ClaimState {
   target: string;
 }
 
-/** A package held by this process. */
+/** A package held by this process. `zip` is the watcher's private copy: what is verified is what is archived. */
 export interface Claim {
   id: string;
   dir: string;
@@ -47,23 +54,29 @@ export interface Claim {
   marker: string | undefined;
   file: string;
   staging: string;
+  /** SHA-256 of the private copy, computed while copying (undefined for a claim taken over after a crash). */
+  sha256?: string;
+  size?: number;
+  mtimeMs?: number;
 }
 
-/** Folders for a drop folder and options. */
-export function ingestDirs(drop: string, ready: string, archive?: string, quarantine?: string): IngestDirs {
+/** Folders for a drop folder, a state folder and options. */
+export function ingestDirs(drop: string, ready: string, state: StateDirs, modes: PrivateModes, archive?: string, quarantine?: string): IngestDirs {
   return {
     drop,
-    processing: join(drop, "processing"),
+    processing: state.claims,
     ready,
     staging: join(ready, ".scanbridge-staging"),
-    archive: archive ?? join(drop, "archive"),
-    quarantine: quarantine ?? join(drop, "quarantine"),
+    archive: archive ?? state.archive,
+    quarantine: quarantine ?? state.quarantine,
+    modes,
   };
 }
 
-/** Create the folders if needed. */
+/** Create the folders if needed, private (0700/0750, staging always 0700). */
 export async function ensureDirs(d: IngestDirs): Promise<void> {
-  for (const p of [d.processing, d.ready, d.staging, d.archive, d.quarantine]) await mkdir(p, { recursive: true });
+  for (const p of [d.processing, d.ready, d.archive, d.quarantine]) await mkdirPrivate(p, d.modes);
+  await mkdirPrivate(d.staging, { file: 0o600, dir: 0o700 });
 }
 
 /** fsync a file or folder so a rename or write survives power loss. */
@@ -128,6 +141,13 @@ export async function moveNoClobber(src: string, dstDir: string, preferredName =
   throw new Error(`no free name for ${preferredName} in ${dstDir}`);
 }
 
+/** Move a file we own into an output folder (archive, quarantine) and give it the private mode and group. */
+async function movePrivate(src: string, dstDir: string, name: string, modes: PrivateModes): Promise<string> {
+  const dst = await moveNoClobber(src, dstDir, name);
+  await setMode(dst, modes.file, modes.gid);
+  return dst;
+}
+
 /** Prefix of a claim folder being prepared (holds no package yet). */
 const NEW_PREFIX = ".new-";
 
@@ -141,39 +161,116 @@ function hostTag(): string {
   return hostname().replace(/[^A-Za-z0-9-]/g, "_").slice(0, 40);
 }
 
+/** Name of the package as taken from the drop, inside a claim folder, until its private copy is made. */
+const RECEIVED = "received";
+/** The watcher's private copy of the package (0600): the bytes verified, extracted and archived. */
+const PRIVATE_COPY = "package.zip";
+const MARKER = "marker.sha256";
+
+/** The outcome of trying to take one file out of the drop folder. */
+export type ClaimResult =
+  | { kind: "claimed"; claim: Claim }
+  | { kind: "gone" }
+  | { kind: "refused"; code: "NOT_REGULAR_FILE" | "HARD_LINKED"; reason: string };
+
 /**
- * Claim `<drop>/<file>` by atomic rename into `processing/<id>/`. Returns undefined when another watcher
- * took it first (the rename found nothing). The marker follows the zip.
+ * Claim `<drop>/<file>`: one atomic rename out of the drop into a claim folder in the state folder (whoever
+ * renames first has it; an uploader can neither fake nor block that), then a private copy read from one
+ * descriptor opened without following links, hashed while copying. The uploader's inode is removed after the
+ * copy, so a writer still holding it open changes nothing the watcher verifies or archives.
  */
-export async function claimPackage(d: IngestDirs, file: string, instance: string): Promise<Claim | undefined> {
+export async function claimPackage(d: IngestDirs, file: string, instance: string, signal?: AbortSignal): Promise<ClaimResult> {
+  const src = join(d.drop, file);
+  const before = await lstat(src).catch(() => undefined);
+  if (!before) return { kind: "gone" };
+  if (!before.isFile()) return { kind: "refused", code: "NOT_REGULAR_FILE", reason: before.isSymbolicLink() ? "a symbolic link, not a file: never followed" : "not a regular file" };
+  if (before.nlink > 1) return { kind: "refused", code: "HARD_LINKED", reason: "a hard link to another file: never taken" };
   const id = newClaimId();
   const dir = join(d.processing, id);
   const staging = join(d.staging, id);
-  const owner: ClaimOwner = { host: hostname(), pid: process.pid, instance, claimedAt: new Date().toISOString(), file, staging };
+  const owner: ClaimOwner = { host: hostname(), pid: process.pid, start: MY_START, instance, claimedAt: new Date().toISOString(), file, staging };
   // The claim folder appears with its owner record already inside (built aside, renamed in), so a
   // claim folder without claim.json never exists, whatever moment the process dies.
   const fresh = join(d.processing, `${NEW_PREFIX}${id}`);
-  await mkdir(fresh);
-  await writeFile(join(fresh, "claim.json"), JSON.stringify(owner));
+  await mkdir(fresh, { mode: 0o700 });
+  await writeJsonAtomic(join(fresh, "claim.json"), owner);
   await rename(fresh, dir);
-  const zip = join(dir, file);
+  const received = join(dir, RECEIVED);
   try {
-    await rename(join(d.drop, file), zip);
+    await rename(src, received);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { kind: "gone" };
     throw err;
   }
-  let marker: string | undefined = join(dir, `${file}.sha256`);
-  try {
-    await rename(join(d.drop, `${file}.sha256`), marker);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    marker = undefined;
-  }
+  let marker: string | undefined = join(dir, MARKER);
+  const m = await lstat(`${src}.sha256`).catch(() => undefined);
+  if (m?.isFile() && m.size <= 4096) {
+    try {
+      await rename(`${src}.sha256`, marker);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      marker = undefined;
+    }
+  } else marker = undefined;
   await syncPath(dir);
   await syncPath(d.drop);
-  return { id, dir, zip, marker, file, staging };
+  const claim: Claim = { id, dir, zip: join(dir, PRIVATE_COPY), marker, file, staging };
+  let copied;
+  try {
+    copied = await privateCopy(received, claim.zip, signal);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" || code === "NOT_REGULAR_FILE") {
+      // Swapped for a link (or a device) between our look and the rename: the link itself is ours now; drop it.
+      await rm(dir, { recursive: true, force: true });
+      return { kind: "refused", code: "NOT_REGULAR_FILE", reason: "replaced by a link or special file while being taken: never followed" };
+    }
+    await rollBack(d, claim).catch(() => {});
+    throw err;
+  }
+  await unlink(received);
+  await syncPath(dir);
+  return { kind: "claimed", claim: { ...claim, ...copied } };
+}
+
+const MY_START = processStartTime(process.pid);
+
+/** Copy `src` (opened once, O_NOFOLLOW) to a new private file, hashing the bytes written; abortable. */
+async function privateCopy(src: string, dst: string, signal?: AbortSignal): Promise<{ sha256: string; size: number; mtimeMs: number }> {
+  const input = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const st = await input.stat();
+    if (!st.isFile() || st.nlink > 1) throw Object.assign(new Error("not a regular file"), { code: "NOT_REGULAR_FILE" });
+    const part = `${dst}.part`;
+    const out = await open(part, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      for (;;) {
+        if (signal?.aborted) throw new InterruptedError();
+        const { bytesRead } = await input.read(buf, 0, buf.length, size);
+        if (bytesRead === 0) break;
+        const chunk = buf.subarray(0, bytesRead);
+        hash.update(chunk);
+        let off = 0;
+        while (off < bytesRead) off += (await out.write(chunk, off, bytesRead - off, size + off)).bytesWritten;
+        size += bytesRead;
+      }
+      await out.sync();
+    } catch (err) {
+      await out.close();
+      await unlink(part).catch(() => {});
+      throw err;
+    }
+    await out.close();
+    await rename(part, dst);
+    const copy = await stat(dst);
+    return { sha256: hash.digest("hex"), size, mtimeMs: copy.mtimeMs };
+  } finally {
+    await input.close();
+  }
 }
 
 /** Keep a claim visibly alive for watchers on other hosts (they recover claims whose heartbeat stops). */
@@ -185,28 +282,24 @@ export async function touchClaim(c: Claim): Promise<void> {
 /** Put a claimed package back in the queue (drop folder), removing any half-extracted staging. */
 export async function rollBack(d: IngestDirs, c: Claim): Promise<void> {
   await rm(c.staging, { recursive: true, force: true });
-  const back = await moveNoClobberIfPresent(c.zip, d.drop, c.file);
+  // The uploader's own file when the private copy was not finished, else the private copy.
+  const received = join(c.dir, RECEIVED);
+  const source = (await lstat(received).then((st) => st.isFile(), () => false)) ? received : c.zip;
+  const back = await moveNoClobberIfPresent(source, d.drop, c.file);
   if (back !== undefined && c.marker) await moveNoClobberIfPresent(c.marker, d.drop, `${basename(back)}.sha256`);
   await syncPath(d.drop);
   await rm(c.dir, { recursive: true, force: true });
 }
 
-async function moveNoClobberIfPresent(src: string, dstDir: string, name: string): Promise<string | undefined> {
-  try {
-    await stat(src);
-  } catch {
-    return undefined;
-  }
-  return moveNoClobber(src, dstDir, name);
+async function moveNoClobberIfPresent(src: string, dstDir: string, name: string, modes?: PrivateModes): Promise<string | undefined> {
+  const st = await lstat(src).catch(() => undefined);
+  if (!st?.isFile()) return undefined;
+  return modes ? movePrivate(src, dstDir, name, modes) : moveNoClobber(src, dstDir, name);
 }
 
 /** Record that the verified extraction is about to be renamed into ready/ (for crash recovery). */
 export async function writeCommitState(c: Claim, state: ClaimState): Promise<void> {
-  const tmp = join(c.dir, "state.json.tmp");
-  await writeFile(tmp, JSON.stringify(state));
-  await syncPath(tmp);
-  await rename(tmp, join(c.dir, "state.json"));
-  await syncPath(c.dir);
+  await writeJsonAtomic(join(c.dir, "state.json"), state);
 }
 
 /** The first name in ready/ not taken by an earlier delivery: `<Name>`, else `<Name> (date)`. */
@@ -250,8 +343,8 @@ export async function archiveAndRelease(d: IngestDirs, c: Claim): Promise<string
   let archived: string | undefined;
   try {
     await stat(c.zip);
-    archived = await moveNoClobber(c.zip, d.archive, c.file);
-    if (c.marker) await moveNoClobberIfPresent(c.marker, d.archive, `${basename(archived)}.sha256`);
+    archived = await movePrivate(c.zip, d.archive, c.file, d.modes);
+    if (c.marker) await moveNoClobberIfPresent(c.marker, d.archive, `${basename(archived)}.sha256`, d.modes);
     await syncPath(d.archive);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
@@ -264,12 +357,10 @@ export async function archiveAndRelease(d: IngestDirs, c: Claim): Promise<string
 /** Move the zip and marker to quarantine/ beside `<Name>.reason.json`; returns the quarantined zip path. */
 export async function quarantinePackage(d: IngestDirs, c: Claim, reason: Record<string, unknown>): Promise<string> {
   await rm(c.staging, { recursive: true, force: true });
-  const zip = await moveNoClobber(c.zip, d.quarantine, c.file);
-  if (c.marker) await moveNoClobberIfPresent(c.marker, d.quarantine, `${basename(zip)}.sha256`);
+  const zip = await movePrivate(c.zip, d.quarantine, c.file, d.modes);
+  if (c.marker) await moveNoClobberIfPresent(c.marker, d.quarantine, `${basename(zip)}.sha256`, d.modes);
   const reasonPath = zip.replace(/\.zip$/i, "") + ".reason.json";
-  const tmp = `${reasonPath}.tmp`;
-  await writeFile(tmp, JSON.stringify({ ...reason, quarantinedFile: basename(zip) }, null, 2) + "\n");
-  await rename(tmp, reasonPath);
+  await writeFileAtomic(reasonPath, JSON.stringify({ ...reason, quarantinedFile: basename(zip) }, null, 2) + "\n", { mode: d.modes.file, gid: d.modes.gid });
   await syncPath(d.quarantine);
   await rm(c.dir, { recursive: true, force: true });
   return zip;
@@ -280,8 +371,9 @@ export async function quarantinePackage(d: IngestDirs, c: Claim, reason: Record<
 export type RecoveryAction = { claim: Claim; state: ClaimState | undefined };
 
 /**
- * Find claims whose owner is gone (same host: pid dead or ours from a previous life; any host: heartbeat
- * older than `staleMs`) and take them over by atomic rename, so two recovering watchers never both do.
+ * Find claims whose owner is gone and take them over by atomic rename (so two recovering watchers never both
+ * do). Proof comes only from the state folder: same host, the owner's pid is not running or runs with another
+ * start time (a reused pid); another host, its heartbeat (claim.json's mtime) is older than `staleMs`.
  */
 export async function takeOverStaleClaims(d: IngestDirs, instance: string, staleMs: number): Promise<RecoveryAction[]> {
   const out: RecoveryAction[] = [];
@@ -291,36 +383,25 @@ export async function takeOverStaleClaims(d: IngestDirs, instance: string, stale
   } catch {
     return out;
   }
+  const host = hostname();
   for (const id of names) {
     const dir = join(d.processing, id);
     if (id.startsWith(NEW_PREFIX)) {
       // A claim being prepared: never holds a package. Remove it when its maker is gone.
       const m = /-(\d+)-[0-9a-f]+$/.exec(id);
       const age = await stat(dir).then((st) => Date.now() - st.mtimeMs, () => 0);
-      if ((m && Number(m[1]) !== process.pid && !isProcessAlive(Number(m[1])) && id.includes(`-${hostTag()}-`)) || age > staleMs) {
+      if ((m && Number(m[1]) !== process.pid && isOwnerGone({ host: hostTag(), pid: Number(m[1]), start: "" }, hostTag()) && id.includes(`-${hostTag()}-`)) || age > staleMs) {
         await rm(dir, { recursive: true, force: true });
       }
       continue;
     }
-    let owner: ClaimOwner | undefined;
-    let mtimeMs: number;
-    try {
-      const st = await stat(join(dir, "claim.json"));
-      mtimeMs = st.mtimeMs;
-      owner = JSON.parse(await readFile(join(dir, "claim.json"), "utf8")) as ClaimOwner;
-    } catch {
-      // claim.json missing or torn: the claimer died right after mkdir; treat by folder age
-      try {
-        mtimeMs = (await stat(dir)).mtimeMs;
-      } catch {
-        continue;
-      }
-    }
-    if (owner?.instance === instance) continue;
-    const sameHost = owner?.host === hostname();
-    const dead = owner ? sameHost && (!isProcessAlive(owner.pid) || owner.pid === process.pid) : Date.now() - mtimeMs > 5000;
-    const stale = Date.now() - mtimeMs > staleMs;
-    if (!dead && !stale) continue;
+    const heartbeat = await stat(join(dir, "claim.json")).catch(() => undefined);
+    const owner = await readJsonFile<ClaimOwner>(join(dir, "claim.json"), "claim.json").catch(() => undefined);
+    if (!owner || !heartbeat) continue; // a claim folder always holds its owner record (made aside): a damaged one is left for a person
+    if (owner.instance === instance) continue;
+    const gone = owner.pid === process.pid && owner.host === host ? true : isOwnerGone({ host: owner.host, pid: owner.pid, start: owner.start ?? "" }, host);
+    const stale = gone === undefined && Date.now() - heartbeat.mtimeMs > staleMs;
+    if (!gone && !stale) continue;
     const newId = newClaimId();
     const newDir = join(d.processing, newId);
     try {
@@ -328,30 +409,13 @@ export async function takeOverStaleClaims(d: IngestDirs, instance: string, stale
     } catch {
       continue; // another watcher took it over first
     }
-    if (!owner) {
-      // No owner record: anything inside goes back to the queue.
-      for (const f of await readdir(newDir)) {
-        if (/\.zip(\.sha256)?$/i.test(f)) await moveNoClobber(join(newDir, f), d.drop, f);
-      }
-      await rm(newDir, { recursive: true, force: true });
-      continue;
-    }
-    const updated: ClaimOwner = { ...owner, pid: process.pid, host: hostname(), instance };
-    await writeFile(join(newDir, "claim.json"), JSON.stringify(updated));
-    let state: ClaimState | undefined;
-    try {
-      state = JSON.parse(await readFile(join(newDir, "state.json"), "utf8")) as ClaimState;
-    } catch {
-      state = undefined;
-    }
-    const marker = join(newDir, `${owner.file}.sha256`);
-    let hasMarker = true;
-    try {
-      await stat(marker);
-    } catch {
-      hasMarker = false;
-    }
-    out.push({ claim: { id: newId, dir: newDir, zip: join(newDir, owner.file), marker: hasMarker ? marker : undefined, file: owner.file, staging: owner.staging }, state });
+    const updated: ClaimOwner = { ...owner, pid: process.pid, host, start: MY_START, instance };
+    await writeJsonAtomic(join(newDir, "claim.json"), updated);
+    const state = await readJsonFile<ClaimState>(join(newDir, "state.json"), "state.json").catch(() => undefined);
+    const hasMarker = await lstat(join(newDir, MARKER)).then((st) => st.isFile(), () => false);
+    // The private copy may be unfinished (crash while copying): then rollBack returns the received file.
+    await unlink(join(newDir, `${PRIVATE_COPY}.part`)).catch(() => {});
+    out.push({ claim: { id: newId, dir: newDir, zip: join(newDir, PRIVATE_COPY), marker: hasMarker ? join(newDir, MARKER) : undefined, file: owner.file, staging: owner.staging }, state });
   }
   return out;
 }
@@ -369,8 +433,8 @@ export async function sweepOrphanStaging(d: IngestDirs, staleMs: number): Promis
   const referenced = new Set<string>();
   for (const id of await readdir(d.processing).catch(() => [] as string[])) {
     try {
-      const o = JSON.parse(await readFile(join(d.processing, id, "claim.json"), "utf8")) as ClaimOwner;
-      referenced.add(basename(o.staging));
+      const o = await readJsonFile<ClaimOwner>(join(d.processing, id, "claim.json"), "claim.json");
+      referenced.add(o ? basename(o.staging) : id);
     } catch {
       referenced.add(id);
     }
@@ -381,7 +445,7 @@ export async function sweepOrphanStaging(d: IngestDirs, staleMs: number): Promis
     try {
       const st = await stat(p);
       const m = /^\d+-(.+)-(\d+)-[0-9a-f]+$/.exec(id);
-      const deadHere = m !== null && m[1] === hostTag() && !isProcessAlive(Number(m[2]));
+      const deadHere = m !== null && m[1] === hostTag() && isOwnerGone({ host: hostTag(), pid: Number(m[2]), start: "" }, hostTag()) === true;
       if (!deadHere && Date.now() - st.mtimeMs < staleMs) continue;
     } catch {
       continue;

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
 import { readerToFile } from "./download.js";
-import { describeRemoteError } from "./sftp.js";
+import { UPLOAD_DIR_MODE, UPLOAD_FILE_MODE, describeRemoteError } from "./sftp.js";
 
 /** A local (or mounted network) folder as a destination: the embedded default, no server needed. */
 export class LocalDestination implements Destination {
@@ -37,7 +37,7 @@ export class LocalDestination implements Destination {
 
   async mkdirp(path: string): Promise<void> {
     try {
-      await mkdir(path, { recursive: true });
+      await mkdir(path, { recursive: true, mode: UPLOAD_DIR_MODE });
     } catch (err) {
       throw describeRemoteError(err, "create the destination folder");
     }
@@ -46,7 +46,7 @@ export class LocalDestination implements Destination {
   async openWrite(path: string, opts: { truncate: boolean }): Promise<RemoteWriter> {
     let fh;
     try {
-      fh = await open(path, opts.truncate ? "w" : (await this.exists(path)) ? "r+" : "w");
+      fh = await open(path, opts.truncate ? "w" : (await this.exists(path)) ? "r+" : "w", UPLOAD_FILE_MODE);
     } catch (err) {
       throw describeRemoteError(err, "open the upload file");
     }
@@ -145,7 +145,7 @@ export class LocalDestination implements Destination {
 
   async writeSmall(path: string, data: Buffer): Promise<void> {
     try {
-      await writeFile(path, data);
+      await writeFile(path, data, { mode: UPLOAD_FILE_MODE });
     } catch (err) {
       throw describeRemoteError(err, "write the checksum file");
     }

@@ -6,6 +6,14 @@ import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
 import { toNetworkError } from "./retry.js";
 
+
+/**
+ * Modes of uploaded copies (patient data): never readable by other users on the server. Group-readable, so the
+ * hospital's watcher account can read uploads through the drop folder's group (issue 10).
+ */
+export const UPLOAD_FILE_MODE = 0o640;
+export const UPLOAD_DIR_MODE = 0o750;
+
 /** SFTP status codes (draft-ietf-secsh-filexfer-02, what OpenSSH speaks). */
 const FX = { NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, OP_UNSUPPORTED: 8 } as const;
 
@@ -278,7 +286,7 @@ export class SftpDestination implements Destination {
       if (st?.isDirectory) continue;
       if (st) throw new NetworkError("REMOTE_NOT_A_FOLDER", "The destination folder exists but is a file", { hint: "Choose another destination folder." });
       try {
-        await this.op<void>("create the destination folder", (sftp, cb) => sftp.mkdir(cur, cb as never));
+        await this.op<void>("create the destination folder", (sftp, cb) => sftp.mkdir(cur, { mode: UPLOAD_DIR_MODE }, cb as never));
       } catch (err) {
         // Another uploader may have created it in the meantime.
         if (!(await this.stat(cur))?.isDirectory) throw err;
@@ -290,7 +298,7 @@ export class SftpDestination implements Destination {
     const lane = opts.lane ?? 0;
     let flags = opts.truncate ? "w" : "r+";
     if (!opts.truncate && !(await this.exists(path))) flags = "w";
-    const handle = await this.op<Buffer>("open the upload file", (sftp, cb) => sftp.open(path, flags as "w", {}, cb as never), lane);
+    const handle = await this.op<Buffer>("open the upload file", (sftp, cb) => sftp.open(path, flags as "w", { mode: UPLOAD_FILE_MODE }, cb as never), lane);
     const sftp = await this.lane(lane);
     const maxWrite = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 32 * 1024;
     return {

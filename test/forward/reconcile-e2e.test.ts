@@ -109,15 +109,15 @@ describe("decideReconciliation", () => {
     const map = join(dir, "map.json");
     writeFileSync(map, JSON.stringify({ abcdef012345: { patientId: "BY-ID", issuer: "H" }, "EXT-A": { patientId: "BY-PID", issuer: "H" }, "EXT-B": { patientId: "OTHER", issuer: "H" } }));
     const m = { required: false, forwardUnreconciled: false, mapFile: map };
-    expect(await decideReconciliation("abcdef012345", dir, one, m)).toMatchObject({ kind: "reconcile", source: "map-package", with: { patientId: "BY-ID" } });
-    expect(await decideReconciliation("000000000000", dir, one, m)).toMatchObject({ kind: "reconcile", source: "map-patient", with: { patientId: "BY-PID" } });
-    expect(await decideReconciliation("000000000000", dir, two, m)).toMatchObject({ kind: "not-reconciled" });
-    expect(await decideReconciliation("000000000000", dir, [inst(5, "EXT-Z")], m)).toMatchObject({ kind: "not-reconciled" });
-    expect(await decideReconciliation("000000000000", dir, [inst(6, "EXT-Z")], { ...m, forwardUnreconciled: true })).toEqual({ kind: "as-received" });
-    expect(await decideReconciliation("000000000000", dir, one, undefined)).toEqual({ kind: "as-received" });
-    expect(await decideReconciliation("000000000000", dir, one, { required: true, forwardUnreconciled: false })).toMatchObject({ kind: "not-reconciled" });
-    writeFileSync(join(dir, ".scanbridge-reconcile.json"), JSON.stringify({ patientId: "FROM-FILE", issuer: "H" }));
-    expect(await decideReconciliation("abcdef012345", dir, one, m)).toMatchObject({ kind: "reconcile", source: "file", with: { patientId: "FROM-FILE" } });
+    expect(await decideReconciliation("abcdef012345", join(dir, "none.json"), one, m)).toMatchObject({ kind: "reconcile", source: "map-package", with: { patientId: "BY-ID" } });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), one, m)).toMatchObject({ kind: "reconcile", source: "map-patient", with: { patientId: "BY-PID" } });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), two, m)).toMatchObject({ kind: "not-reconciled" });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), [inst(5, "EXT-Z")], m)).toMatchObject({ kind: "not-reconciled" });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), [inst(6, "EXT-Z")], { ...m, forwardUnreconciled: true })).toEqual({ kind: "as-received" });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), one, undefined)).toEqual({ kind: "as-received" });
+    expect(await decideReconciliation("000000000000", join(dir, "none.json"), one, { required: true, forwardUnreconciled: false })).toMatchObject({ kind: "not-reconciled" });
+    writeFileSync(join(dir, "staff.json"), JSON.stringify({ patientId: "FROM-FILE", issuer: "H" }));
+    expect(await decideReconciliation("abcdef012345", join(dir, "staff.json"), one, m)).toMatchObject({ kind: "reconcile", source: "file", with: { patientId: "FROM-FILE" } });
     removeDir(dir);
   });
 });
@@ -173,7 +173,10 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     const before = hashTree(pkg);
     const r = await runCli(["reconcile", pkg, "--patient-id", "LOCAL-71", "--issuer", "HOSP-A", "--patient-name", "LOCAL^PATIENT", "--accession-number", "LOCAL-ACC-71"], { env });
     expect(r.code, r.stderr).toBe(0);
-    expect(statSync(join(pkg, ".scanbridge-reconcile.json")).mode & 0o777).toBe(0o600);
+    // Staff's reconciliation is kept in the watch's state folder (scanbridge-state beside ready/), 0600.
+    const recDir = join(home, "scanbridge-state", "reconcile");
+    expect(readdirSync(recDir)).toEqual([expect.stringMatching(/^[0-9a-f]{12}\.json$/)]);
+    expect(statSync(join(recDir, readdirSync(recDir)[0]!)).mode & 0o777).toBe(0o600);
 
     await new Promise((res) => setTimeout(res, 1200));
     const second = await runCli(watchArgs(drop, ready, ["--require-reconcile"]), { env });
@@ -196,10 +199,8 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
       const [, se, i] = /\.1\.(\d)\.(\d)$/.exec(sop)!;
       expect(pixelHash(file)).toBe(pixelHash(sent[`DICOM/SE${se}/IM${i}`]!));
     }
-    // ready/ stays as received: every file that was there is byte-identical; only the reconcile file was added.
-    const after = hashTree(pkg);
-    expect(Object.keys(after).sort()).toEqual([...Object.keys(before), ".scanbridge-reconcile.json"].sort());
-    for (const [k, v] of Object.entries(before)) expect(after[k], k).toBe(v);
+    // ready/ stays exactly as received: the reconciliation lives in the state folder, not beside the patient's files.
+    expect(hashTree(pkg)).toEqual(before);
   }, 180_000);
 
   it("--reconcile-map keyed by source Patient ID: delivered reconciled; a package not in the map stays queued unless --forward-unreconciled", async () => {

@@ -85,11 +85,11 @@ describe("watch --forward (real Orthanc)", () => {
       ["1.2.826.0.1.3680043.9.7433.61.1.2", 2],
       ["1.2.826.0.1.3680043.9.7433.61.2.1", 2],
     ]);
-    const audit = readFileSync(join(drop, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = readFileSync(join(home, "scanbridge-state", "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(audit.filter((r) => r.event === "forwarded")).toEqual([expect.objectContaining({ result: "delivered", instances: 6, confirmed: 6 })]);
-    expect(readdirSync(join(drop, "forward-queue")).filter((n) => n.endsWith(".json"))).toEqual([]);
+    expect(readdirSync(join(home, "scanbridge-state", "forward-queue")).filter((n) => n.endsWith(".json"))).toEqual([]);
     // The password never reaches output or the audit log.
-    expect(w.stdout + w.stderr + readFileSync(join(drop, "audit.jsonl"), "utf8")).not.toContain(AUTH.password);
+    expect(w.stdout + w.stderr + readFileSync(join(home, "scanbridge-state", "audit.jsonl"), "utf8")).not.toContain(AUTH.password);
   }, 120_000);
 
   it("Orthanc down: the package is filed in ready/, stays queued (not quarantined, exit 5), and is delivered exactly once after Orthanc is back", async () => {
@@ -101,8 +101,8 @@ describe("watch --forward (real Orthanc)", () => {
     expect(down.code, down.stderr + down.stdout).toBe(5);
     expect(events(down.stdout).filter((e) => e.event === "forward-queued")).toEqual([expect.objectContaining({ attempts: 1 })]);
     expect(existsSync(join(ready, "Forward Two", "manifest.json"))).toBe(true);
-    expect(readdirSync(join(drop, "quarantine"))).toEqual([]);
-    const queued = readdirSync(join(drop, "forward-queue")).filter((n) => n.endsWith(".json"));
+    expect(readdirSync(join(home, "scanbridge-state", "quarantine"))).toEqual([]);
+    const queued = readdirSync(join(home, "scanbridge-state", "forward-queue")).filter((n) => n.endsWith(".json"));
     expect(queued).toHaveLength(1);
 
     await pacs.start();
@@ -117,7 +117,7 @@ describe("watch --forward (real Orthanc)", () => {
     const ours = instances.map((i) => i.MainDicomTags.SOPInstanceUID).filter((u) => u.startsWith("1.2.826.0.1.3680043.9.7433.62."));
     expect(ours.sort()).toEqual([...new Set(ours)].sort());
     expect(ours).toHaveLength(6);
-    expect(existsSync(join(drop, "forward-queue", "delivered", queued[0]!))).toBe(true);
+    expect(existsSync(join(home, "scanbridge-state", "forward-queue", "delivered", queued[0]!))).toBe(true);
   }, 180_000);
 
   it("a running watch: Orthanc stopped, the package waits in the queue; Orthanc back, it is delivered once, without a restart", async () => {
@@ -142,7 +142,7 @@ describe("watch --forward (real Orthanc)", () => {
     }
     expect(await exited).toBe(0);
     expect(events(out).filter((e) => e.event === "forwarded")).toEqual([expect.objectContaining({ instances: 6, confirmed: 6 })]);
-    expect(readdirSync(join(drop, "quarantine"))).toEqual([]);
+    expect(readdirSync(join(home, "scanbridge-state", "quarantine"))).toEqual([]);
     const instances = await pacs.get<Array<{ MainDicomTags: { SOPInstanceUID: string } }>>("/instances?expand");
     expect(instances.filter((i) => i.MainDicomTags.SOPInstanceUID.startsWith("1.2.826.0.1.3680043.9.7433.63."))).toHaveLength(6);
   }, 180_000);

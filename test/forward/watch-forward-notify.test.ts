@@ -116,9 +116,9 @@ describe("watch --forward with staff notifications (real Orthanc, real SMTP)", (
     const stored = await pacs.get<Array<{ MainDicomTags: { SOPInstanceUID: string } }>>("/instances?expand");
     expect(stored.filter((i) => i.MainDicomTags.SOPInstanceUID.startsWith(`${uid}.`))).toHaveLength(5);
 
-    const notes = readdirSync(join(drop, "notifications"));
+    const notes = readdirSync(join(home, "scanbridge-state", "notifications"));
     expect(notes.filter((f) => /^[0-9a-f]{12}-forwarded\.(receipt|outbox)\.json$/.test(f))).toHaveLength(2);
-    const receipt = JSON.parse(readFileSync(join(drop, "notifications", notes.find((f) => f.endsWith("-forwarded.receipt.json"))!), "utf8")) as Receipt;
+    const receipt = JSON.parse(readFileSync(join(home, "scanbridge-state", "notifications", notes.find((f) => f.endsWith("-forwarded.receipt.json"))!), "utf8")) as Receipt;
     expect(receipt).toMatchObject({ event: "forwarded", forward: { instances: 5, confirmed: 5 } });
     expect(receipt.forward!.pacs).not.toMatch(/@/);
   }, 180_000);

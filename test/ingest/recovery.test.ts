@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeSmallPackage } from "../../fixtures/package-builder.js";
 import { chooseReadyTarget, claimPackage, commitToReady, ensureDirs, ingestDirs, writeCommitState, type Claim } from "../../src/ingest/store.js";
+import { OWNER_ONLY, openStateDir } from "../../src/ingest/state.js";
 import { verifyPackage } from "../../src/ingest/verify.js";
-import { verifyAuditLog } from "../../src/ingest/ledger.js";
+import { auditLogIn, verifyAuditLog } from "../../src/ingest/ledger.js";
 import { ls, run, tmp, walk } from "./helpers.js";
 
 /** A pid that certainly belongs to no running process. */
@@ -19,14 +20,24 @@ function deadPid(): number {
   return Number(r.stdout.toString());
 }
 
+/** Claim a package as a watcher would (the claim must succeed). */
+async function claimed(d: ReturnType<typeof ingestDirs>, file: string): Promise<Claim> {
+  const c = await claimPackage(d, file, "dead-instance");
+  if (c.kind !== "claimed") throw new Error(`not claimed: ${c.kind}`);
+  return c.claim;
+}
+
 async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed") {
   const home = tmp();
   const drop = join(home, "drop");
   const ready = join(home, "ready");
-  const d = ingestDirs(drop, ready);
+  // The default state folder: scanbridge-state beside ready/.
+  const state = join(home, "scanbridge-state");
+  const d = ingestDirs(drop, ready, await openStateDir(state, OWNER_ONLY), OWNER_ONLY);
   await ensureDirs(d);
+  await mkdir(drop, { recursive: true });
   await writeSmallPackage(drop, "Crash Patient");
-  const claim = (await claimPackage(d, "Crash Patient.zip", "dead-instance")) as Claim;
+  const claim = await claimed(d, "Crash Patient.zip");
   expect(claim).toBeDefined();
   if (step !== "claimed") {
     await mkdir(claim.staging, { recursive: true });
@@ -53,9 +64,11 @@ async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed"
   expect(ls(d.processing)).toEqual([]);
   expect(ls(d.archive)).toEqual(["Crash Patient.zip", "Crash Patient.zip.sha256"]);
   expect(existsSync(join(drop, "Crash Patient.zip"))).toBe(false);
-  const audit = readFileSync(join(drop, "audit.jsonl"), "utf8");
+  const audit = readFileSync(join(state, "audit.jsonl"), "utf8");
   expect(audit.match(/"event":"ready"/g)).toHaveLength(1);
-  expect((await verifyAuditLog(join(drop, "audit.jsonl"))).ok).toBe(true);
+  expect(await verifyAuditLog(auditLogIn(state))).toMatchObject({ ok: true, keyed: true, checkpoint: "match" });
+  // Nothing of the watcher's is in the drop folder.
+  expect(ls(drop)).toEqual([]);
   return audit;
 }
 
@@ -64,10 +77,11 @@ describe("restart after a crash at each step", () => {
     const home = tmp();
     const drop = join(home, "drop");
     const ready = join(home, "ready");
-    const d = ingestDirs(drop, ready);
+    const d = ingestDirs(drop, ready, await openStateDir(join(home, "scanbridge-state"), OWNER_ONLY), OWNER_ONLY);
     await ensureDirs(d);
+    await mkdir(drop, { recursive: true });
     await writeSmallPackage(drop, "Taken Name");
-    const claim = (await claimPackage(d, "Taken Name.zip", "dead-instance")) as Claim;
+    const claim = await claimed(d, "Taken Name.zip");
     await mkdir(claim.staging, { recursive: true });
     const r = await verifyPackage(claim.zip, { extractTo: claim.staging, sidecarPath: claim.marker! });
     await writeCommitState(claim, { phase: "committing", from: r.extracted!.root, target: await chooseReadyTarget(d, "Taken Name") });

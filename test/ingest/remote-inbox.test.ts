@@ -77,9 +77,11 @@ describe("watch sftp://... (remote inbox, real sshd)", () => {
     expect(ls(inbox)).toEqual(["Mismatch Remote.zip", "Mismatch Remote.zip.sha256", "Partial Remote.zip.partial"]);
     expect(readFileSync(join(inbox, "Partial Remote.zip.partial"), "utf8")).toBe("half a zip");
 
-    // The local drop (default <ready>/../.scanbridge-remote-drop) archived both; nothing half-done is left.
-    const drop = join(home, ".scanbridge-remote-drop");
-    expect(ls(join(drop, "archive"))).toEqual(["Ana Remote.zip", "Ana Remote.zip.sha256", "Ben Remote.zip", "Ben Remote.zip.sha256"]);
+    // The local drop (default <state>/remote-drop, state = scanbridge-state beside ready/) handed both over;
+    // they were archived in the state folder; nothing half-done is left.
+    const state = join(home, "scanbridge-state");
+    const drop = join(state, "remote-drop");
+    expect(ls(join(state, "archive"))).toEqual(["Ana Remote.zip", "Ana Remote.zip.sha256", "Ben Remote.zip", "Ben Remote.zip.sha256"]);
     expect(ls(join(drop, ".remote-incoming"))).toEqual([]);
     expect(walk(drop).filter((f) => f.includes("Mismatch"))).toEqual([]);
 
@@ -108,7 +110,7 @@ describe("watch sftp://... (remote inbox, real sshd)", () => {
     for (const n of ["Cid Remote", "Dora Remote"]) expect(existsSync(join(ready, n, "manifest.json"))).toBe(true);
     expect(ls(inbox)).toEqual([]);
     expect(existsSync(join(sshd.home, "processed", "Cid Remote.zip"))).toBe(false);
-    expect(ls(join(drop, "archive"))).toContain("Dora Remote.zip");
+    expect(ls(join(home, "scanbridge-state", "archive"))).toContain("Dora Remote.zip");
     const ev = events(r.stdout);
     expect(ev.filter((e) => e.event === "remote-cleaned").map((e) => e.action)).toEqual(["deleted", "deleted"]);
     expect(r.stdout + r.stderr).not.toContain("Remote");
@@ -123,7 +125,7 @@ describe("watch sftp://... (remote inbox, real sshd)", () => {
       { cwd: home, env: cleanEnv(home) },
     );
     const done = waitCli(child, undefined, 60_000);
-    await until(() => existsSync(join(home, ".scanbridge-remote-drop", "audit.jsonl")), 15_000, "watch start");
+    await until(() => existsSync(join(home, "scanbridge-state", "audit.jsonl")), 15_000, "watch start");
     // Written as an upload does: the zip under a temporary name, renamed, marker last.
     const staging = tmp("sb-remote-src-");
     const pkg = await writeSmallPackage(staging, "Hal Remote");

@@ -1,4 +1,5 @@
 /** Routing rules: validation, which rule matches which package (and no other), and watch filing by route. */
+import { OWNER_ONLY, openStateDir } from "../../src/ingest/state.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -249,7 +250,7 @@ describe("watch with routing rules", () => {
     expect(brainOutcome.readyPath!.startsWith(join(ready, "neuro", "Brain Patient ("))).toBe(true);
     expect(existsSync(join(brainOutcome.readyPath!, "DICOM/S1/IM1"))).toBe(true);
     expect(outcomes.find((o) => o.file === "Other Patient.zip")!.route).toMatchObject({ name: "default", folder: "general" });
-    const audit = readFileSync(join(drop, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const audit = readFileSync(join(home, "scanbridge-state", "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     const readyRecords = audit.filter((r) => r.event === "ready");
     expect(readyRecords.map((r) => [r.route, r.routeFolder]).sort()).toEqual([["default", "general"], ["neuro", "neuro"]]);
   });
@@ -272,9 +273,11 @@ describe("commitToReady in a route folder", () => {
     const drop = join(home, "drop");
     const ready = join(home, "ready");
     await writeSmallPackage(drop, "Race Patient");
-    const dirs = ingestDirs(drop, ready);
+    const dirs = ingestDirs(drop, ready, await openStateDir(join(home, "scanbridge-state"), OWNER_ONLY), OWNER_ONLY);
     await ensureDirs(dirs);
-    const claim = (await claimPackage(dirs, "Race Patient.zip", "test-instance"))!;
+    const taken = await claimPackage(dirs, "Race Patient.zip", "test-instance");
+    if (taken.kind !== "claimed") throw new Error(taken.kind);
+    const claim = taken.claim;
     const from = join(claim.staging, "Race Patient");
     mkdirSync(from, { recursive: true });
     writeFileSync(join(from, "a.txt"), "new");

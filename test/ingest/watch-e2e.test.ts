@@ -57,7 +57,9 @@ function layout(root: string) {
   const drop = join(root, "drop");
   const ready = join(root, "ready");
   mkdirSync(drop, { recursive: true });
-  return { drop, ready, archive: join(drop, "archive"), quarantine: join(drop, "quarantine"), processing: join(drop, "processing"), staging: join(ready, ".scanbridge-staging"), audit: join(drop, "audit.jsonl") };
+  // The watcher's state folder defaults to scanbridge-state beside ready/: nothing of its own is in the drop.
+  const state = join(root, "scanbridge-state");
+  return { drop, ready, state, archive: join(state, "archive"), quarantine: join(state, "quarantine"), processing: join(state, "claims"), staging: join(ready, ".scanbridge-staging"), audit: join(state, "audit.jsonl") };
 }
 
 let big: BuiltPackage;
@@ -184,8 +186,9 @@ describe("watch: rejection", () => {
     expect(ls(d.processing)).toEqual([]);
     expect(existsSync(EVIL_ABSOLUTE_PATH)).toBe(false);
     expect(walk(home).filter((f) => f.includes("scanbridge-evil"))).toEqual([]);
-    expect(ls(home)).toEqual(["drop", "ready"]);
-    expect(ls(d.drop)).toEqual(["archive", "audit.jsonl", "processing", "quarantine"]);
+    expect(ls(home)).toEqual(["drop", "ready", "scanbridge-state"]);
+    // The drop folder is read for packages only: the watcher leaves nothing of its own there.
+    expect(ls(d.drop)).toEqual([]);
   }, 60_000);
 });
 

@@ -38,13 +38,14 @@ describe("pack → watch, with staff notifications", () => {
     copyFileSync(join(out, "Ana Lima.zip.sha256"), join(drop, "Ana Lima.zip.sha256"));
     await writeHostilePackage(drop, "zip-slip", "Evil Sender");
     const before = smtp.messages.length;
-    const r = await runCli(["watch", drop, "--ready", ready, "--once", "--settle", "1", "--json",
+    const state = join(mk(), "state");
+    const r = await runCli(["watch", drop, "--ready", ready, "--state", state, "--once", "--settle", "1", "--json",
       "--email", "radiology-intake@hospital.example", "--smtp", smtp.url, "--smtp-ca", cert.caFile, "--from", "scanbridge@hospital.example"], { env, timeoutMs: 120_000 });
     expect(r.code, r.stderr).toBe(0);
 
     expect(readdirSync(ready).filter((f) => !f.startsWith("."))).toEqual(["Ana Lima"]);
     expect(existsSync(join(ready, "Ana Lima", "DICOMDIR"))).toBe(true);
-    expect(readdirSync(join(drop, "quarantine")).some((f) => f.endsWith(".reason.json"))).toBe(true);
+    expect(readdirSync(join(state, "quarantine")).some((f) => f.endsWith(".reason.json"))).toBe(true);
 
     const mails = smtp.messages.slice(before);
     expect(mails).toHaveLength(2);
@@ -58,9 +59,9 @@ describe("pack → watch, with staff notifications", () => {
     for (const m of mails) expect(m.raw).not.toMatch(/Ana Lima|Lima\^Ana|Evil Sender/);
 
     // Receipts and outboxes of the notifications are named by package id, and private to the service account.
-    const notes = readdirSync(join(drop, "notifications"));
+    const notes = readdirSync(join(state, "notifications"));
     expect(notes.every((f) => /^[0-9a-f]{12}-(ready|quarantined)\.(receipt|outbox)\.json$/.test(f))).toBe(true);
-    for (const f of notes) expect(statSync(join(drop, "notifications", f)).mode & 0o077).toBe(0);
+    for (const f of notes) expect(statSync(join(state, "notifications", f)).mode & 0o077).toBe(0);
     const events = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     expect(events.filter((e) => e.event === "notified").map((e) => e.result).sort()).toEqual(["quarantined", "ready"]);
   });
@@ -68,8 +69,10 @@ describe("pack → watch, with staff notifications", () => {
   it("without notification settings, watch runs as before and writes no notifications folder", async () => {
     const drop = mk();
     mkdirSync(join(drop, "in"));
-    const r = await runCli(["watch", drop, "--ready", mk(), "--once"], { env: cleanEnv(mk()) });
+    const state = join(mk(), "state");
+    const r = await runCli(["watch", drop, "--ready", mk(), "--state", state, "--once"], { env: cleanEnv(mk()) });
     expect(r.code, r.stderr).toBe(0);
-    expect(existsSync(join(drop, "notifications"))).toBe(false);
+    expect(readdirSync(join(state, "notifications"))).toEqual([]);
+    expect(readdirSync(drop)).toEqual(["in"]);
   });
 });

@@ -23,7 +23,7 @@ describe("runWatch", () => {
     expect(byResult.ready).toMatchObject({ file: "Hook Ready.zip", readyPath: join(ready, "Hook Ready"), sealed: true, problems: [] });
     expect(byResult.ready!.summary.root).toBe("Hook Ready");
     expect(byResult.ready!.id).toMatch(/^[0-9a-f]{12}$/);
-    expect(byResult.quarantined).toMatchObject({ file: "Hook Hostile.zip", quarantinePath: join(drop, "quarantine", "Hook Hostile.zip") });
+    expect(byResult.quarantined).toMatchObject({ file: "Hook Hostile.zip", quarantinePath: join(home, "scanbridge-state", "quarantine", "Hook Hostile.zip") });
     expect(byResult.quarantined!.problems.map((p) => p.code)).toContain("PARENT_PATH");
     expect(events.map((e) => e.event)).toEqual(expect.arrayContaining(["started", "claimed", "ready", "quarantined", "stopped"]));
     expect(ls(ready)).toEqual([".scanbridge-staging", "Hook Ready"]);

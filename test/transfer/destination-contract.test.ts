@@ -1,6 +1,6 @@
 // One contract, two implementations: the local folder and SFTP against a real OpenSSH sshd on loopback.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,8 @@ interface Harness {
   setup(): Promise<void>;
   open(): Promise<Destination>;
   teardown(): Promise<void>;
+  /** Where a destination path is on this machine's disk (to check modes). */
+  onDisk(path: string): string;
 }
 
 let sshd: SshdServer;
@@ -32,6 +34,7 @@ const harnesses: Harness[] = [
     async teardown() {
       rmSync(localRoot, { recursive: true, force: true });
     },
+    onDisk: (p) => p,
   },
   {
     name: "sftp (OpenSSH sshd)",
@@ -54,6 +57,7 @@ const harnesses: Harness[] = [
     async teardown() {
       await sshd?.stop();
     },
+    onDisk: (p) => join(sshd.home, p),
   },
 ];
 
@@ -85,6 +89,23 @@ for (const h of harnesses) {
       await d.mkdirp(nested);
       await d.mkdirp(nested);
       expect(await d.stat(nested)).toMatchObject({ isDirectory: true });
+    });
+
+    it("uploaded copies are private under umask 022: files 0640, folders 0750 (issue 10)", async () => {
+      const old = process.umask(0o022);
+      try {
+        const dir = d.pathOf(`private-${randomBytes(3).toString("hex")}/sub`);
+        await d.mkdirp(dir);
+        const w = await d.openWrite(`${dir}/p.zip.partial`, { truncate: true });
+        await w.write(Buffer.from("patient data"), 0);
+        await w.close();
+        await d.writeSmall(`${dir}/p.zip.sha256`, Buffer.from("x"));
+        expect(statSync(h.onDisk(dir)).mode & 0o777).toBe(0o750);
+        expect(statSync(h.onDisk(`${dir}/p.zip.partial`)).mode & 0o777).toBe(0o640);
+        expect(statSync(h.onDisk(`${dir}/p.zip.sha256`)).mode & 0o777).toBe(0o640);
+      } finally {
+        process.umask(old);
+      }
     });
 
     it("stat/exists report missing files as undefined/false", async () => {
