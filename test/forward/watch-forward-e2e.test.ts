@@ -153,11 +153,13 @@ describe("watch --forward (real Orthanc)", () => {
     await deliver("Forward Four", "FWD-4", "1.2.826.0.1.3680043.9.7433.64", drop);
     await deliver("Forward Five", "FWD-5", "1.2.826.0.1.3680043.9.7433.65", drop);
     const wrong = cleanEnv(home, { SCANBRIDGE_FORWARD_PASSWORD: "not-the-password" });
-    const w = await runCli(watchArgs(drop, ready), { env: wrong });
+    // A state folder of its own, so the queue holds only these two packages.
+    const state = join(home, "state4");
+    const w = await runCli(watchArgs(drop, ready, ["--state", state]), { env: wrong });
     expect(w.code, w.stderr + w.stdout).toBe(5);
     expect(events(w.stdout).filter((e) => e.event === "forward-queued")).toEqual([expect.objectContaining({ code: "FORWARD_AUTH_FAILED", attempts: 1 })]);
-    const queued = readdirSync(join(drop, "forward-queue")).filter((n) => n.endsWith(".json"));
-    const attempts = queued.map((n) => (JSON.parse(readFileSync(join(drop, "forward-queue", n), "utf8")) as { attempts: number }).attempts).sort();
+    const queued = readdirSync(join(state, "forward-queue")).filter((n) => n.endsWith(".json"));
+    const attempts = queued.map((n) => (JSON.parse(readFileSync(join(state, "forward-queue", n), "utf8")) as { attempts: number }).attempts).sort();
     expect(attempts).toEqual([0, 1]);
     expect(existsSync(join(ready, "Forward Four", "manifest.json")) && existsSync(join(ready, "Forward Five", "manifest.json"))).toBe(true);
     expect(w.stdout + w.stderr).not.toContain("not-the-password");
