@@ -52,7 +52,8 @@ describe("watch: the page in every ready/ delivery, and --media / --media-iso pe
     const dump = execFileSync("dcmdump", ["-q", join(media, id, "DICOMDIR")], { encoding: "utf8" });
     expect(dump.match(/\(0004,1430\) CS \[IMAGE/g)).toHaveLength(3);
     expect(readFileSync(join(media, id, "README.TXT"), "utf8")).toContain(`Package SHA-256: ${sha256}`);
-    const records = readFileSync(join(drop, "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    // The audit log lives in the watcher's state folder (scanbridge-state beside ready/), not in the drop.
+    const records = readFileSync(join(home, "scanbridge-state", "audit.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     const rec = records.find((r) => r.event === "media");
     expect(rec).toMatchObject({ event: "media", id, result: "made", instances: 3, reports: 1, iso: join(media, `${id}.iso`) });
     // No patient name in the audit record.
