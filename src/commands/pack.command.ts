@@ -1,13 +1,20 @@
 import type { OptionDef } from "../config/options.js";
 import type { CommandSpec } from "./types.js";
 
-/** Options shared by pack, send and inspect (how a package is built). */
-export const packBuildOptions: readonly OptionDef[] = [
+/** Options of pack, send and inspect that choose what is read (inspect has only these). */
+const packReadOptions: readonly OptionDef[] = [
   { key: "patient", flags: "-p, --patient <name>", description: "patient's full name; the package folder and zip are named after it", type: "string", env: false, flagOnly: true },
+  { key: "onlyPatient", flags: "--only-patient <id-or-name>", description: "a disc with several patients: keep this patient's scans (Patient ID or name), leave the others out", type: "string", env: false, flagOnly: true },
   { key: "asciiNames", flags: "--ascii-names", description: "transliterate names to ASCII for receiving systems without Unicode", type: "boolean", default: false },
   { key: "expandArchives", flags: "--expand-archives", description: "unpack nested .zip archives into the folder instead of refusing them", type: "boolean", default: false, flagOnly: true },
-  { key: "allowPatientMismatch", flags: "--allow-patient-mismatch", description: "package even if DICOM headers name another patient (recorded in the manifest)", type: "boolean", default: false, flagOnly: true },
   { key: "strict", flags: "--strict", description: "refuse unreadable or truncated DICOM files instead of warning", type: "boolean", default: false },
+];
+
+/** Options shared by pack and send (how a package is built, including the sender's overrides). */
+export const packBuildOptions: readonly OptionDef[] = [
+  ...packReadOptions,
+  { key: "allowPatientMismatch", flags: "--allow-patient-mismatch", description: "package even if DICOM headers name another patient (recorded in the manifest, shown to the hospital)", type: "boolean", default: false, flagOnly: true },
+  { key: "allowUnchecked", flags: "--allow-unchecked", description: "package DICOM-looking files whose patient cannot be read (recorded in the manifest, shown to the hospital)", type: "boolean", default: false, flagOnly: true },
 ];
 
 /** Options of pack and send that control the zip written. */
@@ -30,6 +37,7 @@ export const packSpec: CommandSpec = {
     'scanbridge pack /media/cdrom --patient "José Álvarez Núñez"',
     'scanbridge pack ./scans ./referral.pdf --patient "王小明" --out ~/Desktop --ascii-names',
     'scanbridge pack ./usb --patient "Ελένη Παπαδοπούλου" --json',
+    'scanbridge pack /media/cdrom --patient "Ana Lima" --only-patient 4711   # a disc with two patients: keep Ana\'s scans',
   ],
   load: async () => (await import("./pack.js")).runPackCommand,
 };
@@ -39,7 +47,7 @@ export const inspectSpec: CommandSpec = {
   name: "inspect",
   args: "<input...>",
   summary: "report what a CD or folder holds (patients, studies, files left out) without writing a package",
-  options: packBuildOptions,
-  examples: ["scanbridge inspect /media/cdrom", 'scanbridge inspect ./usb --patient "Ana Lima" --json'],
+  options: packReadOptions,
+  examples: ["scanbridge inspect /media/cdrom", 'scanbridge inspect ./usb --patient "Ana Lima" --json', "scanbridge inspect /media/cdrom --only-patient 4711"],
   load: async () => (await import("./pack.js")).runInspectCommand,
 };

@@ -1,4 +1,5 @@
 import { UsageError } from "../errors.js";
+import { describePatient, type PatientListing } from "../pack/inspect.js";
 import { packPackage, type PackOptions, type PackResult } from "../pack/package.js";
 import { formatBytes } from "../ui/format.js";
 import type { CommandContext, CommandOutput } from "./types.js";
@@ -10,7 +11,7 @@ const KIND_LABEL: Record<string, [string, string]> = {
 const REASON_LABEL: Record<string, string> = {
   "os-junk": "system files", executable: "programs", "viewer-software": "files of viewer software", "symlink-outside-inputs": "links outside the inputs",
   "symlink-loop": "looping links", "broken-symlink": "broken links", "symlinked-folder": "links (already included)", "special-file": "special files",
-  "archive-expanded": "archives (unpacked)",
+  "archive-expanded": "archives (unpacked)", "other-patient": "files of other patients", "dicomdir-other-patients": "DICOMDIR (it lists other patients too)",
 };
 
 /** Ask for the patient's name on a TTY, or fail with a usage error when nobody can answer. */
@@ -41,6 +42,8 @@ export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<Pa
     dryRun: Boolean(o.dryRun),
     strict: Boolean(o.strict),
     allowPatientMismatch: Boolean(o.allowPatientMismatch),
+    allowUnchecked: Boolean(o.allowUnchecked),
+    onlyPatient: typeof o.onlyPatient === "string" && o.onlyPatient.trim() !== "" ? o.onlyPatient : undefined,
     expandArchives: Boolean(o.expandArchives),
     skipInspect: ctx.env.SCANBRIDGE_BENCH_SKIP_INSPECT === "1",
     confirmMismatch: ctx.interactive
@@ -49,10 +52,21 @@ export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<Pa
           return ctx.prompter.confirm("These scans may not be this patient's. Package them anyway?", false);
         }
       : undefined,
+    choosePatient: ctx.interactive ? async (patients) => choosePatientAtTerminal(ctx, patients) : undefined,
     signal: ctx.signal,
     emit: ctx.reporter.emit.bind(ctx.reporter),
     ...overrides,
   };
+}
+
+/** A disc with several patients, at a terminal: ask whose scans to pack (names are the sender's own to see). */
+async function choosePatientAtTerminal(ctx: CommandContext, patients: PatientListing[]): Promise<number | "all" | "cancel"> {
+  ctx.reporter.emit({ type: "info", message: `This disc holds the scans of ${patients.length} patients:` });
+  for (const p of patients) ctx.reporter.emit({ type: "info", message: `  ${describePatient(p.patient)}: ${p.studyLine}` });
+  const choices: Array<{ name: string; value: string }> = patients.map((p, i) => ({ name: `Only ${describePatient(p.patient)} (${p.patient.files} files)`, value: String(i) }));
+  choices.push({ name: "All of them in one package (the hospital is told)", value: "all" }, { name: "Cancel", value: "cancel" });
+  const answer = await ctx.prompter.select("Whose scans should go in this package?", choices, "0");
+  return answer === "all" || answer === "cancel" ? answer : Number(answer);
 }
 
 /** The JSON shape of a pack result (--json). */
@@ -69,7 +83,13 @@ export function packResultData(r: PackResult): Record<string, unknown> {
     emailLimit: r.emailLimit,
     files: r.files,
     excluded: r.excludedSummary,
-    dicom: r.dicom ? { ...r.dicom.summary, studyLine: r.dicom.studyLine, unreadable: r.dicom.unreadable, patientMismatchAllowed: r.dicom.mismatch, bytesRead: r.dicom.bytesRead } : null,
+    dicom: r.dicom
+      ? {
+          ...r.dicom.summary, studyLine: r.dicom.studyLine, unreadable: r.dicom.unreadable, unchecked: r.dicom.unchecked.length, truncated: r.dicom.truncated.length,
+          patientMismatchAllowed: r.dicom.mismatch, uncheckedAllowed: r.dicom.allowedUnchecked, onlyPatient: r.dicom.onlyPatient ?? null,
+          patientsFound: r.dicom.patients.map((p) => ({ ...p.patient, studies: p.studies })), bytesRead: r.dicom.bytesRead,
+        }
+      : null,
     dryRun: r.dryRun,
   };
 }
@@ -95,8 +115,22 @@ export async function runPackCommand(ctx: CommandContext): Promise<CommandOutput
   return { data: packResultData(result), human: packHumanLines(result) };
 }
 
-/** Run `scanbridge inspect`: the pack report without writing anything (--patient optional). */
+/**
+ * Run `scanbridge inspect`: the pack report without writing anything (--patient optional). Lists the patients with
+ * their studies so the sender can choose; names are shown at a terminal or with --verbose (their own screen), not
+ * in redirected output.
+ */
 export async function runInspectCommand(ctx: CommandContext): Promise<CommandOutput> {
-  const result = await packPackage(await packOptionsFrom(ctx, { dryRun: true }));
-  return { data: packResultData(result), human: packHumanLines(result) };
+  const result = await packPackage(await packOptionsFrom(ctx, { dryRun: true, reportOnly: true, choosePatient: undefined }));
+  return { data: packResultData(result), human: [...patientLines(result, ctx.interactive || ctx.options.verbose === true), ...packHumanLines(result)] };
+}
+
+function patientLines(r: PackResult, showNames: boolean): string[] {
+  const patients = r.dicom?.patients ?? [];
+  if (patients.length === 0) return [];
+  const label = (p: PatientListing): string => (showNames ? describePatient(p.patient) : `patient ${patients.indexOf(p) + 1}`);
+  const lines = [patients.length === 1 ? `Scans of ${label(patients[0]!)}` : `${patients.length} patients on these files (pack one with --only-patient <ID>):`];
+  if (patients.length > 1) for (const p of patients) lines.push(`  ${label(p)}: ${p.studyLine}`);
+  if (!showNames) lines.push("  (names are shown at a terminal or with --verbose)");
+  return lines;
 }

@@ -68,5 +68,6 @@ export async function runVerifyCommand(ctx: CommandContext): Promise<CommandOutp
     studies: r.summary.dicom?.studies ?? [],
     packageWarnings: r.warnings,
   };
-  return { data, human: [`Package OK: ${summaryLines(r)[0]}`, ...summaryLines(r).slice(1)] };
+  const warned = r.warnings.length > 0 ? [`WARNINGS (${r.warnings.length}) for staff to review:`, ...r.warnings.map((w) => `  - ${formatProblem(w)}`)] : [];
+  return { data, human: [`Package OK${r.warnings.length ? `, with ${r.warnings.length} warning(s)` : ""}: ${summaryLines(r)[0]}`, ...summaryLines(r).slice(1), ...warned] };
 }

@@ -229,10 +229,36 @@ export function decodeText(bytes: Uint8Array, charsets: readonly string[], vr = 
   return decodeIso2022(bytes, initial, vr);
 }
 
-/** Remove DICOM padding: trailing spaces and NULs, and leading spaces for all but ST/LT/UT. */
+/** Maximum characters of one value per VR (PS3.5 6.2); PN: three component groups of 64. Unbounded VRs get 1024. */
+const VR_MAX_CHARS: Record<string, number> = {
+  AE: 16, AS: 4, CS: 16, DA: 18, DS: 16, DT: 54, IS: 12, LO: 64, LT: 10240, PN: 3 * 64 + 2, SH: 16, ST: 1024, TM: 28,
+  UI: 64, UC: 1024, UR: 1024, UT: 1024,
+};
+
+/**
+ * Most bytes of a text element scanbridge looks at: the VR's maximum length, times 4 for multi-byte character sets
+ * and ISO 2022 escapes, at least 64 (a few values of a multi-valued CS or UI). Untrusted values are cut to this
+ * before anything decodes, trims or matches them, so a megabyte of padding costs nothing (issue 10).
+ */
+export function maxValueBytes(vr: string): number {
+  return Math.max(64, (VR_MAX_CHARS[vr] ?? 1024) * 4);
+}
+
+function isPadding(code: number): boolean {
+  // NUL, C0 controls, space, and the Unicode spaces \s covers that DICOM writers use (NBSP, ideographic space).
+  return code <= 0x20 || code === 0xa0 || code === 0x3000 || code === 0xfeff || (code >= 0x2000 && code <= 0x200a);
+}
+
+/**
+ * Remove DICOM padding: trailing spaces and NULs, and leading spaces for all but ST/LT/UT. A character loop, not a
+ * regular expression: linear on any input.
+ */
 export function trimValue(value: string, vr = "LO"): string {
-  const end = value.replace(/[\s\0]+$/u, "");
-  return vr === "ST" || vr === "LT" || vr === "UT" ? end : end.replace(/^\s+/u, "");
+  let end = value.length;
+  while (end > 0 && isPadding(value.charCodeAt(end - 1))) end--;
+  let start = 0;
+  if (vr !== "ST" && vr !== "LT" && vr !== "UT") while (start < end && isPadding(value.charCodeAt(start))) start++;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 /** Split a decoded Person Name value into its alphabetic, ideographic and phonetic groups, trimming empty trailing components. */

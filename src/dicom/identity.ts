@@ -197,6 +197,8 @@ function hasName(n: PersonName | undefined): n is PersonName {
 
 interface Cluster {
   id?: string;
+  /** Every Patient ID seen in the cluster, in order of discovery. */
+  ids: string[];
   birthDate?: string;
   name?: PersonName;
   sex?: string;
@@ -204,15 +206,20 @@ interface Cluster {
 }
 
 function fits(c: Cluster, id: string | undefined, birthDate: string | undefined, name: PersonName | undefined): boolean {
-  if (id && c.id && id !== c.id) return false;
   if (birthDate && c.birthDate && birthDate !== c.birthDate) return false;
   if (hasName(name) && hasName(c.name) && !matchPersonNames(name, c.name)) return false;
+  if (id && c.id && !c.ids.includes(id)) {
+    // Another hospital's Patient ID: the same person only when both name and birth date are there and agree.
+    return Boolean(birthDate && c.birthDate && hasName(name) && hasName(c.name));
+  }
   return true;
 }
 
 /**
  * Group DICOM files by patient: two files are the same patient when Patient ID, name (folded, tolerant) and birth
- * date agree; a value missing on either side does not split. DICOMDIR files are left out. Largest group first.
+ * date agree; a value missing on either side does not split. Different Patient IDs are one person with two IDs
+ * (scans from two hospitals) when name and birth date are both present and agree. DICOMDIR files are left out.
+ * Largest group first.
  */
 export function groupPatients(entries: DicomEntry[]): PatientGroup[] {
   const files = entries
@@ -231,10 +238,11 @@ export function groupPatients(entries: DicomEntry[]): PatientGroup[] {
   for (const f of files) {
     let c = clusters.find((x) => fits(x, f.id, f.birthDate, f.name));
     if (!c) {
-      c = { paths: [] };
+      c = { ids: [], paths: [] };
       clusters.push(c);
     }
     c.id ??= f.id;
+    if (f.id && !c.ids.includes(f.id)) c.ids.push(f.id);
     c.birthDate ??= f.birthDate;
     c.sex ??= f.sex;
     // Keep the richest name (most component groups) to show.
@@ -246,6 +254,7 @@ export function groupPatients(entries: DicomEntry[]): PatientGroup[] {
       const patient: PatientSummary = { files: c.paths.length };
       if (c.name) patient.name = c.name;
       if (c.id) patient.id = c.id;
+      if (c.ids.length > 1) patient.ids = [...c.ids];
       if (c.birthDate) patient.birthDate = c.birthDate;
       if (c.sex) patient.sex = c.sex;
       return { patient, paths: c.paths.sort() };

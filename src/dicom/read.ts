@@ -3,7 +3,7 @@ import { constants as zlibConstants, inflateRawSync } from "node:zlib";
 import dicomParser from "dicom-parser";
 import type { ByteArrayParser, Element } from "dicom-parser";
 import { InputError, type ErrorOptions } from "../errors.js";
-import { decodePersonName, decodeText, parseSpecificCharacterSet, trimValue } from "./charset.js";
+import { decodePersonName, decodeText, maxValueBytes, parseSpecificCharacterSet, trimValue } from "./charset.js";
 import type { DicomHeader } from "./types.js";
 
 /** Media Storage SOP Class of a DICOMDIR. */
@@ -47,6 +47,12 @@ export class DicomReadError extends InputError {
 export interface ReadDicomHeaderOptions {
   /** Most bytes read before giving up on a header (default 8 MiB). */
   maxBytes?: number;
+  /**
+   * Return the header of a file that ends early (cut inside its pixel data, or anywhere after its patient module)
+   * with `truncated` saying what is missing, instead of throwing DICOM_TRUNCATED. The wrong-patient guard uses it:
+   * a damaged image still names its patient.
+   */
+  tolerateTruncation?: boolean;
 }
 
 /** The tags read, with the VR used to decode them (implicit VR files do not say). */
@@ -92,18 +98,22 @@ type ParseOutcome =
       /** File offset where parsing stopped (undefined when it cannot be mapped to the file, as with deflate). */
       stopOffset: number | undefined;
       layout: DatasetLayout;
+      /** The file ended inside this part, after the patient module had been read. */
+      truncated?: string;
     };
 
-function readAscii(bytes: Uint8Array, el: Element | undefined): string | undefined {
+/** An element's value bytes, cut to its VR's maximum length before anything else touches them. */
+function readRaw(bytes: Uint8Array, el: Element | undefined, vr: string): Uint8Array | undefined {
   if (!el || el.length === 0 || el.length === UNDEFINED_LENGTH) return undefined;
-  const s = Buffer.from(bytes.buffer, bytes.byteOffset + el.dataOffset, el.length).toString("latin1");
-  const v = s.replace(/[\0\s]+$/u, "").replace(/^\s+/u, "");
-  return v === "" ? undefined : v;
+  const end = Math.min(el.dataOffset + Math.min(el.length, maxValueBytes(vr)), bytes.length);
+  return end > el.dataOffset ? bytes.subarray(el.dataOffset, end) : undefined;
 }
 
-function readRaw(bytes: Uint8Array, el: Element | undefined): Uint8Array | undefined {
-  if (!el || el.length === 0 || el.length === UNDEFINED_LENGTH) return undefined;
-  return bytes.subarray(el.dataOffset, el.dataOffset + el.length);
+function readAscii(bytes: Uint8Array, el: Element | undefined, vr = "UI"): string | undefined {
+  const raw = readRaw(bytes, el, vr);
+  if (!raw) return undefined;
+  const v = trimValue(Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString("latin1"), vr);
+  return v === "" ? undefined : v;
 }
 
 /** Guess the encoding of a dataset that has no File Meta Information, from its first element. */
@@ -212,30 +222,42 @@ function parseHeaderBytes(buf: Uint8Array, eof: boolean): ParseOutcome {
   const elements: Record<string, Element> = {};
   const warnings: string[] = [];
   let stopOffset: number | undefined;
+  let truncated: string | undefined;
   while (true) {
     const p = stream.position;
     if (p >= data.length) {
       if (!dataEof) return { kind: "more" };
       break;
     }
-    if (p + 8 > data.length) return dataEof ? { kind: "truncated", what: "data element header" } : { kind: "more" };
+    if (p + 8 > data.length) {
+      if (!dataEof) return { kind: "more" };
+      truncated = "data element header";
+      break;
+    }
     const tag = ((parser.readUint16(data, p) << 16) | parser.readUint16(data, p + 2)) >>> 0;
     if (tag > LAST_WANTED_TAG || tag === DIRECTORY_RECORD_SEQUENCE) {
       stopOffset = p;
       break;
     }
+    let el: Element;
     try {
-      const el = layout.explicit
-        ? dicomParser.readDicomElementExplicit(stream, warnings)
-        : dicomParser.readDicomElementImplicit(stream);
-      elements[el.tag] = el;
+      el = layout.explicit ? dicomParser.readDicomElementExplicit(stream, warnings) : dicomParser.readDicomElementImplicit(stream);
     } catch {
-      return dataEof ? { kind: "truncated", what: "data element" } : { kind: "more" };
+      if (!dataEof) return { kind: "more" };
+      truncated = "data element";
+      break;
     }
-    if (stream.position > data.length) return dataEof ? { kind: "truncated", what: "data element value" } : { kind: "more" };
+    if (stream.position > data.length) {
+      if (!dataEof) return { kind: "more" };
+      truncated = "data element value";
+      break;
+    }
+    elements[el.tag] = el;
   }
+  // A file cut short still names its patient when the cut comes after the patient module; before it, it cannot be checked.
+  if (truncated !== undefined && !(elements["x00100010"] || elements["x00100020"])) return { kind: "truncated", what: truncated };
 
-  const charsets = parseSpecificCharacterSet(readAscii(data, elements["x00080005"]));
+  const charsets = parseSpecificCharacterSet(readAscii(data, elements["x00080005"], "CS"));
   const header: Omit<DicomHeader, "bytesRead"> = { isDicomdir: false, transferSyntaxUid: layout.transferSyntaxUid };
   if (charsets.length > 0) header.specificCharacterSet = charsets;
   for (const [tag, key, vr] of WANTED) {
@@ -243,17 +265,17 @@ function parseHeaderBytes(buf: Uint8Array, eof: boolean): ParseOutcome {
     const el = elements[tag];
     if (!el) continue;
     if (vr === "PN") {
-      const raw = readRaw(data, el);
+      const raw = readRaw(data, el, vr);
       if (raw) {
         const name = decodePersonName(raw, charsets);
         if (name.alphabetic || name.ideographic || name.phonetic) (header as Record<string, unknown>)[key] = name;
       }
     } else if (vr === "LO" || vr === "SH") {
-      const raw = readRaw(data, el);
+      const raw = readRaw(data, el, vr);
       const text = raw ? trimValue(decodeText(raw, charsets, vr), vr) : "";
       if (text !== "") (header as Record<string, unknown>)[key] = text;
     } else {
-      const text = readAscii(data, el);
+      const text = readAscii(data, el, vr);
       if (text !== undefined) (header as Record<string, unknown>)[key] = text;
     }
   }
@@ -266,7 +288,7 @@ function parseHeaderBytes(buf: Uint8Array, eof: boolean): ParseOutcome {
     header.sopClassUid === DICOMDIR_SOP_CLASS ||
     (stopOffset !== undefined && tagAt(data, parser, stopOffset) === DIRECTORY_RECORD_SEQUENCE);
   if (!hasMeta && Object.keys(elements).length === 0) return { kind: "unreadable", what: "no data elements" };
-  return { kind: "done", header, stopOffset: layout.deflated ? undefined : stopOffset, layout };
+  return { kind: "done", header, stopOffset: layout.deflated ? undefined : stopOffset, layout, ...(truncated ? { truncated } : {}) };
 }
 
 function tagAt(data: Uint8Array, parser: ByteArrayParser, p: number): number {
@@ -320,14 +342,39 @@ async function findTruncationAfter(reader: CountingReader, head: Buffer, from: n
     }
     if (length === UNDEFINED_LENGTH) {
       if (tag !== PIXEL_DATA) return undefined;
-      // Encapsulated pixel data ends with a Sequence Delimitation Item (FFFE,E0DD) of length 0.
-      const tail = await reader.read(Math.max(pos, size - 8), 8);
-      const delimiter = tail.length === 8 && u16(tail, 0) === 0xfffe && u16(tail, 2) === 0xe0dd && u32(tail, 4) === 0;
-      return delimiter ? undefined : "encapsulated pixel data";
+      return findFragmentTruncation(reader, pos + headerLength, size, u16, u32);
     }
     if (pos + headerLength + length > size) return tag === PIXEL_DATA ? "pixel data" : "data element value";
     if (tag === PIXEL_DATA) return undefined;
     pos += headerLength + length;
+  }
+  return undefined;
+}
+
+/** Most fragment items walked in encapsulated pixel data (a multi-frame CT can have thousands). */
+const MAX_FRAGMENTS = 1 << 16;
+
+/**
+ * Walk the items of encapsulated pixel data (the Basic Offset Table, then one item per fragment) up to the Sequence
+ * Delimitation Item (FFFE,E0DD). What follows the delimiter (trailing padding (FFFC,FFFC), vendor bytes) does not
+ * matter. Returns "encapsulated pixel data" when the file ends before the delimiter, undefined otherwise (also when
+ * the items cannot be walked cheaply: the header was read, so the patient is known either way).
+ */
+async function findFragmentTruncation(reader: CountingReader, from: number, size: number, u16: (b: Buffer, o: number) => number, u32: (b: Buffer, o: number) => number): Promise<string | undefined> {
+  let pos = from;
+  for (let steps = 0; steps < MAX_FRAGMENTS; steps++) {
+    if (pos + 8 > size) return "encapsulated pixel data";
+    const h = await reader.read(pos, 8);
+    if (h.length < 8) return "encapsulated pixel data";
+    const group = u16(h, 0);
+    const element = u16(h, 2);
+    if (group !== 0xfffe) return undefined; // not an item: do not guess
+    if (element === 0xe0dd) return undefined;
+    if (element !== 0xe000) return undefined;
+    const length = u32(h, 4);
+    if (length === UNDEFINED_LENGTH) return undefined;
+    if (pos + 8 + length > size) return "encapsulated pixel data";
+    pos += 8 + length;
   }
   return undefined;
 }
@@ -347,6 +394,7 @@ function describeFsError(err: unknown, path: string): DicomReadError {
  * Throws DicomReadError (DICOM_UNREADABLE, DICOM_TRUNCATED) when the file cannot be used.
  */
 export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions = {}): Promise<DicomHeader> {
+  const tolerate = opts.tolerateTruncation === true;
   const maxBytes = Math.max(opts.maxBytes ?? DEFAULT_MAX_BYTES, 256);
   let fh: FileHandle;
   try {
@@ -355,7 +403,7 @@ export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions
     throw describeFsError(err, path);
   }
   try {
-    return await readHeaderFrom(fh, path, maxBytes);
+    return await readHeaderFrom(fh, path, maxBytes, tolerate);
   } catch (err) {
     throw err instanceof DicomReadError ? err : describeFsError(err, path);
   } finally {
@@ -364,7 +412,7 @@ export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions
 }
 
 /** The reading loop of readDicomHeader on an open file. */
-async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number): Promise<DicomHeader> {
+async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, tolerate: boolean): Promise<DicomHeader> {
   const size = (await fh.stat()).size;
   const reader = new CountingReader(fh);
   let head = Buffer.alloc(0);
@@ -389,11 +437,12 @@ async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number): P
       });
     }
     if (outcome.kind === "done") {
-      if (outcome.stopOffset !== undefined && !outcome.header.isDicomdir) {
-        const missing = await findTruncationAfter(reader, head, outcome.stopOffset, size, outcome.layout);
-        if (missing) throw fail("DICOM_TRUNCATED", `DICOM file is truncated: it ends inside the ${missing}`, missing);
+      let missing = outcome.truncated;
+      if (missing === undefined && outcome.stopOffset !== undefined && !outcome.header.isDicomdir) {
+        missing = await findTruncationAfter(reader, head, outcome.stopOffset, size, outcome.layout);
       }
-      return { ...outcome.header, bytesRead: reader.bytesRead };
+      if (missing && !tolerate) throw fail("DICOM_TRUNCATED", `DICOM file is truncated: it ends inside the ${missing}`, missing);
+      return { ...outcome.header, ...(missing ? { truncated: missing } : {}), bytesRead: reader.bytesRead };
     }
     if (outcome.kind === "truncated") throw fail("DICOM_TRUNCATED", `DICOM file is truncated: it ends inside a ${outcome.what}`, outcome.what);
     if (outcome.kind === "unreadable") throw fail("DICOM_UNREADABLE", `DICOM file could not be read: ${outcome.what}`, outcome.what);

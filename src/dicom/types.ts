@@ -32,6 +32,8 @@ export interface DicomHeader {
   instanceNumber?: string;
   institutionName?: string;
   referringPhysicianName?: PersonName;
+  /** With tolerateTruncation: the file ends early, inside this part (e.g. "pixel data"); the header is complete. */
+  truncated?: string;
   /** How many bytes of the file were read to get this header. */
   bytesRead: number;
 }
@@ -40,6 +42,8 @@ export interface DicomHeader {
 export interface PatientSummary {
   name?: PersonName;
   id?: string;
+  /** Every Patient ID of this person when there are several (scans from more than one hospital). */
+  ids?: string[];
   birthDate?: string;
   sex?: string;
   /** Number of DICOM files of this patient. */

@@ -44,16 +44,21 @@ export interface ViewerDetection {
   viewerPaths: string[];
 }
 
-function isProtected(segments: string[]): boolean {
+function isProtected(segments: string[], programDirs: Set<string>): boolean {
   const base = segments[segments.length - 1]!;
-  if (base === "dicomdir" || /\.(dcm|dicom|pdf)$/.test(base)) return true;
-  return segments.length > 1 && DATA_DIR.test(segments[0]!);
+  if (base === "dicomdir" || /\.(dcm|dicom)$/.test(base)) return true;
+  if (segments.length > 1 && DATA_DIR.test(segments[0]!)) return true;
+  // A PDF is a patient's report, unless it sits in the viewer's own folder (Viewer/manual.pdf, RadiAnt/help.pdf).
+  const dirs = segments.slice(0, -1);
+  const inViewer = dirs.some((d) => VIEWER_DIR.test(d)) || (dirs.length > 0 && programDirs.has(dirs[0]!)) || (dirs.length > 0 && KNOWN_VIEWERS.some((v) => v.pattern.test(dirs.join("/"))));
+  return /\.pdf$/.test(base) && !inViewer;
 }
 
 /**
  * Recognise the viewer software on a CD/USB export from relative paths ("/" or "\\" separated): known products,
  * generic viewer folders, Java runtimes, app bundles, executables and libraries, autorun.inf and setup.exe.
- * DICOMDIR, *.dcm, *.pdf and files under DICOM/ or REPORTS/ folders are never counted as viewer software.
+ * DICOMDIR, *.dcm, files under DICOM/ or REPORTS/ folders, and PDFs outside the viewer's folders are never counted as
+ * viewer software.
  */
 export function detectViewer(relativePaths: string[]): ViewerDetection {
   const entries = relativePaths.map((p) => ({ original: p, segments: p.replace(/\\/g, "/").toLowerCase().split("/").filter((s) => s !== "" && s !== ".") }));
@@ -65,7 +70,7 @@ export function detectViewer(relativePaths: string[]): ViewerDetection {
   const viewerPaths: string[] = [];
   const hits = new Map<string, number>();
   for (const e of entries) {
-    if (e.segments.length === 0 || isProtected(e.segments)) continue;
+    if (e.segments.length === 0 || isProtected(e.segments, programDirs)) continue;
     const base = e.segments[e.segments.length - 1]!;
     const dirs = e.segments.slice(0, -1);
     const lower = e.segments.join("/");

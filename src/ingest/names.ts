@@ -1,3 +1,4 @@
+import { hasDicomMagic, isPortableExecutable } from "../dicom/sniff.js";
 import yauzl from "yauzl";
 
 /** Why an entry name is unsafe to extract. */
@@ -80,10 +81,12 @@ export const EXECUTABLE_RE = /\.(exe|com|bat|cmd|msi|msp|scr|pif|cpl|dll|sys|ps1
 
 /** Recognise archive or executable content from the first bytes of a file, whatever its name. */
 export function sniffDangerousContent(head: Buffer): "archive" | "executable" | undefined {
+  // DICOM whose free preamble starts with MZ or PK is DICOM (pack packs it so too), unless the MZ leads to a PE header.
+  if (hasDicomMagic(head)) return isPortableExecutable(head) ? "executable" : undefined;
   if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5 || head[2] === 7) ) return "archive";
   if (head.length >= 4 && head.subarray(0, 4).toString("latin1") === "Rar!") return "archive";
   if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]))) return "archive";
-  // "MZ" at offset 0 is a Windows program; a DICOM preamble holding one is CVE-2019-11687 (PE/DICOM polyglot).
+  // "MZ" at offset 0 is a Windows program (a DICOM file with only "MZ" in its preamble returned above).
   if (head.length >= 2 && head[0] === 0x4d && head[1] === 0x5a) return "executable";
   if (head.length >= 4 && head[0] === 0x7f && head.subarray(1, 4).toString("latin1") === "ELF") return "executable";
   return undefined;

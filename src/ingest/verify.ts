@@ -8,7 +8,7 @@ import { crc32 } from "node:zlib";
 import yauzl from "yauzl";
 import { InterruptedError, LocalIoError, describeIoError } from "../errors.js";
 import type { Manifest } from "../pack/manifest.js";
-import { MANIFEST_NAME } from "../pack/manifest.js";
+import { MANIFEST_NAME, overrideWarnings } from "../pack/manifest.js";
 import type { PackageDicomSummary } from "../dicom/types.js";
 import { noEmit, type Emit } from "../ui/events.js";
 import {
@@ -25,6 +25,9 @@ import {
   type NameProblemCode,
 } from "./names.js";
 import { hashFile, readSidecar } from "./sidecar.js";
+
+/** Bytes of each entry's head kept for content sniffing: the DICOM magic at 128 and a PE header behind an MZ preamble. */
+const SNIFF_HEAD = 4096;
 
 /** Stable codes of everything verify can find wrong with a package. */
 export type ProblemCode =
@@ -338,7 +341,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
             hash.update(chunk);
             crc = crc32(chunk, crc);
             size += chunk.length;
-            if (head.length < 8) head = Buffer.concat([head, chunk.subarray(0, 8 - head.length)]);
+            if (head.length < SNIFF_HEAD) head = Buffer.concat([head, chunk.subarray(0, SNIFF_HEAD - head.length)]);
             if (keepManifest) manifestChunks.push(chunk);
             done += chunk.length;
             emit({ type: "progress", id: "verify-data", done, total, unit: "bytes" });
@@ -407,6 +410,8 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
       summary.createdAt = m.createdAt;
       summary.tool = m.tool ? `${m.tool.name} ${m.tool.version}` : undefined;
       summary.byKind = m.totals?.byKind as Record<string, number> | undefined;
+      // What the sender overrode (wrong patient, unchecked files) is never silently accepted: staff see it.
+      for (const w of overrideWarnings(m)) warn(w.code, w.message, w.entry);
       const listed = new Set<string>();
       for (const f of m.files) {
         if (listed.has(f.path)) problem("MANIFEST_INVALID", "manifest.json lists a file twice", `<root>/${f.path}`);

@@ -1,5 +1,5 @@
 import { posix } from "node:path";
-import { sniffDicom } from "../dicom/sniff.js";
+import { isPortableExecutable, sniffDicom } from "../dicom/sniff.js";
 import type { FileKind } from "./manifest.js";
 
 /** How pack treats a file: packaged with a kind, left out (silently or with a warning), or refused. */
@@ -72,6 +72,7 @@ export function classifyFile(relPath: string, head: Buffer): Classification {
   if (JUNK_NAMES.has(lower) || lower.startsWith("._") || lower === ".ds_store") return { action: "exclude", reason: "os-junk" };
   if (lower === "autorun.inf" || lower === "autorun.exe") return { action: "exclude", reason: "executable" };
   const ext = extOf(base);
+  if (sniffDicom(head) && isPortableExecutable(head)) return { action: "exclude", reason: "executable" }; // PE/DICOM polyglot
   if (sniffDicom(head)) return { action: "include", kind: lower === "dicomdir" ? "dicomdir" : "dicom" };
   if (EXECUTABLE_EXT.has(ext)) return { action: "exclude", reason: "executable" };
   if (ARCHIVE_EXT.has(ext)) return { action: "refuse", reason: "archive" };

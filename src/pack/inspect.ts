@@ -1,23 +1,41 @@
-import { checkPatient, type PatientGroup } from "../dicom/identity.js";
+import { checkPatient, groupPatients, matchPatientName, type DicomEntry, type PatientGroup } from "../dicom/identity.js";
 import { readDicomHeader } from "../dicom/read.js";
 import { formatStudyLine, summarizeDicom } from "../dicom/summary.js";
-import type { DicomHeader, PackageDicomSummary, PersonName } from "../dicom/types.js";
+import type { DicomHeader, PackageDicomSummary, PatientSummary, PersonName, StudySummary } from "../dicom/types.js";
 import { InputError, throwIfAborted } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import type { FileKind } from "./manifest.js";
-import type { ScanResult } from "./scan.js";
+import type { ScanResult, ScannedFile } from "./scan.js";
 import { forEachConcurrent } from "../util/concurrency.js";
+
+/** One patient found on the inputs, with their own studies (for `inspect` and the choice on a mixed CD). */
+export interface PatientListing {
+  patient: PatientSummary;
+  studies: StudySummary[];
+  studyLine: string;
+}
 
 /** What inspecting the DICOM headers of a package found. */
 export interface DicomInspection {
   summary: PackageDicomSummary;
   /** e.g. "2 studies · CT CHEST 2025-03-02 (3 series, 412 images)". */
   studyLine: string;
+  /** Every patient found on the inputs (before --only-patient), each with their studies. */
+  patients: PatientListing[];
   /** Per source file: its final kind and study/series. */
   byPath: Map<string, { kind?: FileKind; studyInstanceUid?: string; seriesInstanceUid?: string }>;
+  /** DICOM-looking files whose patient could not be read (absolute paths: shown to the sender only). */
+  unchecked: string[];
+  /** DICOM files that end early (image incomplete) but whose patient was read and checked. */
+  truncated: string[];
+  /** Count of unchecked plus truncated files (packaged as dicom-unreadable). */
   unreadable: number;
   /** The DICOM patient did not match --patient, or several patients were found, and the user overrode it. */
   mismatch: boolean;
+  /** Unchecked files were packaged because the sender allowed it (--allow-unchecked or at the prompt). */
+  allowedUnchecked: boolean;
+  /** The patient kept by --only-patient (or chosen at the terminal); the others' files were left out. */
+  onlyPatient?: PatientSummary;
   /** Total bytes read from DICOM files to inspect them (bounded per file). */
   bytesRead: number;
 }
@@ -27,87 +45,237 @@ export interface InspectOptions {
   patient: string;
   strict: boolean;
   allowPatientMismatch: boolean;
+  allowUnchecked?: boolean;
+  /** `inspect`: report unchecked files and mixed patients without refusing or asking. */
+  reportOnly?: boolean;
+  /** Keep only this patient's DICOM files: a Patient ID or a name (matched like --patient). */
+  onlyPatient?: string;
   confirmMismatch?: (lines: string[]) => Promise<boolean>;
+  /** On a terminal: several patients found; returns the index of the one to keep, "all" (override) or "cancel". */
+  choosePatient?: (patients: PatientListing[]) => Promise<number | "all" | "cancel">;
   signal?: AbortSignal;
   emit?: Emit;
   concurrency?: number;
 }
 
-function showName(n: PersonName | undefined): string {
+/** How a person reads a DICOM name ("ÁLVAREZ^JOSÉ = 山田^太郎"). PHI: only for the sender's own screen. */
+export function showName(n: PersonName | undefined): string {
   if (!n) return "(no name)";
   return [n.alphabetic, n.ideographic, n.phonetic].filter((g) => g && g.length > 0).join(" = ") || "(no name)";
 }
 
-/**
- * Read the header of every DICOM file (never the pixel data), summarise patients and studies, and guard against
- * the wrong patient: all files must belong to one patient whose name matches --patient. On a mismatch: refuse
- * (exit 3) with a table of who is in which files (shown to the person packing only), unless overridden.
- */
-export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions): Promise<DicomInspection | undefined> {
-  const dicomFiles = scan.files.filter((f) => f.kind === "dicom" || f.kind === "dicomdir");
-  if (dicomFiles.length === 0) return undefined;
-  opts.emit?.({ type: "step", id: "inspect", label: "Reading DICOM headers" });
-  const entries: Array<{ path: string; header: DicomHeader }> = [];
-  const byPath: DicomInspection["byPath"] = new Map();
-  const unreadable: string[] = [];
-  let bytesRead = 0;
-  await forEachConcurrent(dicomFiles, opts.concurrency ?? 8, async (f) => {
+/** One line about a patient: name, ID(s), birth date. PHI: only for the sender's own screen. */
+export function describePatient(p: PatientSummary): string {
+  const ids = p.ids && p.ids.length > 1 ? `IDs ${p.ids.join(", ")}` : `ID ${p.id ?? "?"}`;
+  return `${showName(p.name)}  ${ids}  born ${p.birthDate ?? "?"}`;
+}
+
+function listPatients(groups: PatientGroup[], entries: DicomEntry[]): PatientListing[] {
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  return groups.map((g) => {
+    const studies = summarizeDicom(g.paths.map((p) => byPath.get(p)!)).studies;
+    return { patient: g.patient, studies, studyLine: formatStudyLine(studies) };
+  });
+}
+
+interface HeaderReads {
+  entries: DicomEntry[];
+  byPath: DicomInspection["byPath"];
+  unchecked: string[];
+  truncated: string[];
+  bytesRead: number;
+}
+
+/** Read every DICOM-looking file's header (tolerating cut-off pixel data), fixing each file's kind on the way. */
+async function readHeaders(files: ScannedFile[], opts: InspectOptions): Promise<HeaderReads> {
+  const out: HeaderReads = { entries: [], byPath: new Map(), unchecked: [], truncated: [], bytesRead: 0 };
+  await forEachConcurrent(files, opts.concurrency ?? 8, async (f) => {
+    let header: DicomHeader;
     try {
-      const header = await readDicomHeader(f.absPath);
-      bytesRead += header.bytesRead;
-      if (!header.isDicomdir) entries.push({ path: f.absPath, header });
-      byPath.set(f.absPath, { kind: header.isDicomdir ? "dicomdir" : "dicom", studyInstanceUid: header.studyInstanceUid, seriesInstanceUid: header.seriesInstanceUid });
+      header = await readDicomHeader(f.absPath, { tolerateTruncation: true });
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
-      unreadable.push(f.absPath);
+      out.unchecked.push(f.absPath);
       f.kind = "dicom-unreadable";
-      byPath.set(f.absPath, { kind: "dicom-unreadable" });
+      out.byPath.set(f.absPath, { kind: "dicom-unreadable" });
+      return;
     }
-  }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "inspect", done, total: dicomFiles.length, unit: "files" }) });
-  entries.sort((a, b) => (a.path < b.path ? -1 : 1));
-  opts.emit?.({ type: "step-done", id: "inspect", label: `Read ${dicomFiles.length} DICOM headers` });
+    out.bytesRead += header.bytesRead;
+    if (header.truncated) out.truncated.push(f.absPath);
+    // The header decides: a DICOMDIR under another name is a DICOMDIR, a cut-off image is dicom-unreadable.
+    f.kind = header.isDicomdir ? "dicomdir" : header.truncated ? "dicom-unreadable" : "dicom";
+    if (!header.isDicomdir) out.entries.push({ path: f.absPath, header });
+    out.byPath.set(f.absPath, { kind: f.kind, studyInstanceUid: header.studyInstanceUid, seriesInstanceUid: header.seriesInstanceUid });
+  }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "inspect", done, total: files.length, unit: "files" }) });
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  out.entries.sort((a, b) => byName(a.path, b.path));
+  out.unchecked.sort(byName);
+  out.truncated.sort(byName);
+  return out;
+}
 
-  if (unreadable.length > 0) {
-    if (opts.strict) {
-      throw new InputError("DICOM_UNREADABLE", `${unreadable.length} DICOM file(s) are unreadable or truncated`, {
-        hint: "Copy the files from the disc again, or drop --strict to send them as they are (marked dicom-unreadable).",
-        privateLines: unreadable.slice(0, 20),
-        details: { unreadable: unreadable.length },
-      });
+/** Refuse or warn about files whose patient could not be checked, and about cut-off images. */
+function guardUnreadable(reads: HeaderReads, opts: InspectOptions): boolean {
+  const { unchecked, truncated } = reads;
+  if (opts.strict && unchecked.length + truncated.length > 0) {
+    throw new InputError("DICOM_UNREADABLE", `${unchecked.length + truncated.length} DICOM file(s) are unreadable or truncated`, {
+      hint: unchecked.length > 0
+        ? "Copy the files from the disc again; without --strict, cut-off images are sent marked dicom-unreadable, and files whose patient cannot be read only with --allow-unchecked."
+        : "Copy the files from the disc again, or drop --strict to send the cut-off images marked dicom-unreadable (their patient was checked).",
+      privateLines: [...unchecked, ...truncated].slice(0, 20),
+      details: { unchecked: unchecked.length, truncated: truncated.length },
+    });
+  }
+  if (truncated.length > 0) {
+    opts.emit?.({ type: "warn", code: "DICOM_TRUNCATED", message: `${truncated.length} DICOM file(s) end early (incomplete image); their patient was checked; they are packaged as "dicom-unreadable"`, privateLines: truncated.slice(0, 20) });
+  }
+  if (unchecked.length === 0) return false;
+  const what = `${unchecked.length} file(s) look like DICOM but cannot be read, so their patient could not be checked`;
+  if (opts.reportOnly) {
+    opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED", message: `${what}; pack refuses them unless --allow-unchecked`, privateLines: unchecked.slice(0, 20) });
+    return false;
+  }
+  if (!opts.allowUnchecked) {
+    throw new InputError("DICOM_UNCHECKED", what, {
+      hint: "They may be another patient's scans. Copy them from the disc again, leave them out, or re-run with --allow-unchecked to send them anyway (the hospital is told).",
+      privateLines: unchecked.slice(0, 20),
+      details: { unchecked: unchecked.length },
+    });
+  }
+  opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED_ALLOWED", message: `${what}; packaging them anyway (--allow-unchecked, recorded in the manifest)`, privateLines: unchecked.slice(0, 20) });
+  return true;
+}
+
+/** The patient groups that --only-patient names: an exact Patient ID, else a tolerant name match. */
+function selectPatient(selector: string, groups: PatientGroup[]): PatientGroup[] {
+  const s = selector.normalize("NFC").trim();
+  const byId = groups.filter((g) => (g.patient.ids ?? (g.patient.id ? [g.patient.id] : [])).includes(s));
+  if (byId.length > 0) return byId;
+  return groups.filter((g) => g.patient.name !== undefined && matchPatientName(s, g.patient.name));
+}
+
+/**
+ * Keep one patient's DICOM files: the others' files (and DICOMDIRs, which would point at files no longer there)
+ * move from scan.files to scan.excluded ("other-patient", "dicomdir-other-patients"). Returns the entries kept.
+ */
+function keepOnlyPatient(scan: ScanResult, keep: PatientGroup, groups: PatientGroup[], entries: DicomEntry[], opts: InspectOptions): DicomEntry[] {
+  const others = new Set(groups.filter((g) => g !== keep).flatMap((g) => g.paths));
+  let dicomdirs = 0;
+  scan.files = scan.files.filter((f) => {
+    if (others.has(f.absPath)) {
+      scan.excluded.push({ input: f.input, path: f.relPath, reason: "other-patient", size: f.size });
+      return false;
     }
-    opts.emit?.({ type: "warn", code: "DICOM_UNREADABLE", message: `${unreadable.length} DICOM file(s) are unreadable or truncated; they are packaged as "dicom-unreadable"`, privateLines: unreadable.slice(0, 20) });
+    if (f.kind === "dicomdir") {
+      dicomdirs++;
+      scan.excluded.push({ input: f.input, path: f.relPath, reason: "dicomdir-other-patients", size: f.size });
+      return false;
+    }
+    return true;
+  });
+  const left = groups.filter((g) => g !== keep).reduce((n, g) => n + g.paths.length, 0);
+  opts.emit?.({ type: "warn", code: "OTHER_PATIENTS_LEFT_OUT", message: `left out ${left} DICOM file(s) of ${groups.length - 1} other patient(s) (recorded as "other-patient")` });
+  if (dicomdirs > 0) {
+    opts.emit?.({ type: "info", message: `The DICOMDIR was left out: it lists the other patients' files too. The hospital reads the images without it.` });
+  }
+  const docs = scan.files.filter((f) => f.kind === "document" || f.kind === "image").length;
+  if (docs > 0) opts.emit?.({ type: "warn", code: "DOCUMENTS_KEPT", message: `${docs} document(s) or picture(s) were kept: check that they are this patient's` });
+  return entries.filter((e) => !others.has(e.path));
+}
+
+/**
+ * Read the header of every DICOM-looking file (never the pixel data), summarise patients and studies, and guard
+ * against the wrong patient: all files must belong to one patient whose name matches --patient, and a file whose
+ * patient cannot be read blocks the package unless --allow-unchecked. With --only-patient (or the choice offered
+ * at a terminal) one patient of a mixed CD is kept. On a mismatch: refuse (exit 3) with a table of who is in which
+ * files (shown to the person packing only), unless overridden.
+ */
+export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions): Promise<DicomInspection | undefined> {
+  const dicomFiles = scan.files.filter((f) => f.kind === "dicom" || f.kind === "dicomdir" || f.kind === "dicom-unreadable");
+  if (dicomFiles.length === 0) {
+    if (opts.onlyPatient) throw onlyPatientNotFound(opts.onlyPatient, []);
+    return undefined;
+  }
+  opts.emit?.({ type: "step", id: "inspect", label: "Reading DICOM headers" });
+  const reads = await readHeaders(dicomFiles, opts);
+  opts.emit?.({ type: "step-done", id: "inspect", label: `Read ${dicomFiles.length} DICOM headers` });
+  const allowedUnchecked = guardUnreadable(reads, opts);
+
+  let entries = reads.entries;
+  const groups = groupPatients(entries);
+  const patients = listPatients(groups, entries);
+  let onlyPatient: PatientSummary | undefined;
+  const keep = (g: PatientGroup) => {
+    entries = keepOnlyPatient(scan, g, groups, entries, opts);
+    onlyPatient = g.patient;
+  };
+  if (opts.onlyPatient !== undefined) {
+    const chosen = selectPatient(opts.onlyPatient, groups);
+    if (chosen.length !== 1) throw onlyPatientNotFound(opts.onlyPatient, patients, chosen.length > 1);
+    keep(chosen[0]!);
   }
 
-  const summary = summarizeDicom(entries);
   let mismatch = false;
   if (entries.length > 0 && opts.patient === "") {
-    // Report only (inspect without --patient): say so when several patients are mixed, refuse nothing.
-    const groups = checkPatient("", entries).groups;
-    if (groups.length > 1) opts.emit?.({ type: "warn", code: "MULTIPLE_PATIENTS", message: `The DICOM files belong to ${groups.length} different patients`, privateLines: groups.map((g: PatientGroup) => `${showName(g.patient.name)}  ID ${g.patient.id ?? "?"}: ${g.paths.length} file(s)`) });
+    // Report only (inspect without --patient): the command lists the patients; say so when several are mixed.
+    if (groups.length > 1 && !onlyPatient) {
+      opts.emit?.({ type: "warn", code: "MULTIPLE_PATIENTS", message: `The DICOM files belong to ${groups.length} different patients`, privateLines: patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`) });
+    }
   } else if (entries.length > 0) {
-    const check = checkPatient(opts.patient, entries);
+    let check = checkPatient(opts.patient, entries);
+    if (!check.ok && check.reason === "multiple-patients" && !opts.allowPatientMismatch && opts.choosePatient) {
+      const choice = await opts.choosePatient(patients);
+      if (choice === "cancel") throw multiplePatients(groups.length, patients);
+      if (choice === "all") mismatch = true;
+      else {
+        keep(groups[choice]!);
+        check = checkPatient(opts.patient, entries);
+      }
+    }
     if (check.ok && check.unverified) {
       opts.emit?.({ type: "warn", code: "PATIENT_UNVERIFIED", message: "The DICOM files carry no patient name, so --patient could not be checked against them" });
     }
-    if (!check.ok) {
-      const table = check.groups.map((g: PatientGroup) => `${showName(g.patient.name)}  ID ${g.patient.id ?? "?"}  born ${g.patient.birthDate ?? "?"}: ${g.paths.length} file(s), e.g. ${g.paths[0]}`);
-      const message = check.reason === "multiple-patients"
-        ? `The DICOM files belong to ${check.groups.length} different patients`
-        : "The patient name in the DICOM files does not match --patient";
+    if (!check.ok && !mismatch) {
+      const table = check.groups.map((g: PatientGroup) => `${describePatient(g.patient)}: ${g.paths.length} file(s), e.g. ${g.paths[0]}`);
+      const multiple = check.reason === "multiple-patients";
+      const message = multiple ? `The DICOM files belong to ${check.groups.length} different patients` : "The patient name in the DICOM files does not match --patient";
       const lines = [`--patient: ${opts.patient}`, ...table];
       if (opts.allowPatientMismatch) {
         mismatch = true;
         opts.emit?.({ type: "warn", code: "PATIENT_MISMATCH_ALLOWED", message: `${message}; packaging anyway (--allow-patient-mismatch, recorded in the manifest)`, privateLines: lines });
       } else if (opts.confirmMismatch && (await opts.confirmMismatch([message, ...lines]))) {
         mismatch = true;
+      } else if (multiple) {
+        throw multiplePatients(check.groups.length, patients, lines);
       } else {
         throw new InputError("PATIENT_MISMATCH", message, {
-          hint: "Check you have the right scans. If they are right (e.g. a name spelled differently), re-run with --allow-patient-mismatch.",
+          hint: "Check you have the right scans and that --patient is the name on them. If they are right (e.g. a name spelled differently), re-run with --allow-patient-mismatch.",
           privateLines: lines,
           details: { reason: check.reason, patients: check.groups.length },
         });
       }
     }
   }
-  return { summary, studyLine: formatStudyLine(summary.studies), byPath, unreadable: unreadable.length, mismatch, bytesRead };
+  const summary = summarizeDicom(entries);
+  return {
+    summary, studyLine: formatStudyLine(summary.studies), patients, byPath: reads.byPath, unchecked: reads.unchecked, truncated: reads.truncated,
+    unreadable: reads.unchecked.length + reads.truncated.length, mismatch, allowedUnchecked, ...(onlyPatient ? { onlyPatient } : {}), bytesRead: reads.bytesRead,
+  };
+}
+
+function multiplePatients(n: number, patients: PatientListing[], lines?: string[]): InputError {
+  return new InputError("PATIENT_MISMATCH", `The DICOM files belong to ${n} different patients`, {
+    hint: "Pack one patient at a time: `scanbridge inspect` lists them; then add --only-patient <Patient ID> (the others are left out).",
+    privateLines: lines ?? patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`),
+    details: { reason: "multiple-patients", patients: n },
+  });
+}
+
+function onlyPatientNotFound(selector: string, patients: PatientListing[], ambiguous = false): InputError {
+  return new InputError(ambiguous ? "ONLY_PATIENT_AMBIGUOUS" : "ONLY_PATIENT_NOT_FOUND",
+    ambiguous ? "--only-patient matches more than one patient" : "No patient in the DICOM files matches --only-patient", {
+      hint: ambiguous ? "Give the Patient ID instead of the name (`scanbridge inspect` lists them)." : "`scanbridge inspect` lists the patients and their IDs.",
+      privateLines: [`--only-patient: ${selector}`, ...patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`)],
+      details: { patients: patients.length },
+    });
 }

@@ -18,7 +18,13 @@ export interface ManifestFile {
 /** A file that was left out of the package, and why. Paths relative to the input they came from. */
 export interface ExcludedFile {
   path: string;
-  reason: "os-junk" | "executable" | "viewer-software" | "symlink-outside-inputs" | "symlink-loop" | "broken-symlink" | "symlinked-folder" | "special-file" | "archive-expanded";
+  reason:
+    | "os-junk" | "executable" | "viewer-software" | "symlink-outside-inputs" | "symlink-loop" | "broken-symlink" | "symlinked-folder" | "special-file"
+    | "archive-expanded"
+    /** --only-patient: another patient's DICOM file. */
+    | "other-patient"
+    /** --only-patient: a DICOMDIR that also lists the other patients' files (left out so it never points at missing files). */
+    | "dicomdir-other-patients";
   size?: number;
 }
 
@@ -38,8 +44,56 @@ export interface Manifest {
   /** DICOM summary: patients and studies found. */
   dicom?: PackageDicomSummary;
   /** Overrides the sender chose, recorded for the receiving side. */
-  overrides?: { allowPatientMismatch?: boolean };
+  overrides?: {
+    /** The DICOM patient did not match --patient (or several patients were found) and the sender packaged anyway. */
+    allowPatientMismatch?: boolean;
+    /** DICOM-looking files whose patient could not be read were packaged (--allow-unchecked); `uncheckedFiles` lists them. */
+    allowUnchecked?: boolean;
+    uncheckedFiles?: string[];
+  };
+  /** --only-patient (or the choice at a terminal): the patient kept from a disc holding several; the others are excluded as "other-patient". */
+  onlyPatient?: { id?: string; ids?: string[] };
 }
 
 /** Name of the manifest entry inside the root folder. */
 export const MANIFEST_NAME = "manifest.json";
+
+/** A package warning derived from the manifest: what the sender overrode or what is damaged, for staff to see. */
+export interface OverrideWarning {
+  code: "PATIENT_MISMATCH_ALLOWED" | "UNCHECKED_ALLOWED" | "DICOM_UNREADABLE_FILES" | "OTHER_PATIENTS_LEFT_OUT";
+  message: string;
+  /** `<root>/path` of a file concerned (capped list). */
+  entry?: string;
+}
+
+/** Most unchecked files named one by one in warnings (the count is always given). */
+const MAX_NAMED = 20;
+
+/**
+ * The overrides and damage a manifest records, as warnings for `verify`, the audit log and the staff notification.
+ * The manifest is untrusted: every field is type-checked and lists are capped. No patient names in the messages.
+ */
+export function overrideWarnings(m: Manifest): OverrideWarning[] {
+  const out: OverrideWarning[] = [];
+  const o = (typeof m.overrides === "object" && m.overrides !== null ? m.overrides : {}) as Record<string, unknown>;
+  const patients = Array.isArray(m.dicom?.patients) ? m.dicom!.patients.length : 0;
+  if (o.allowPatientMismatch === true) {
+    out.push({
+      code: "PATIENT_MISMATCH_ALLOWED",
+      message: patients > 1
+        ? `The sender overrode the wrong-patient check: the DICOM files belong to ${patients} different patients`
+        : "The sender overrode the wrong-patient check: the name in the DICOM files does not match the package's patient",
+    });
+  }
+  const unchecked = Array.isArray(o.uncheckedFiles) ? o.uncheckedFiles.filter((p): p is string => typeof p === "string") : [];
+  if (o.allowUnchecked === true) {
+    out.push({ code: "UNCHECKED_ALLOWED", message: `The sender packaged ${unchecked.length} file(s) whose patient could not be checked (--allow-unchecked)` });
+    for (const p of unchecked.slice(0, MAX_NAMED)) out.push({ code: "UNCHECKED_ALLOWED", message: "Patient not checked (DICOM header unreadable)", entry: `<root>/${p}` });
+  }
+  const uncheckedSet = new Set(unchecked);
+  const damaged = (Array.isArray(m.files) ? m.files : []).filter((f) => f?.kind === "dicom-unreadable" && !uncheckedSet.has(f.path)).length;
+  if (damaged > 0) out.push({ code: "DICOM_UNREADABLE_FILES", message: `${damaged} DICOM file(s) are damaged or incomplete (marked dicom-unreadable)` });
+  const others = (Array.isArray(m.excluded) ? m.excluded : []).filter((e) => e?.reason === "other-patient").length;
+  if (others > 0) out.push({ code: "OTHER_PATIENTS_LEFT_OUT", message: `The sender's disc held other patients too: ${others} of their file(s) were left out (--only-patient)` });
+  return out;
+}

@@ -16,7 +16,7 @@ import { triageViewerSoftware } from "./triage.js";
 import { expandArchives, removeExpanded } from "./expand.js";
 import { tmpdir } from "node:os";
 import { writeZip } from "./zip.js";
-import { inspectDicomFiles, type DicomInspection } from "./inspect.js";
+import { inspectDicomFiles, type DicomInspection, type InspectOptions } from "./inspect.js";
 
 /** What pack needs to know. */
 export interface PackOptions {
@@ -33,6 +33,14 @@ export interface PackOptions {
   dryRun: boolean;
   strict: boolean;
   allowPatientMismatch: boolean;
+  /** Package DICOM-looking files whose patient cannot be read (recorded in the manifest). */
+  allowUnchecked?: boolean;
+  /** Keep only this patient's DICOM files (Patient ID or name). */
+  onlyPatient?: string;
+  /** Asked on a TTY when the DICOM files belong to several patients; undefined = not interactive. */
+  choosePatient?: InspectOptions["choosePatient"];
+  /** `inspect`: report unchecked files and mixed patients instead of refusing. */
+  reportOnly?: boolean;
   /** Unpack nested .zip archives into the folder (safely) instead of refusing them. */
   expandArchives?: boolean;
   /** Benchmarks only: skip DICOM header inspection (and so the wrong-patient guard) to measure its cost. */
@@ -164,7 +172,11 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     patient,
     strict: opts.strict,
     allowPatientMismatch: opts.allowPatientMismatch,
+    allowUnchecked: opts.allowUnchecked,
+    reportOnly: opts.reportOnly,
+    onlyPatient: opts.onlyPatient,
     confirmMismatch: opts.confirmMismatch,
+    choosePatient: opts.choosePatient,
     signal: opts.signal,
     emit: opts.emit,
   });
@@ -221,7 +233,8 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
       totals: { files: withDicom.length, bytes: withDicom.reduce((s, f) => s + f.size, 0), byKind: countBy(withDicom, (f) => f.kind) },
       excluded,
       ...(dicom?.summary ? { dicom: dicom.summary } : {}),
-      ...(dicom?.mismatch ? { overrides: { allowPatientMismatch: true } } : {}),
+      ...overridesOf(dicom, plan.entries),
+      ...(dicom?.onlyPatient ? { onlyPatient: { ...(dicom.onlyPatient.id ? { id: dicom.onlyPatient.id } : {}), ...(dicom.onlyPatient.ids ? { ids: dicom.onlyPatient.ids } : {}) } } : {}),
     };
     base.manifest = manifest;
     return Buffer.from(JSON.stringify(manifest, null, 2) + "\n", "utf8");
@@ -269,6 +282,18 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   };
 }
 
+/** The manifest's record of what the sender overrode, with the package paths of unchecked files. */
+function overridesOf(dicom: DicomInspection | undefined, entries: Array<{ path: string; source: { absPath: string } }>): Pick<Manifest, "overrides"> {
+  if (!dicom || (!dicom.mismatch && !dicom.allowedUnchecked)) return {};
+  const unchecked = new Set(dicom.unchecked);
+  const uncheckedFiles = entries.filter((e) => unchecked.has(e.source.absPath)).map((e) => e.path);
+  return {
+    overrides: {
+      ...(dicom.mismatch ? { allowPatientMismatch: true } : {}),
+      ...(dicom.allowedUnchecked ? { allowUnchecked: true, uncheckedFiles } : {}),
+    },
+  };
+}
 
 function summarizeExcluded(excluded: ExcludedFile[], viewer: string | undefined): PackResult["excludedSummary"] {
   const map = new Map<string, { reason: string; count: number; bytes: number; viewer?: string }>();

@@ -42,8 +42,13 @@ describe("detectViewer", () => {
     expect(detectViewer(["IM00001", "IM00002", "scan.pdf"])).toEqual({ found: false, viewerPaths: [] });
   });
 
-  it("never counts DICOMDIR, .dcm files, PDFs or the DICOM folder as viewer software", () => {
-    const r = detectViewer(["RadiAnt/RadiAntViewer.exe", "RadiAnt/sample.dcm", "Viewer/manual.pdf", "DICOM/viewer.exe", "dicomdir"]);
+  it("never counts DICOMDIR, .dcm files, reports or the DICOM folder as viewer software", () => {
+    const r = detectViewer(["RadiAnt/RadiAntViewer.exe", "RadiAnt/sample.dcm", "report.pdf", "REPORTS/letter.pdf", "DICOM/viewer.exe", "dicomdir"]);
     expect(r.viewerPaths).toEqual(["RadiAnt/RadiAntViewer.exe"]);
+  });
+
+  it("counts the viewer's own manual and settings (Viewer/manual.pdf, Viewer/viewer.ini) as viewer software (issue 12)", () => {
+    const r = detectViewer(["Viewer/viewer.exe", "Viewer/manual.pdf", "Viewer/viewer.ini", "RadiAnt/help.pdf", "RadiAnt/RadiAntViewer.exe", "report.pdf"]);
+    expect(r.viewerPaths.sort()).toEqual(["RadiAnt/RadiAntViewer.exe", "RadiAnt/help.pdf", "Viewer/manual.pdf", "Viewer/viewer.exe", "Viewer/viewer.ini"]);
   });
 });

@@ -138,7 +138,8 @@ describe("pack with DICOM: inspection, study summary, wrong-patient guard", () =
     expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout);
     expect(res.files.byKind).toEqual({ dicom: 1, "dicom-unreadable": 1 });
-    expect(res.warnings.map((w: { code: string }) => w.code)).toContain("DICOM_UNREADABLE");
+    // Cut inside the Patient ID, after the name: the patient is still checked (issue 12), the image is marked damaged.
+    expect(res.warnings.map((w: { code: string }) => w.code)).toContain("DICOM_TRUNCATED");
     const strict = await runCli(["pack", dir, "--patient", "Ana Lima", "--out", mk(), "--strict"], { env });
     expect(strict.code).toBe(3);
     expect(strict.stderr).toMatch(/unreadable or truncated/);
