@@ -7,6 +7,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TransferSyntax, buildDicom, buildTruncatedDicom, writeDicomTree, type DicomBuildOptions } from "../../fixtures/dicom-builder.js";
+import type { Manifest } from "../../src/pack/manifest.js";
 import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
 import { readZip } from "../helpers/zip.js";
 
@@ -30,9 +31,9 @@ const img = (o: DicomBuildOptions): Buffer => {
 const ANA: DicomBuildOptions = { patientName: "Lima^Ana", patientId: "A-17", patientBirthDate: "19900101" };
 const BOB: DicomBuildOptions = { patientName: "Stone^Robert", patientId: "B-99", patientBirthDate: "19700505" };
 
-async function manifestOf(zip: string): Promise<Record<string, any>> {
+async function manifestOf(zip: string): Promise<Manifest> {
   const entries = await readZip(zip);
-  return JSON.parse(entries.find((e) => e.name.endsWith("/manifest.json"))!.data.toString());
+  return JSON.parse(entries.find((e) => e.name.endsWith("/manifest.json"))!.data.toString()) as Manifest;
 }
 
 /** Refused with exit 3 and no zip under a wrong name; packed (exit 0) under the right one. */
@@ -71,7 +72,7 @@ describe("wrong-patient guard without holes (issue 12)", () => {
   it("a file with a whole header but pixel data cut mid-fragment is checked, and packed as dicom-unreadable under the right name", async () => {
     const zip = await expectGuarded({ "MR_truncated.dcm": buildTruncatedDicom({ ...ANA, transferSyntax: TransferSyntax.rle, pixelDataBytes: 4096 }, "pixel-data") }, "Totally Different Person", "Ana Lima");
     const m = await manifestOf(zip);
-    expect(m.files[0].kind).toBe("dicom-unreadable");
+    expect(m.files[0]!.kind).toBe("dicom-unreadable");
     expect(m.overrides).toBeUndefined();
   });
 
@@ -170,7 +171,7 @@ describe("several patients on one CD (issue 12)", () => {
     const m = await manifestOf(res.package);
     expect(m.excluded.filter((e: { reason: string }) => e.reason === "other-patient")).toHaveLength(2);
     expect(m.excluded.find((e: { reason: string }) => e.reason === "dicomdir-other-patients")).toMatchObject({ path: "DICOMDIR" });
-    expect(m.dicom.patients).toHaveLength(1);
+    expect(m.dicom!.patients).toHaveLength(1);
     expect(m.onlyPatient).toEqual({ id: "B-99" });
     const names = (await readZip(res.package)).map((e) => e.name);
     expect(names.some((n) => n.endsWith("/DICOMDIR"))).toBe(false);
