@@ -12,6 +12,7 @@ const needs = [
   { bin: "/usr/bin/dcmdump", pkg: "dcmtk", why: "DICOM headers are cross-checked with dcmdump" },
   { bin: "/usr/bin/openssl", pkg: "openssl", why: "throw-away TLS certificates for the SMTP and webhook tests" },
   { bin: "/usr/bin/ssh-keygen", pkg: "openssh-client", why: "throw-away host and user keys" },
+  { bin: "/usr/bin/sftp", pkg: "openssh-client", why: "the hostile-uploader test plants its files through a real chrooted SFTP account" },
   { bin: "/usr/bin/tmux", pkg: "tmux", why: "prompts are tested at a real terminal" },
   { bin: "/usr/sbin/Orthanc", pkg: "orthanc", why: "watch --forward is tested against a real Orthanc PACS on 127.0.0.1" },
   { bin: "/usr/bin/systemd-analyze", pkg: "systemd", why: "the packaged watch service unit is checked with systemd-analyze verify" },

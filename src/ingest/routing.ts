@@ -192,14 +192,24 @@ export async function factsFrom(manifest: Manifest | undefined, readHeader: (rel
   };
 }
 
+/** Longest value a routing regex sees (DICOM ST, the longest text VR read, is 1024 characters) and most values. */
+export const MAX_ROUTING_FIELD_CHARS = 1024;
+const MAX_ROUTING_VALUES = 1000;
+
+/** Values from a package, bounded before any regular expression runs on them (their time is then bounded too). */
+function boundedValues(values: string[]): string[] {
+  return values.slice(0, MAX_ROUTING_VALUES).map((v) => v.slice(0, MAX_ROUTING_FIELD_CHARS));
+}
+
 /** Check one rule against a package's facts: every field must match (AND); list fields match on any value (OR). */
 export function evaluateRule(rule: RouteRule, facts: RoutingFacts): RuleEvaluation {
   const checks: RouteCheck[] = [];
   const m = rule.match;
   const anyOf = (field: keyof RouteMatch, want: string[], got: string[], norm: (s: string) => string) =>
     checks.push({ field, want, got, ok: got.some((g) => want.includes(norm(g))) });
-  const regex = (field: keyof RouteMatch, want: string, got: string[]) => {
+  const regex = (field: keyof RouteMatch, want: string, values: string[]) => {
     const re = new RegExp(want, "i");
+    const got = boundedValues(values);
     checks.push({ field, want, got, ok: got.some((g) => re.test(g)) });
   };
   if (m.modality) anyOf("modality", m.modality, facts.modalities, (s) => s.toUpperCase());

@@ -59,4 +59,17 @@ describe("forward queue", () => {
     expect(a).toMatchObject({ result: "skipped", why: "the package holds no DICOM instances" });
     removeDir(drop);
   });
+
+  it("a torn or edited entry is reported once and set aside in damaged/, never skipped silently on every pass", async () => {
+    const state = testdir({}, "sb-fwq-");
+    await enqueueForward(state, { id: ID, sha256: "d".repeat(64), readyPath: "/x" });
+    writeFileSync(join(forwardDirs(state).queue, "abcdefabcdef.json"), '{"format":"scanbridge-forward","id":"abc');
+    const damaged: string[] = [];
+    expect((await listForwardQueue(state, false, Date.now(), (n, err) => damaged.push(`${n} ${err.code}`))).map((e) => e.id)).toEqual([ID]);
+    expect(damaged).toEqual(["abcdefabcdef.json STATE_DAMAGED"]);
+    expect(readdirSync(forwardDirs(state).damaged)).toEqual(["abcdefabcdef.json"]);
+    await listForwardQueue(state, false, Date.now(), (n) => damaged.push(n));
+    expect(damaged).toHaveLength(1);
+    removeDir(state);
+  });
 });

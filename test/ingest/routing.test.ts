@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildDicom, type ExtraElement } from "../../fixtures/dicom-builder.js";
 import { sha256Of, writeSealedPackage, writeSmallPackage, type FixtureFile } from "../../fixtures/package-builder.js";
-import { decideRoute, evaluateRule, parseRouting, readRoutingFacts, readRoutingFactsFromZip, routePackage } from "../../src/ingest/routing.js";
+import { MAX_ROUTING_FIELD_CHARS, decideRoute, evaluateRule, parseRouting, readRoutingFacts, readRoutingFactsFromZip, routePackage } from "../../src/ingest/routing.js";
 import { claimPackage, commitToReady, ensureDirs, ingestDirs, writeCommitState } from "../../src/ingest/store.js";
 import { runWatch, type PackageOutcome } from "../../src/ingest/watcher.js";
 import { ls, tmp } from "./helpers.js";
@@ -291,5 +291,17 @@ describe("commitToReady in a route folder", () => {
     expect(readFileSync(join(got, "a.txt"), "utf8")).toBe("new");
     expect(readFileSync(join(target, "a.txt"), "utf8")).toBe("earlier");
     expect(JSON.parse(readFileSync(join(claim.dir, "state.json"), "utf8")).target).toBe(got);
+  });
+});
+
+describe("routing regexes run on bounded fields (issue 10)", () => {
+  it("a 1,000,000-character Study Description is cut to MAX_ROUTING_FIELD_CHARS before the rule's regex sees it", () => {
+    const rule = parseRouting([{ name: "cardio", folder: "cardiology", match: { studyDescription: "coronar" } }], "general")!.rules[0]!;
+    const facts = { sealed: true, modalities: [], bodyParts: [], studyDescriptions: ["A" + " ".repeat(1_000_000) + "coronary"], institutions: [], referringPhysicians: [], kinds: [], unreadable: 0 };
+    const e = evaluateRule(rule, facts);
+    expect(e.checks[0]!.got[0]!.length).toBe(MAX_ROUTING_FIELD_CHARS);
+    // What lies beyond the bound is not matched: the decision depends only on the bounded field.
+    expect(e.matched).toBe(false);
+    expect(evaluateRule(rule, { ...facts, studyDescriptions: ["CT coronary angiography"] }).matched).toBe(true);
   });
 });

@@ -143,3 +143,26 @@ describe("claim: one rename out of the drop, then a private copy", () => {
     expect(readdirSync(d.processing)).toEqual([]);
   });
 });
+
+describe("existing installations (state kept in the drop by an older version)", () => {
+  it("ignores the old state in the drop and says exactly what to move", async () => {
+    const home = tmp();
+    const drop = join(home, "drop");
+    const ready = join(home, "ready");
+    mkdirSync(join(drop, "processing", "old-claim"), { recursive: true });
+    mkdirSync(join(drop, "archive"));
+    writeFileSync(join(drop, "archive", "Old.zip"), "old");
+    writeFileSync(join(drop, "audit.jsonl"), "{}\n");
+    const events: WatchEvent[] = [];
+    await runWatch(base(drop, ready), { signal: new AbortController().signal, onEvent: (e) => void events.push(e) });
+    const w = events.find((e) => e.event === "warning") as Extract<WatchEvent, { event: "warning" }> | undefined;
+    expect(w?.code).toBe("LEGACY_STATE_IN_DROP");
+    const state = join(home, "scanbridge-state");
+    expect(w!.message).toContain(`mv '${join(drop, "audit.jsonl")}' '${join(state, "audit-before-state-folder.jsonl")}'`);
+    expect(w!.message).toContain(`mkdir -p '${join(state, "archive")}' && mv '${join(drop, "archive")}'/* '${join(state, "archive")}'/`);
+    expect(w!.message).toMatch(/processing: old watcher state that uploaders could have planted; review it by hand, never copy it/);
+    // Nothing of it was touched or used.
+    expect(readdirSync(drop).sort()).toEqual(["archive", "audit.jsonl", "processing"]);
+    expect(readFileSync(join(drop, "audit.jsonl"), "utf8")).toBe("{}\n");
+  });
+});
