@@ -42,6 +42,7 @@ export const watchSpec: CommandSpec = {
     { key: "staleClaim", flags: "--stale-claim <seconds>", description: "take over packages claimed by a watcher (on another host) silent this long", type: "duration", env: "SCANBRIDGE_WATCH_STALE_CLAIM", default: "2m", min: 30 },
     { key: "drop", flags: "--drop <dir>", description: "remote inbox only: local folder downloads are handed to and processed in (default <state>/remote-drop)", type: "string", env: "SCANBRIDGE_WATCH_DROP" },
     { key: "remoteAfter", flags: "--remote-after <action>", description: "remote inbox only: what happens to a remote package once it is downloaded and hash-checked: move (to --remote-processed) or delete", type: "string", env: "SCANBRIDGE_WATCH_REMOTE_AFTER", default: "move", choices: ["move", "delete"] },
+    { key: "remoteClaims", flags: "--remote-claims <path>", description: "remote inbox only: remote folder a package is renamed into before it is downloaded (the claim; several watchers never take one package twice); must be one the uploaders cannot write (default <remote-processed>/.claiming)", type: "string", env: "SCANBRIDGE_WATCH_REMOTE_CLAIMS" },
     { key: "remoteProcessed", flags: "--remote-processed <path>", description: "remote inbox only: remote folder taken packages are moved to (default processed/ beside the inbox)", type: "string", env: "SCANBRIDGE_WATCH_REMOTE_PROCESSED" },
     ...remoteConnectionOptions,
     ...packageCheckOptions,

@@ -92,7 +92,7 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
 const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 
 /** A remote inbox argument (sftp://user@host[:port]/folder), parsed; undefined for a local drop folder. */
-export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string } | undefined {
+export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string; claims?: string } | undefined {
   const arg = ctx.args[0] ?? "";
   if (!isUrl(arg)) return undefined;
   if (!/^sftp:\/\//i.test(arg)) {
@@ -105,7 +105,8 @@ export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<Destinatio
   }
   const after = ctx.options.remoteAfter === "delete" ? "delete" : "move";
   const processed = typeof ctx.options.remoteProcessed === "string" && ctx.options.remoteProcessed.length > 0 ? ctx.options.remoteProcessed.replace(/\/+$/, "") || "/" : defaultProcessedFolder(spec.folder);
-  return { spec, after, processed };
+  const claims = typeof ctx.options.remoteClaims === "string" && ctx.options.remoteClaims.length > 0 ? ctx.options.remoteClaims.replace(/\/+$/, "") || "/" : undefined;
+  return { spec, after, processed, ...(claims ? { claims } : {}) };
 }
 
 /** The local folder runWatch processes: the argument, or for a remote inbox --drop (default <state>/remote-drop). */
@@ -272,7 +273,7 @@ async function runRemoteInbox(
   const connect = await createConnector(remote.spec, ctx.options as UploadStageOptions, { ...uploadDepsFrom(ctx), verbose });
   const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
   const inbox = new RemoteInbox(
-    { inbox: remote.spec.folder, drop: opts.drop, after: remote.after, processed: remote.processed, settleSeconds: opts.settleSeconds },
+    { inbox: remote.spec.folder, drop: opts.drop, after: remote.after, processed: remote.processed, ...(remote.claims ? { claims: remote.claims } : {}), settleSeconds: opts.settleSeconds },
     (e) => reportRemoteEvent(ctx.reporter, verbose, e),
   );
   const add = (r: PollResult) => {

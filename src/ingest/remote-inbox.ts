@@ -34,6 +34,12 @@ export interface RemoteInboxOptions {
   after: "move" | "delete";
   /** Remote folder for `after: "move"`. */
   processed: string;
+  /**
+   * Remote folder a package is renamed into before it is downloaded (the server-side claim): one rename on the
+   * server, so two watchers on one inbox never both take a package. Must be a folder the uploaders cannot write.
+   * Default `<processed>/.claiming`.
+   */
+  claims?: string;
   /** Seconds an unmarked package must be unchanged between two polls. */
   settleSeconds: number;
   now?: () => number;
@@ -57,6 +63,8 @@ export interface PollResult {
 
 interface Journal {
   name: string;
+  /** Where the package was renamed to on the server (the claim); absent in journals of older versions. */
+  claimed?: string;
   size: number;
   mtimeMs: number;
   sha256: string;
@@ -88,6 +96,18 @@ export class RemoteInbox {
 
   private remote(name: string): string {
     return this.opts.inbox === "." ? name : posix.join(this.opts.inbox, name);
+  }
+
+  private get claims(): string {
+    return this.opts.claims ?? posix.join(this.opts.processed, ".claiming");
+  }
+
+  /** Put a claimed package back in the inbox (it did not check out): under its name when that is still free. */
+  private async unclaim(dest: Destination, j: { name: string; claimed?: string }): Promise<void> {
+    if (!j.claimed) return;
+    if (await dest.exists(this.remote(j.name))) return; // a new upload of that name: ours stays in the claims folder for a person
+    if (await dest.exists(`${j.claimed}.sha256`)) await dest.rename(`${j.claimed}.sha256`, this.remote(`${j.name}.sha256`)).catch(() => {});
+    await dest.rename(j.claimed, this.remote(j.name)).catch(() => {});
   }
 
   /** One poll: finish what an earlier poll (or a crashed run) left, then download every complete package. */
@@ -137,8 +157,15 @@ export class RemoteInbox {
         continue;
       }
       try {
+        if (j.claimed && !j.sha256) {
+          // Died between the claim and the end of the download: give it back to the inbox, taken again as new.
+          await this.unclaim(dest, j);
+          await unlink(this.journalPath(j.name)).catch(() => {});
+          continue;
+        }
         const remote = listing.get(j.name);
-        const same = remote !== undefined && remote.size === j.size && remote.mtimeMs === j.mtimeMs;
+        const claimedThere = j.claimed ? await dest.exists(j.claimed) : false;
+        const same = j.claimed ? claimedThere : remote !== undefined && remote.size === j.size && remote.mtimeMs === j.mtimeMs;
         if (!j.handed) {
           const staged = await stat(join(this.staging, j.name)).then(() => true, () => false);
           // Without the staged zip the rename into the drop happened before a crash: it is handed over.
@@ -149,7 +176,7 @@ export class RemoteInbox {
           if (!staged) await this.writeJournal({ ...j, handed: true });
         }
         // A different remote file of that name is a new delivery: left alone, taken as new.
-        if (same || (remote === undefined && listing.has(`${j.name}.sha256`))) {
+        if (same || (!j.claimed && remote === undefined && listing.has(`${j.name}.sha256`)) || (j.claimed && (await dest.exists(`${j.claimed}.sha256`)))) {
           busy.add(j.name);
           await this.cleanRemote(dest, j, same, res);
         }
@@ -191,14 +218,34 @@ export class RemoteInbox {
     const key = `${entry.size}:${entry.mtimeMs}:${expected ?? ""}`;
     if (this.failedBefore(name, key)) return;
 
+    // The server-side claim: one rename out of the inbox into the claims folder. Whoever renames first has it;
+    // the journal names the claim first, so a crash at any point gives the package back or finishes it.
+    await dest.mkdirp(this.claims);
+    const claimed = posix.join(this.claims, `${randomBytes(6).toString("hex")}-${name}`);
+    await this.writeJournal({ name, claimed, size: entry.size, mtimeMs: entry.mtimeMs, sha256: "", marker: expected !== undefined, handed: false });
+    try {
+      await dest.rename(this.remote(name), claimed);
+    } catch (err) {
+      await unlink(this.journalPath(name)).catch(() => {});
+      if (!(await dest.exists(this.remote(name)))) return; // another watcher claimed it first
+      throw err;
+    }
+    if (markerEntry?.isFile) await dest.rename(this.remote(`${name}.sha256`), `${claimed}.sha256`).catch(() => {});
+
     const t0 = this.now();
     const tmp = join(this.staging, `${name}.download`);
-    const got = await dest.download(this.remote(name), tmp, { signal }).catch(async (err) => {
+    const giveBack = async () => {
+      await this.unclaim(dest, { name, claimed });
+      await unlink(this.journalPath(name)).catch(() => {});
+    };
+    const got = await dest.download(claimed, tmp, { signal }).catch(async (err) => {
       await unlink(tmp).catch(() => {});
+      await giveBack();
       throw err;
     });
     const reject = async (code: string, message: string, id?: string) => {
       await unlink(tmp).catch(() => {});
+      await giveBack();
       this.failed.set(name, { key, at: this.now() });
       res.errors++;
       this.emit({ event: "error", file: name, ...(id ? { id } : {}), code, message });
@@ -208,9 +255,10 @@ export class RemoteInbox {
         return reject("REMOTE_MARKER_MISMATCH", `Downloaded package ${got.sha256.slice(0, 12)} does not match its .sha256 marker (${expected.slice(0, 12)}); left on the server`, got.sha256.slice(0, 12));
       }
     } else {
-      const after = await dest.stat(this.remote(name));
+      const after = await dest.stat(claimed);
       if (!after || after.size !== entry.size || after.mtimeMs !== entry.mtimeMs || got.size !== entry.size) {
         await unlink(tmp).catch(() => {});
+        await giveBack();
         this.seen.delete(name);
         res.settling++;
         this.emit({ event: "waiting", file: name, why: "changed while downloading; taken when it settles" });
@@ -222,7 +270,7 @@ export class RemoteInbox {
     }
     this.failed.delete(name);
     this.seen.delete(name);
-    const j: Journal = { name, size: entry.size, mtimeMs: entry.mtimeMs, sha256: got.sha256, marker: expected !== undefined, handed: false };
+    const j: Journal = { name, claimed, size: entry.size, mtimeMs: entry.mtimeMs, sha256: got.sha256, marker: expected !== undefined, handed: false };
     // Staged zip first, then its journal: a crash between the two leaves a staged zip without journal, which
     // the next download of the same package simply replaces (the remote copy was not touched).
     await rename(tmp, join(this.staging, name));
@@ -270,7 +318,7 @@ export class RemoteInbox {
 
   /** Move or delete the remote copy (and its marker). `zipStillThere`: the remote zip is the one downloaded. */
   private async cleanRemote(dest: Destination, j: Journal, zipStillThere: boolean, res: PollResult): Promise<void> {
-    const zip = this.remote(j.name);
+    const zip = j.claimed ?? this.remote(j.name);
     const marker = `${zip}.sha256`;
     const hasMarker = await dest.exists(marker);
     if (this.opts.after === "delete") {

@@ -72,7 +72,9 @@ describe("watch sftp://... (remote inbox, real sshd)", () => {
     for (const n of ["Ana Remote", "Ben Remote"]) expect(existsSync(join(ready, n, "manifest.json"))).toBe(true);
     expect(ls(ready).filter((n) => !n.startsWith("."))).toEqual(["Ana Remote", "Ben Remote"]);
     // Remote copies (with their markers) moved to processed/ beside the inbox.
-    expect(ls(join(sshd.home, "processed"))).toEqual(["Ana Remote.zip", "Ana Remote.zip.sha256", "Ben Remote.zip", "Ben Remote.zip.sha256"]);
+    expect(ls(join(sshd.home, "processed"))).toEqual([".claiming", "Ana Remote.zip", "Ana Remote.zip.sha256", "Ben Remote.zip", "Ben Remote.zip.sha256"]);
+    // Each was claimed on the server by one rename into processed/.claiming before its download; nothing is left there.
+    expect(ls(join(sshd.home, "processed", ".claiming"))).toEqual([]);
     // The partial is untouched; the mismatching package is left on the server, with its marker.
     expect(ls(inbox)).toEqual(["Mismatch Remote.zip", "Mismatch Remote.zip.sha256", "Partial Remote.zip.partial"]);
     expect(readFileSync(join(inbox, "Partial Remote.zip.partial"), "utf8")).toBe("half a zip");
@@ -182,7 +184,10 @@ describe("remote inbox poller (a local folder as the server)", () => {
     const first = new RemoteInbox(opts, (e) => evs.push(e));
     // Simulate the crash: make the clean-up fail once (a destination that refuses renames).
     const failing = Object.create(dest) as LocalDestination;
-    failing.rename = async () => {
+    const claims = join(root, "server", "processed", ".claiming");
+    failing.rename = async (from: string, to: string) => {
+      // The server-side claim works; the clean-up (claims -> processed/) is refused.
+      if (to.startsWith(claims)) return dest.rename(from, to);
       throw Object.assign(new Error("refused"), { code: "REMOTE_PERMISSION_DENIED" });
     };
     const r1 = await first.poll(failing);
@@ -190,7 +195,9 @@ describe("remote inbox poller (a local folder as the server)", () => {
     // Handed over to the drop (the local pipeline takes it from there); the remote copy is still there.
     expect(ls(drop)).toEqual([".remote-incoming", "Fay Remote.zip", "Fay Remote.zip.sha256"]);
     expect(readFileSync(join(drop, "Fay Remote.zip.sha256"), "utf8")).toBe(`${pkg.sha256}  Fay Remote.zip\n`);
-    expect(ls(server)).toEqual(["Fay Remote.zip", "Fay Remote.zip.sha256"]);
+    // The package left the inbox with the claim; it waits in the claims folder until the clean-up.
+    expect(ls(server)).toEqual([]);
+    expect(ls(claims)).toEqual([expect.stringMatching(/^[0-9a-f]{12}-Fay Remote\.zip$/), expect.stringMatching(/^[0-9a-f]{12}-Fay Remote\.zip\.sha256$/)]);
     // The local pipeline takes the package away; a new process polls again: clean-up only, no second download.
     mkdirSync(join(drop, "archive"));
     for (const f of ["Fay Remote.zip", "Fay Remote.zip.sha256"]) writeFileSync(join(drop, "archive", f), readFileSync(join(drop, f)));
@@ -199,11 +206,27 @@ describe("remote inbox poller (a local folder as the server)", () => {
     const r2 = await second.poll(dest);
     expect(r2).toMatchObject({ downloaded: 0, cleaned: 1, errors: 0 });
     expect(ls(server)).toEqual([]);
-    expect(ls(join(root, "server", "processed"))).toEqual(["Fay Remote.zip", "Fay Remote.zip.sha256"]);
+    expect(ls(join(root, "server", "processed"))).toEqual([".claiming", "Fay Remote.zip", "Fay Remote.zip.sha256"]);
+    expect(ls(claims)).toEqual([]);
     expect(ls(drop)).toEqual([".remote-incoming", "archive"]);
     expect(ls(join(drop, ".remote-incoming"))).toEqual([]);
     // Nothing more to do.
     expect(await second.poll(dest)).toMatchObject({ downloaded: 0, cleaned: 0, errors: 0 });
+  });
+
+  it("two watchers polling one inbox at once: every package is claimed (one rename on the server) and downloaded exactly once", async () => {
+    const root = tmp("sb-remote-unit-");
+    const server = join(root, "server", "inbox");
+    for (const n of ["Ivy Remote", "Jon Remote", "Kim Remote", "Lea Remote"]) await writeSmallPackage(server, n);
+    const dest = new LocalDestination(server);
+    const drops = [join(root, "drop-a"), join(root, "drop-b")];
+    for (const d of drops) mkdirSync(d, { recursive: true });
+    const pollers = drops.map((drop) => new RemoteInbox({ inbox: server, drop, after: "move", processed: join(root, "server", "processed"), settleSeconds: 30 }));
+    const results = await Promise.all(pollers.map((p) => p.poll(dest)));
+    expect(results[0]!.downloaded + results[1]!.downloaded).toBe(4);
+    const taken = drops.flatMap((d) => ls(d).filter((n) => n.endsWith(".zip")));
+    expect(taken.sort()).toEqual(["Ivy Remote.zip", "Jon Remote.zip", "Kim Remote.zip", "Lea Remote.zip"]);
+    expect(ls(server)).toEqual([]);
   });
 
   it("an unmarked package is taken only after two looks `settle` apart, and not when it changed in between", async () => {
