@@ -7,7 +7,8 @@ import { errorCode, ExitCode, InputError, UsageError } from "../errors.js";
 import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
 import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
-import { createConnector, uploadDepsFrom, type UploadStageOptions } from "./upload.js";
+import { createConnector, type ConnectOptions } from "../transfer/connect.js";
+import { uploadDepsFrom } from "./upload.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
@@ -270,7 +271,7 @@ async function runRemoteInbox(
   watchDeps: Parameters<typeof runWatch>[1],
   verbose: boolean,
 ): Promise<{ summary: WatchSummary; remote: RemoteTotals; exitCode?: number }> {
-  const connect = await createConnector(remote.spec, ctx.options as UploadStageOptions, { ...uploadDepsFrom(ctx), verbose });
+  const connect = await createConnector(remote.spec, ctx.options as ConnectOptions, uploadDepsFrom(ctx));
   const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
   const inbox = new RemoteInbox(
     { inbox: remote.spec.folder, drop: opts.drop, after: remote.after, processed: remote.processed, ...(remote.claims ? { claims: remote.claims } : {}), settleSeconds: opts.settleSeconds },

@@ -1,28 +1,18 @@
-import { createHash } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
+import { formatSha256Line, hashFile, parseSha256Line, type Sha256Line } from "../util/hash.js";
 
-/** A parsed `sha256sum` line: `<hex>  <file name>`. */
-export interface SidecarLine {
-  sha256: string;
-  fileName: string;
-}
+/** A parsed `sha256sum` line: `<hex>  <file name>` (the project's one parser lives in src/util/hash.ts). */
+export type SidecarLine = Sha256Line;
+/** Parse the first line of a `sha256sum`-format marker; undefined when it is not one. */
+export const parseSidecar = parseSha256Line;
+/** Format a marker line exactly as `sha256sum` writes it. */
+export const formatSidecar = formatSha256Line;
+/** SHA-256 (hex) of a whole file, streaming. */
+export { hashFile };
 
 /** Largest marker file read; a real one is one line. */
 const MAX_SIDECAR_BYTES = 4096;
-
-/** Parse the first line of a `sha256sum`-format marker; undefined when it is not one. */
-export function parseSidecar(text: string): SidecarLine | undefined {
-  const line = text.split("\n")[0]!.replace(/\r$/, "");
-  const m = /^([0-9a-fA-F]{64}) [ *](.+)$/.exec(line);
-  if (!m) return undefined;
-  return { sha256: m[1]!.toLowerCase(), fileName: m[2]! };
-}
-
-/** Format a marker line exactly as `sha256sum` writes it. */
-export function formatSidecar(sha256: string, fileName: string): string {
-  return `${sha256}  ${fileName}\n`;
-}
 
 /** Read a marker file (capped at 4 KiB); undefined when it does not exist. */
 export async function readSidecar(path: string): Promise<{ raw: string; parsed: SidecarLine | undefined } | undefined> {
@@ -43,12 +33,4 @@ export async function readSidecar(path: string): Promise<{ raw: string; parsed: 
   } finally {
     await fh.close();
   }
-}
-
-/** SHA-256 (hex) of a whole file, streaming. */
-export async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash("sha256");
-  const rs = createReadStream(path, { highWaterMark: 1024 * 1024, signal });
-  for await (const chunk of rs) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }

@@ -1,11 +1,10 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describeIoError, InputError, SizeLimitError, throwIfAborted, UsageError } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import { VERSION } from "../version.js";
 import { formatBytes } from "../ui/format.js";
+import { formatSha256Line, hashFile, parseSha256Line } from "../util/hash.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import type { ExcludedFile, FileKind, Manifest, ManifestFile } from "./manifest.js";
 import { folderNameFor } from "./name.js";
@@ -247,7 +246,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   try {
     throwIfAborted(opts.signal);
     trackTemp(sidecarTmp);
-    await writeFile(sidecarTmp, `${written.sha256}  ${fileName}\n`, { mode: 0o600, flag: "wx" });
+    await writeFile(sidecarTmp, formatSha256Line(written.sha256, fileName), { mode: 0o600, flag: "wx" });
     if (opts.force) {
       await rename(written.tmpPath, finalPath);
     } else {
@@ -306,13 +305,6 @@ function summarizeExcluded(excluded: ExcludedFile[], viewer: string | undefined)
   return [...map.values()];
 }
 
-/** Hash a local file (streaming). */
-async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash("sha256");
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer);
-  return h.digest("hex");
-}
-
 /**
  * The package exists: reuse it when its manifest lists exactly the planned files with the same sizes and contents
  * (hashing the inputs, never trusting dates), otherwise refuse as PACKAGE_EXISTS. Used by send re-runs.
@@ -338,14 +330,14 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   for (const p of planned) {
     throwIfAborted(opts.signal);
     const m = byPath.get(p.path);
-    if (!m || m.size !== p.size || m.sha256 !== (await sha256File(p.absPath, opts.signal))) {
+    if (!m || m.size !== p.size || m.sha256 !== (await hashFile(p.absPath, opts.signal))) {
       opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: "The existing package differs from the files" });
       throw changed();
     }
     done += p.size;
     opts.emit?.({ type: "progress", id: "reuse", done, total, unit: "bytes" });
   }
-  const sha256 = /^([0-9a-f]{64})\s/.exec(sidecar)?.[1];
+  const sha256 = parseSha256Line(sidecar)?.sha256;
   if (!sha256) throw changed();
   const size = (await stat(base.package)).size;
   opts.emit?.({ type: "step-done", id: "reuse", label: "Reusing the existing package (same files)" });

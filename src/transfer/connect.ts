@@ -1,0 +1,138 @@
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { NetworkError, UsageError } from "../errors.js";
+import type { Emit } from "../ui/events.js";
+import type { Prompter } from "../ui/prompter.js";
+import { formatDestination, type Destination, type DestinationSpec } from "./destination.js";
+import { fetchHostKey, knownHostName, saveKnownHost, type HostKeyTrust } from "./hostkeys.js";
+import { LocalDestination } from "./local.js";
+
+/**
+ * Connection set-up for every command that reaches a destination (upload, send, watch's remote inbox): the
+ * --identity key and its passphrase, the password, known_hosts / pinned fingerprint, and the interactive
+ * "is this the hospital's key?" question. Commands stay thin; the stage gets a per-attempt connect function.
+ */
+
+/** What connecting needs from the caller's environment. */
+export interface ConnectDeps {
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** A person is at a terminal (may be asked for a password or to accept a host key). */
+  interactive: boolean;
+  prompter: Prompter;
+  emit: Emit;
+  signal: AbortSignal;
+}
+
+/** Connection settings; keys as in the upload option table. */
+export interface ConnectOptions {
+  identity?: string;
+  knownHosts?: string;
+  hostFingerprint?: string;
+  /** Seconds. */
+  connectTimeout?: number;
+  /** Seconds. */
+  idleTimeout?: number;
+  /** Seconds; 0 disables. */
+  keepalive?: number;
+  sftpPassword?: string;
+  keyPassphrase?: string;
+}
+
+export function expandHome(p: string, env: NodeJS.ProcessEnv): string {
+  return p === "~" || p.startsWith("~/") ? join(env.HOME ?? "", p.slice(1)) : p;
+}
+
+async function loadIdentity(options: ConnectOptions, deps: ConnectDeps): Promise<{ key: Buffer; passphrase?: string } | undefined> {
+  if (!options.identity) return undefined;
+  const path = resolve(deps.cwd, expandHome(options.identity, deps.env));
+  let key: Buffer;
+  try {
+    key = readFileSync(path);
+  } catch (err) {
+    throw new UsageError("IDENTITY_UNREADABLE", `Cannot read the key file given with --identity (${(err as NodeJS.ErrnoException).code ?? "error"})`, { hint: "Check the path and its permissions." });
+  }
+  // ssh2 is CommonJS; `utils` is only reachable through the default export under Node's ESM loader.
+  const { utils } = (await import("ssh2")).default;
+  let passphrase = options.keyPassphrase;
+  let parsed = utils.parseKey(key, passphrase);
+  if (parsed instanceof Error && /passphrase/i.test(parsed.message) && passphrase === undefined) {
+    if (!deps.interactive) {
+      throw new UsageError("KEY_PASSPHRASE_NEEDED", "The --identity key is protected by a passphrase", {
+        hint: "Set SCANBRIDGE_KEY_PASSPHRASE, use ssh-agent, or run at a terminal to be asked.",
+      });
+    }
+    passphrase = await deps.prompter.password("Passphrase for the SSH key:");
+    parsed = utils.parseKey(key, passphrase);
+  }
+  if (parsed instanceof Error) {
+    throw new NetworkError("AUTH_KEY_UNREADABLE", /passphrase|decrypt/i.test(parsed.message) ? "Wrong passphrase for the --identity key" : `The --identity file is not a usable private key (${parsed.message})`, {
+      hint: "Check the key file and its passphrase (SCANBRIDGE_KEY_PASSPHRASE).",
+    });
+  }
+  return { key, passphrase };
+}
+
+/** Build the per-attempt connection factory: host-key questions and password prompts happen here, never in the stage. */
+export async function createConnector(spec: DestinationSpec, options: ConnectOptions, deps: ConnectDeps): Promise<() => Promise<Destination>> {
+  if (spec.kind === "local") return async () => new LocalDestination(spec.folder);
+  const { connectSftp } = await import("./sftp.js");
+  const identity = await loadIdentity(options, deps);
+  const agent = deps.env.SSH_AUTH_SOCK || undefined;
+  let password = options.sftpPassword;
+  if (password === undefined && !identity && !agent) {
+    if (!deps.interactive) {
+      throw new NetworkError("AUTH_NO_CREDENTIALS", "No way to log in: no --identity key, no ssh-agent and no password", {
+        hint: "Set SCANBRIDGE_SFTP_PASSWORD, use --identity FILE or ssh-agent, or run at a terminal to be asked.",
+      });
+    }
+    password = await deps.prompter.password(`Password for ${spec.user}@${spec.host}:`);
+  }
+  const knownHostsFile = options.knownHosts ? resolve(deps.cwd, expandHome(options.knownHosts, deps.env)) : join(deps.env.HOME ?? "", ".ssh", "known_hosts");
+  const trust: HostKeyTrust = {
+    host: spec.host,
+    port: spec.port,
+    pinnedFingerprint: options.hostFingerprint,
+    knownHostsFiles: options.knownHosts ? [knownHostsFile] : [knownHostsFile, "/etc/ssh/ssh_known_hosts"],
+  };
+  const connectOnce = () =>
+    connectSftp({
+      host: spec.host,
+      port: spec.port,
+      folder: spec.folder,
+      url: formatDestination(spec),
+      auth: { username: spec.user!, privateKey: identity?.key, passphrase: identity?.passphrase, agent, password },
+      trust,
+      connectTimeoutMs: (options.connectTimeout ?? 30) * 1000,
+      idleTimeoutMs: (options.idleTimeout ?? 60) * 1000,
+      keepaliveIntervalMs: (options.keepalive ?? 15) * 1000,
+      signal: deps.signal,
+    });
+  return async () => {
+    try {
+      return await connectOnce();
+    } catch (err) {
+      if (!(err instanceof NetworkError) || !deps.interactive) throw err;
+      if (err.code === "HOST_KEY_UNKNOWN") {
+        const seen = await fetchHostKey(spec.host, spec.port, (options.connectTimeout ?? 30) * 1000);
+        // The key shown must be the key that was refused a moment ago.
+        if (seen.fingerprint !== err.details.fingerprint) throw err;
+        const yes = await deps.prompter.confirm(
+          `The server ${knownHostName(spec.host, spec.port)} is not known yet. Its ${seen.keyType} key fingerprint is\n  ${seen.fingerprint}\nDoes it match the fingerprint the hospital gave you?`,
+          false,
+        );
+        if (!yes) throw err;
+        saveKnownHost(knownHostsFile, spec.host, spec.port, seen.key);
+        deps.emit({ type: "info", message: `Saved the server's key to ${knownHostsFile}` });
+        return connectOnce();
+      }
+      if (err.code === "AUTH_FAILED" && password === undefined) {
+        // Key or agent refused: a person may still know the account's password.
+        password = await deps.prompter.password(`Password for ${spec.user}@${spec.host}:`);
+        return connectOnce();
+      }
+      throw err;
+    }
+  };
+}
+
