@@ -241,6 +241,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
 
   const written = await writeZip(plan, {
     outDir, fileName, level: opts.level, store: opts.store, maxSize: opts.maxSize, signal: opts.signal, emit: opts.emit, buildManifest,
+    manifestTime: new Date(createdAt),
   });
   const sidecarTmp = `${written.tmpPath}.sha256`;
   try {

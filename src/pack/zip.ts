@@ -1,17 +1,15 @@
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { open, readFile, unlink } from "node:fs/promises";
+import { createHash, randomBytes, type Hash } from "node:crypto";
+import { open, unlink, type FileHandle } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { Transform, type TransformCallback } from "node:stream";
-import { deflateRawSync } from "node:zlib";
-import { ZipArchive } from "archiver";
+import { promisify } from "node:util";
+import * as zlib from "node:zlib";
 import { describeIoError, InputError, InterruptedError, ScanbridgeError, SizeLimitError } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
 import type { PackagePlan } from "./plan.js";
-import "./fast-crc.js";
 
 /** Options for writeZip. */
 export interface WriteZipOptions {
@@ -25,6 +23,12 @@ export interface WriteZipOptions {
   emit?: Emit;
   /** Builds manifest.json from the hashed file list (called once every file is in the zip). */
   buildManifest: (files: ManifestFile[]) => Buffer;
+  /** Deflate jobs in flight (default: from the CPU count); tests use 1 to show the output does not depend on it. */
+  parallel?: number;
+  /** Date of the manifest.json entry (default: now); pack passes the manifest's createdAt. */
+  manifestTime?: Date;
+  /** Write Zip64 records even when not needed (tests; pack decides from the sizes and the entry count). */
+  forceZip64?: boolean;
 }
 
 /** A zip written under a temporary name, ready to be moved into place. */
@@ -36,216 +40,451 @@ export interface WrittenZip {
   manifest: Buffer;
   /** Entries stored rather than deflated because they do not shrink. */
   storedEntries: number;
+  /** Time spent in the final fsync (milliseconds), reported apart from the writing itself. */
+  fsyncMs: number;
 }
 
-/** Files larger than this are sampled to decide between deflate and store. */
+/**
+ * Why not archiver: archiver (zip-stream → compress-commons) deflates one entry at a time through one zlib stream,
+ * on one core, and has no way to append data that was already deflated elsewhere. This writer reads the files in
+ * plan order on the main thread (hashing them: CRC-32 with zlib's native crc32, SHA-256 for the manifest), cuts
+ * them into pieces of PIECE_BYTES, and deflates the pieces on libuv's thread pool, several at once (zlib's
+ * asynchronous deflate). Each non-final piece ends with a sync flush, so the pieces of one file concatenate into
+ * one valid deflate stream (as pigz does). The writer takes the pieces back in plan order and appends them to the
+ * zip, so the output is byte-for-byte independent of timing. Memory is bounded by the pieces in flight.
+ */
+
+/** Bytes per deflate job; one-piece files get exact local headers, longer ones a data descriptor. */
+const PIECE_BYTES = 1 << 20;
+/** Store mode copies in larger pieces (no deflate: fewer calls). */
+const STORE_PIECE_BYTES = 4 << 20;
+/** Files larger than this are sampled to decide between deflate and store; smaller ones are deflated and compared. */
 const SAMPLE_BYTES = 64 * 1024;
 /** Output writes are gathered up to this size. */
-const COALESCE_BYTES = 256 * 1024;
-/** Files up to this size are read in one call instead of streamed (no stream set-up per small file). */
-const SMALL_FILE_BYTES = 1 << 20;
+const COALESCE_BYTES = 1 << 20;
 
-/** Hashes and counts the bytes of one source file on their way into the archiver. */
-class HashingTap extends Transform {
-  readonly hash = createHash("sha256");
-  bytes = 0;
-  constructor(private readonly onBytes: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.onBytes(chunk.length);
-    cb(null, chunk);
-  }
-}
+const deflateRaw = promisify(zlib.deflateRaw) as (buf: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>;
+const crc32 = (zlib as unknown as { crc32: (data: Buffer, value?: number) => number }).crc32;
 
-/**
- * Counts and hashes the zip's own bytes, and coalesces archiver's many tiny header writes into large chunks so
- * the file is written with few system calls. Fails as soon as the package grows past the size limit.
- */
-class OutputTap extends Transform {
-  readonly hash = createHash("sha256");
-  bytes = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  constructor(private readonly maxSize: number | undefined) {
-    super({ highWaterMark: 1 << 20 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.maxSize !== undefined && this.bytes > this.maxSize) {
-      cb(new SizeLimitError("MAX_SIZE_EXCEEDED", `The package would be larger than the limit of ${formatBytes(this.maxSize)}`, {
-        hint: "Split the scans into several packages, raise --max-size, or ask the office for another way to send them.",
-        details: { maxSize: this.maxSize },
-      }));
-      return;
-    }
-    this.hash.update(chunk);
-    if (chunk.length >= COALESCE_BYTES) {
-      // Large chunks go straight through (no copy); small header pieces queued before them go first.
-      if (this.pendingBytes > 0) this.push(this.drainPending());
-      cb(null, chunk);
-      return;
-    }
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= COALESCE_BYTES) this.push(this.drainPending());
-    cb();
-  }
-  override _flush(cb: TransformCallback): void {
-    if (this.pendingBytes > 0) this.push(this.drainPending());
-    cb();
-  }
-  private drainPending(): Buffer {
-    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    return out;
-  }
-}
+const ZIP64_LIMIT = 0xffffffff;
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_DESCRIPTOR = 0x08074b50;
+const SIG_END = 0x06054b50;
+const SIG_END64 = 0x06064b50;
+const SIG_LOCATOR64 = 0x07064b50;
+const FLAG_DESCRIPTOR = 0x0008;
+const FLAG_UTF8 = 0x0800;
+const MADE_BY_UNIX = 3 << 8;
+/** Regular file, rw-r--r--, in the high half of the external attributes (Unix). */
+const EXTERNAL_ATTRS = ((0o100000 | 0o644) << 16) >>> 0;
 
 /** Whether deflating a sample of the data gains less than 5%: already-compressed content is stored. */
-function sampleIncompressible(sample: Buffer): boolean {
+async function sampleIncompressible(sample: Buffer): Promise<boolean> {
   if (sample.length < 4096) return false;
-  return deflateRawSync(sample, { level: 1 }).length > sample.length * 0.95;
+  return (await deflateRaw(sample, { level: 1 })).length > sample.length * 0.95;
 }
 
-async function shouldStore(path: string, size: number): Promise<boolean> {
-  if (size < 4096) return false;
-  const fh = await open(path, "r");
-  try {
-    const buf = Buffer.allocUnsafe(Math.min(SAMPLE_BYTES, size));
-    const { bytesRead } = await fh.read(buf, 0, buf.length, Math.max(0, Math.min(size - buf.length, Math.floor(size / 2))));
-    return sampleIncompressible(buf.subarray(0, bytesRead));
-  } finally {
-    await fh.close();
+/** MS-DOS date and time (local time, 2-second resolution), as Info-ZIP and archiver write them. */
+function dosDateTime(d: Date): number {
+  const year = Math.min(Math.max(d.getFullYear(), 1980), 2107);
+  const date = ((year - 1980) << 9) | ((d.getMonth() + 1) << 5) | d.getDate();
+  const time = (d.getHours() << 11) | (d.getMinutes() << 5) | (d.getSeconds() >> 1);
+  return ((date << 16) | time) >>> 0;
+}
+
+/** One entry's central-directory facts. */
+interface CentralRecord {
+  name: Buffer;
+  flags: number;
+  method: 0 | 8;
+  dos: number;
+  crc: number;
+  size: number;
+  csize: number;
+  offset: number;
+}
+
+/** The zip file being written: ordered appends, counted, hashed, coalesced, bounded by --max-size. */
+class ZipOutput {
+  readonly hash: Hash = createHash("sha256");
+  offset = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  constructor(private readonly fh: FileHandle, private readonly maxSize: number | undefined) {}
+
+  async append(buf: Buffer): Promise<void> {
+    if (buf.length === 0) return;
+    this.offset += buf.length;
+    if (this.maxSize !== undefined && this.offset > this.maxSize) {
+      throw new SizeLimitError("MAX_SIZE_EXCEEDED", `The package would be larger than the limit of ${formatBytes(this.maxSize)}`, {
+        hint: "Split the scans into several packages, raise --max-size, or ask the office for another way to send them.",
+        details: { maxSize: this.maxSize },
+      });
+    }
+    this.hash.update(buf);
+    this.pending.push(buf);
+    this.pendingBytes += buf.length;
+    if (this.pendingBytes >= COALESCE_BYTES || this.pending.length >= 512) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    let bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    while (bufs.length > 0) {
+      const { bytesWritten } = await this.fh.writev(bufs);
+      // A short write (rare): drop what was written and go on with the rest.
+      let left = bytesWritten;
+      while (bufs.length > 0 && left >= bufs[0]!.length) left -= bufs.shift()!.length;
+      if (left > 0) bufs[0] = bufs[0]!.subarray(left);
+    }
   }
 }
 
-/** Sample from the middle of an in-memory file (headers at the start compress well even in JPEG DICOM). */
-function middleSample(data: Buffer): Buffer {
-  const start = Math.max(0, Math.min(data.length - SAMPLE_BYTES, Math.floor(data.length / 2)));
-  return data.subarray(start, start + SAMPLE_BYTES);
+/** What the reader hands the writer, in plan order. */
+type Piece =
+  /** A whole entry in one piece: exact local header, no data descriptor. */
+  | { kind: "whole"; name: Buffer; dos: number; crc: number; size: number; raw: Buffer | undefined; data: Promise<Buffer> | Buffer; deflated: boolean; manifest?: true }
+  /** Start of a longer entry (local header with a data descriptor to follow). */
+  | { kind: "begin"; name: Buffer; dos: number; deflated: boolean }
+  | { kind: "part"; data: Promise<Buffer> | Buffer; rawBytes: number }
+  | { kind: "end"; crc: number; size: number };
+
+/** Header builders (little-endian, APPNOTE 6.3). */
+function localHeader(r: { name: Buffer; flags: number; method: number; dos: number; crc: number; size: number; csize: number }, zip64: boolean): Buffer {
+  const extra = zip64 ? 20 : 0;
+  const b = Buffer.alloc(30 + r.name.length + extra);
+  b.writeUInt32LE(SIG_LOCAL, 0);
+  b.writeUInt16LE(zip64 ? 45 : 20, 4);
+  b.writeUInt16LE(r.flags, 6);
+  b.writeUInt16LE(r.method, 8);
+  b.writeUInt32LE(r.dos, 10);
+  b.writeUInt32LE(r.crc >>> 0, 14);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.csize, 18);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.size, 22);
+  b.writeUInt16LE(r.name.length, 26);
+  b.writeUInt16LE(extra, 28);
+  r.name.copy(b, 30);
+  if (zip64) {
+    const e = 30 + r.name.length;
+    b.writeUInt16LE(0x0001, e);
+    b.writeUInt16LE(16, e + 2);
+    b.writeBigUInt64LE(BigInt(r.size), e + 4);
+    b.writeBigUInt64LE(BigInt(r.csize), e + 12);
+  }
+  return b;
+}
+
+function dataDescriptor(crc: number, csize: number, size: number, zip64: boolean): Buffer {
+  const b = Buffer.alloc(zip64 ? 24 : 16);
+  b.writeUInt32LE(SIG_DESCRIPTOR, 0);
+  b.writeUInt32LE(crc >>> 0, 4);
+  if (zip64) {
+    b.writeBigUInt64LE(BigInt(csize), 8);
+    b.writeBigUInt64LE(BigInt(size), 16);
+  } else {
+    b.writeUInt32LE(csize, 8);
+    b.writeUInt32LE(size, 12);
+  }
+  return b;
+}
+
+function centralHeader(r: CentralRecord, zip64: boolean): Buffer {
+  const extra = zip64 ? 28 : 0;
+  const b = Buffer.alloc(46 + r.name.length + extra);
+  b.writeUInt32LE(SIG_CENTRAL, 0);
+  b.writeUInt16LE(MADE_BY_UNIX | 45, 4);
+  b.writeUInt16LE(zip64 ? 45 : 20, 6);
+  b.writeUInt16LE(r.flags, 8);
+  b.writeUInt16LE(r.method, 10);
+  b.writeUInt32LE(r.dos, 12);
+  b.writeUInt32LE(r.crc >>> 0, 16);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.csize, 20);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.size, 24);
+  b.writeUInt16LE(r.name.length, 28);
+  b.writeUInt16LE(extra, 30);
+  // comment length, disk number start, internal attributes: 0
+  b.writeUInt32LE(EXTERNAL_ATTRS, 38);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.offset, 42);
+  r.name.copy(b, 46);
+  if (zip64) {
+    const e = 46 + r.name.length;
+    b.writeUInt16LE(0x0001, e);
+    b.writeUInt16LE(24, e + 2);
+    b.writeBigUInt64LE(BigInt(r.size), e + 4);
+    b.writeBigUInt64LE(BigInt(r.csize), e + 12);
+    b.writeBigUInt64LE(BigInt(r.offset), e + 20);
+  }
+  return b;
+}
+
+function endRecords(entries: number, cdOffset: number, cdSize: number, zip64: boolean): Buffer {
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(SIG_END, 0);
+  end.writeUInt16LE(zip64 ? 0xffff : entries, 8);
+  end.writeUInt16LE(zip64 ? 0xffff : entries, 10);
+  end.writeUInt32LE(zip64 ? ZIP64_LIMIT : cdSize, 12);
+  end.writeUInt32LE(zip64 ? ZIP64_LIMIT : cdOffset, 16);
+  if (!zip64) return end;
+  const end64 = Buffer.alloc(56);
+  end64.writeUInt32LE(SIG_END64, 0);
+  end64.writeBigUInt64LE(44n, 4);
+  end64.writeUInt16LE(MADE_BY_UNIX | 45, 12);
+  end64.writeUInt16LE(45, 14);
+  end64.writeBigUInt64LE(BigInt(entries), 24);
+  end64.writeBigUInt64LE(BigInt(entries), 32);
+  end64.writeBigUInt64LE(BigInt(cdSize), 40);
+  end64.writeBigUInt64LE(BigInt(cdOffset), 48);
+  const locator = Buffer.alloc(20);
+  locator.writeUInt32LE(SIG_LOCATOR64, 0);
+  locator.writeBigUInt64LE(BigInt(cdOffset + cdSize), 8);
+  locator.writeUInt32LE(1, 16);
+  return Buffer.concat([end64, locator, end]);
+}
+
+/** A counting semaphore: the reader waits while too many pieces are in flight. */
+class Slots {
+  private waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  give(): void {
+    const w = this.waiting.shift();
+    if (w) w();
+    else this.free++;
+  }
 }
 
 /**
- * Stream every planned file into `<outDir>/.<fileName>.<random>.tmp` as a zip with one root folder, hashing each
- * file on the way, then append manifest.json. Memory stays flat: files up to 1 MB are read whole (the next one
- * ahead), larger ones stream in 1 MB chunks. On any failure or
- * interrupt the temporary file is removed.
+ * Write every planned file into `<outDir>/.<fileName>.<random>.tmp` as a zip with one root folder, hashing each
+ * file on the way, then append manifest.json; deflate runs on several threads (see above). Memory stays flat:
+ * at most `parallel` pieces of 1 MiB (4 MiB when storing) are in flight. On any failure or interrupt the
+ * temporary file is removed.
  */
 export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promise<WrittenZip> {
   const tmpPath = join(opts.outDir, `.${opts.fileName}.${randomBytes(4).toString("hex")}.tmp`);
   const totalBytes = plan.entries.reduce((s, e) => s + e.source.size, 0);
   // Zip64 from the start when it will be needed, so local headers carry Zip64 sizes (wider tool support).
-  const forceZip64 = totalBytes >= 0xfffff000 || plan.entries.length + 1 >= 0xffff;
-  const archive = new ZipArchive({ zlib: { level: opts.level }, store: opts.store, forceZip64, highWaterMark: 1 << 20 });
-  const tap = new OutputTap(opts.maxSize);
-  let out;
+  const zip64 = Boolean(opts.forceZip64) || totalBytes >= 0xfffff000 || plan.entries.length + 1 >= 0xffff;
+  const parallel = Math.max(1, opts.parallel ?? Math.min(8, availableParallelism() * 2));
+  const pieceBytes = opts.store ? STORE_PIECE_BYTES : PIECE_BYTES;
+  const level = opts.level;
+  let fh: FileHandle;
   try {
-    out = createWriteStream(tmpPath, { flags: "wx", mode: 0o600, flush: true, highWaterMark: 1 << 20 });
+    fh = await open(tmpPath, "wx", 0o600);
     trackTemp(tmpPath);
   } catch (err) {
     throw describeIoError(err, "the package");
   }
-  let failure: { error: unknown } | undefined;
-  let rejectRun: (e: unknown) => void = () => {};
-  const failed = new Promise<never>((_, reject) => {
-    rejectRun = reject;
-  });
-  failed.catch(() => {});
-  const fail = (err: unknown) => {
-    failure ??= { error: err };
-    rejectRun(failure.error);
-  };
-  archive.on("warning", fail); // archiver's warnings (e.g. a vanished file) are errors for a medical package
-  archive.on("error", fail);
-  tap.on("error", fail);
-  out.on("error", (e) => fail(describeIoError(e, "the package")));
-  const closed = new Promise<void>((resolve) => out.on("close", () => resolve()));
-  archive.pipe(tap).pipe(out);
-  const onAbort = () => fail(new InterruptedError());
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  if (opts.signal?.aborted) onAbort();
-
+  const out = new ZipOutput(fh, opts.maxSize);
   const files: ManifestFile[] = [];
+  const central: CentralRecord[] = [];
   let storedEntries = 0;
   let doneBytes = 0;
-  opts.emit?.({ type: "step", id: "zip", label: "Zipping" });
-  try {
-    // Small files are read ahead: the next one is read while the current one is zipped.
-    const readSmall = (i: number): Promise<Buffer> | undefined => {
-      const e = plan.entries[i];
-      if (!e || e.source.size > SMALL_FILE_BYTES) return undefined;
-      const p = readFile(e.source.absPath);
-      p.catch(() => {}); // handled when awaited
-      return p;
-    };
-    let ahead = readSmall(0);
-    for (const [index, entry] of plan.entries.entries()) {
-      if (failure !== undefined) throw failure.error;
-      const current = ahead;
-      ahead = readSmall(index + 1);
-      const name = `${plan.root}/${entry.path}`;
+  let failure: unknown;
+  const onAbort = () => {
+    failure ??= new InterruptedError();
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+  const check = () => {
+    if (failure !== undefined) throw failure;
+  };
+
+  // The queue between reader and writer, in plan order.
+  const queue: Piece[] = [];
+  let queueWake: (() => void) | undefined;
+  let readerDone = false;
+  const slots = new Slots(parallel);
+  const push = (p: Piece) => {
+    queue.push(p);
+    queueWake?.();
+  };
+  const deflatePiece = (buf: Buffer, last: boolean): Promise<Buffer> => {
+    const p = deflateRaw(buf, { level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH });
+    p.catch(() => {}); // awaited by the writer
+    return p;
+  };
+
+  const reader = async () => {
+    for (const entry of plan.entries) {
+      check();
+      const name = Buffer.from(`${plan.root}/${entry.path}`, "utf8");
+      const dos = dosDateTime(entry.source.mtime);
       const readFailed = (e: unknown) => new InputError("INPUT_READ_FAILED", `A file could not be read while zipping (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
         hint: "Check the disc or stick for read errors, then try again.",
         privateLines: [entry.source.absPath],
       });
-      let bytes: number;
-      let digest: string;
-      const appended = new Promise<void>((resolve) => archive.once("entry", () => resolve()));
-      if (current) {
-        let data: Buffer;
-        try {
-          data = await current;
-        } catch (e) {
-          throw readFailed(e);
+      const changed = () => new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
+        hint: "Wait until copying has finished, then run pack again.",
+        privateLines: [entry.source.absPath],
+      });
+      let file: FileHandle;
+      try {
+        file = await open(entry.source.absPath, "r");
+      } catch (e) {
+        throw readFailed(e);
+      }
+      try {
+        const size = entry.source.size;
+        const sha = createHash("sha256");
+        let crc = 0;
+        let pos = 0;
+        const readPiece = async (len: number): Promise<Buffer> => {
+          const buf = Buffer.allocUnsafe(len);
+          let got = 0;
+          try {
+            while (got < len) {
+              const { bytesRead } = await file.read(buf, got, len - got, pos + got);
+              if (bytesRead === 0) break;
+              got += bytesRead;
+            }
+          } catch (e) {
+            throw readFailed(e);
+          }
+          if (got < len) throw changed();
+          pos += len;
+          sha.update(buf);
+          crc = crc32(buf, crc);
+          return buf;
+        };
+        const grew = async () => (await file.read(Buffer.allocUnsafe(1), 0, 1, size)).bytesRead > 0;
+        if (size <= pieceBytes) {
+          await slots.take();
+          const raw = await readPiece(size);
+          if (await grew()) throw changed();
+          // Small files: deflate the whole file and compare (exact), unless it is known to be compressed already.
+          const store = opts.store || level === 0 || entry.store === true || size === 0;
+          if (entry.store === true && !opts.store) storedEntries++;
+          push({ kind: "whole", name, dos, crc, size, raw: store ? undefined : raw, data: store ? raw : deflatePiece(raw, true), deflated: !store });
+        } else {
+          let store = opts.store || level === 0 || entry.store === true;
+          if (!store && entry.store === undefined) {
+            const sample = Buffer.allocUnsafe(SAMPLE_BYTES);
+            const at = Math.max(0, Math.min(size - SAMPLE_BYTES, Math.floor(size / 2)));
+            const { bytesRead } = await file.read(sample, 0, SAMPLE_BYTES, at).catch((e: unknown) => {
+              throw readFailed(e);
+            });
+            store = await sampleIncompressible(sample.subarray(0, bytesRead));
+            if (store) storedEntries++;
+          } else if (entry.store === true && !opts.store) storedEntries++;
+          push({ kind: "begin", name, dos, deflated: !store });
+          while (pos < size) {
+            check();
+            await slots.take();
+            const len = Math.min(pieceBytes, size - pos);
+            const raw = await readPiece(len);
+            push({ kind: "part", data: store ? raw : deflatePiece(raw, pos >= size), rawBytes: len });
+          }
+          if (await grew()) throw changed();
+          push({ kind: "end", crc, size });
         }
-        const store = opts.store || (entry.store ?? sampleIncompressible(middleSample(data)));
-        if (store && !opts.store) storedEntries++;
-        bytes = data.length;
-        digest = createHash("sha256").update(data).digest("hex");
-        archive.append(data, { name, date: entry.source.mtime, mode: 0o644, store } as never);
-        await Promise.race([appended, failed]);
-        doneBytes += bytes;
-        opts.emit?.({ type: "progress", id: "zip", done: doneBytes, total: totalBytes, unit: "bytes" });
-      } else {
-        const store = opts.store || (entry.store ?? (await shouldStore(entry.source.absPath, entry.source.size)));
-        if (store && !opts.store) storedEntries++;
-        const src = createReadStream(entry.source.absPath, { highWaterMark: 1 << 20 });
-        const hashTap = new HashingTap((n) => {
-          doneBytes += n;
-          opts.emit?.({ type: "progress", id: "zip", done: doneBytes, total: totalBytes, unit: "bytes" });
-        });
-        src.on("error", (e) => fail(readFailed(e)));
-        archive.append(src.pipe(hashTap), { name, date: entry.source.mtime, mode: 0o644, store } as never);
-        await Promise.race([appended, failed]);
-        bytes = hashTap.bytes;
-        digest = hashTap.hash.digest("hex");
+        files.push({ path: entry.path, size, sha256: sha.digest("hex"), kind: entry.kind });
+      } finally {
+        await file.close().catch(() => {});
       }
-      if (bytes !== entry.source.size) {
-        throw new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
-          hint: "Wait until copying has finished, then run pack again.",
-          privateLines: [entry.source.absPath],
-        });
-      }
-      files.push({ path: entry.path, size: bytes, sha256: digest, kind: entry.kind });
     }
+    // manifest.json last: it lists every file's hash.
     const manifest = opts.buildManifest(files);
-    const appended = new Promise<void>((resolve) => archive.once("entry", () => resolve()));
-    archive.append(manifest, { name: `${plan.root}/${MANIFEST_NAME}`, date: new Date(), mode: 0o644 } as never);
-    await Promise.race([appended, failed]);
-    await Promise.race([archive.finalize(), failed]);
-    await Promise.race([closed, failed]);
-    if (failure !== undefined) throw failure.error;
+    await slots.take();
+    push({
+      kind: "whole", name: Buffer.from(`${plan.root}/${MANIFEST_NAME}`, "utf8"), dos: dosDateTime(opts.manifestTime ?? new Date()), crc: crc32(manifest, 0), size: manifest.length,
+      raw: manifest, data: opts.store || level === 0 ? manifest : deflatePiece(manifest, true), deflated: !(opts.store || level === 0), manifest: true,
+    });
+    return manifest;
+  };
+
+  const writer = async () => {
+    let current: { record: CentralRecord; csize: number } | undefined;
+    for (;;) {
+      if (queue.length === 0) {
+        if (readerDone) return;
+        await new Promise<void>((resolve) => (queueWake = resolve));
+        queueWake = undefined;
+        continue;
+      }
+      check();
+      const piece = queue.shift()!;
+      if (piece.kind === "whole") {
+        let data = await piece.data;
+        slots.give();
+        let method: 0 | 8 = piece.deflated ? 8 : 0;
+        // The store-when-incompressible rule: a file that deflates by less than 5% is stored as it is.
+        if (piece.deflated && piece.raw && data.length > piece.raw.length * 0.95) {
+          data = piece.raw;
+          method = 0;
+          if (!piece.manifest) storedEntries++;
+        }
+        const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8, method, dos: piece.dos, crc: piece.crc, size: piece.size, csize: data.length, offset: out.offset };
+        await out.append(localHeader(record, zip64));
+        await out.append(data);
+        central.push(record);
+        if (!piece.manifest) doneBytes += piece.size;
+      } else if (piece.kind === "begin") {
+        const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8 | FLAG_DESCRIPTOR, method: piece.deflated ? 8 : 0, dos: piece.dos, crc: 0, size: 0, csize: 0, offset: out.offset };
+        await out.append(localHeader(record, zip64));
+        current = { record, csize: 0 };
+        continue;
+      } else if (piece.kind === "part") {
+        const data = await piece.data;
+        slots.give();
+        await out.append(data);
+        current!.csize += data.length;
+        doneBytes += piece.rawBytes;
+      } else {
+        const rec = current!.record;
+        rec.crc = piece.crc;
+        rec.size = piece.size;
+        rec.csize = current!.csize;
+        await out.append(dataDescriptor(rec.crc, rec.csize, rec.size, zip64));
+        central.push(rec);
+        current = undefined;
+      }
+      opts.emit?.({ type: "progress", id: "zip", done: doneBytes, total: totalBytes, unit: "bytes" });
+    }
+  };
+
+  opts.emit?.({ type: "step", id: "zip", label: "Zipping" });
+  try {
+    let manifest: Buffer | undefined;
+    const readerRun = reader().then(
+      (m) => {
+        manifest = m;
+      },
+      (err: unknown) => {
+        failure ??= err;
+      },
+    ).finally(() => {
+      readerDone = true;
+      queueWake?.();
+    });
+    const writerRun = writer().catch((err: unknown) => {
+      failure ??= err;
+      // Unblock the reader if it waits for a slot.
+      for (let i = 0; i < parallel + 1; i++) slots.give();
+    });
+    await Promise.all([readerRun, writerRun]);
+    check();
+    // Pieces left in the queue after a failure are dropped; their deflate jobs finish on their own.
+    const cdOffset = out.offset;
+    for (const r of central) await out.append(centralHeader(r, zip64));
+    await out.append(endRecords(central.length, cdOffset, out.offset - cdOffset, zip64));
+    await out.flush();
+    const t0 = performance.now();
+    await fh.sync();
+    const fsyncMs = performance.now() - t0;
+    await fh.close();
     opts.emit?.({ type: "step-done", id: "zip", label: `Zipped ${files.length} files` });
-    return { tmpPath, size: tap.bytes, sha256: tap.hash.digest("hex"), files, manifest, storedEntries };
+    return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs };
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "zip", ok: false, label: "Zipping stopped" });
-    archive.abort();
-    out.destroy();
-    await closed.catch(() => {});
+    await fh.close().catch(() => {});
     await unlink(tmpPath).catch(() => {});
     untrackTemp(tmpPath);
     throw err instanceof ScanbridgeError ? err : describeIoError(err, "the package");

@@ -1,0 +1,129 @@
+// The parallel zip writer (src/pack/zip.ts): order, determinism whatever the parallelism, multi-piece entries with
+// data descriptors, the store-when-incompressible rule, Zip64 records, all read back by unzip, 7z and yauzl.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ManifestFile } from "../../src/pack/manifest.js";
+import type { PackagePlan, PlannedEntry } from "../../src/pack/plan.js";
+import { writeZip } from "../../src/pack/zip.js";
+import { readZip, sevenZipTest, unzipTest, zipinfoNames } from "../helpers/zip.js";
+
+let dir: string;
+let plan: PackagePlan;
+const contents = new Map<string, Buffer>();
+
+/** Smooth 16-bit "image" data: compresses well. */
+function smooth(bytes: number, seed: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i + 1 < bytes; i += 2) b.writeUInt16LE((1000 + Math.round(200 * Math.sin(i / 4000 + seed)) + (i % 7)) & 0xffff, i);
+  return b;
+}
+
+function entry(path: string, data: Buffer, mtime = new Date("2025-03-02T10:20:30Z")): PlannedEntry {
+  const abs = join(dir, "in", path.replace(/\//g, "_"));
+  writeFileSync(abs, data);
+  contents.set(path, data);
+  return { source: { absPath: abs, size: data.length, mtime } as PlannedEntry["source"], path, kind: "dicom" };
+}
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "sb-zip-"));
+  mkdirSync(join(dir, "in"));
+  mkdirSync(join(dir, "out"));
+  plan = {
+    root: "Zoë Test",
+    excluded: [],
+    entries: [
+      entry("a/empty.dcm", Buffer.alloc(0)),
+      entry("a/small.dcm", smooth(3000, 1)),
+      entry("a/one-piece.dcm", smooth(900_000, 2)),
+      // Longer than one 1 MiB piece: written with a data descriptor, deflated by several threads at once.
+      entry("b/multi-piece.dcm", smooth(3_500_000, 3)),
+      entry("b/noise.jpg", randomBytes(300_000)),
+      entry("b/noise-large.bin", randomBytes(2_600_000)),
+      entry("c/ünïcödé 名前.pdf", smooth(5000, 4)),
+    ],
+  };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const buildManifest = (files: ManifestFile[]) => Buffer.from(JSON.stringify(files) + "\n");
+
+async function write(name: string, extra: Partial<Parameters<typeof writeZip>[1]> = {}) {
+  return writeZip(plan, { outDir: join(dir, "out"), fileName: name, level: 6, store: false, buildManifest, manifestTime: new Date("2025-03-03T00:00:00Z"), ...extra });
+}
+
+describe("writeZip", () => {
+  it("writes the planned order, byte-identical whether one or eight deflate jobs run at once", async () => {
+    const one = await write("one.zip", { parallel: 1 });
+    const eight = await write("eight.zip", { parallel: 8 });
+    const a = readFileSync(one.tmpPath);
+    const b = readFileSync(eight.tmpPath);
+    expect(a.equals(b)).toBe(true);
+    expect(one.sha256).toBe(createHash("sha256").update(a).digest("hex"));
+    expect(one.size).toBe(a.length);
+    expect(zipinfoNames(one.tmpPath)).toEqual([...plan.entries.map((e) => `Zoë Test/${e.path}`), "Zoë Test/manifest.json"]);
+  });
+
+  it("every entry reads back identical with yauzl; unzip -t and 7z t accept the zip; hashes match the files", async () => {
+    const w = await write("read.zip");
+    expect(unzipTest(w.tmpPath).ok).toBe(true);
+    expect(sevenZipTest(w.tmpPath).ok).toBe(true);
+    const entries = await readZip(w.tmpPath);
+    for (const e of entries.slice(0, -1)) {
+      const path = e.name.slice("Zoë Test/".length);
+      expect(e.data.equals(contents.get(path)!), path).toBe(true);
+      expect(e.utf8Flag).toBe(true);
+    }
+    for (const f of w.files) expect(f.sha256).toBe(createHash("sha256").update(contents.get(f.path)!).digest("hex"));
+    expect(entries.at(-1)!.data.equals(w.manifest)).toBe(true);
+  });
+
+  it("deflates what shrinks and stores what does not (small and multi-piece), counting the stored ones", async () => {
+    const w = await write("methods.zip");
+    const methods = new Map((await readZip(w.tmpPath)).map((e) => [e.name.slice("Zoë Test/".length), e.method]));
+    expect(methods.get("a/small.dcm")).toBe(8);
+    expect(methods.get("b/multi-piece.dcm")).toBe(8);
+    expect(methods.get("b/noise.jpg")).toBe(0);
+    expect(methods.get("b/noise-large.bin")).toBe(0);
+    expect(w.storedEntries).toBe(2);
+    // The smooth data really shrank.
+    expect(w.size).toBeLessThan(statSync(plan.entries[3]!.source.absPath).size);
+  });
+
+  it("--store writes every entry stored, the same content", async () => {
+    const w = await write("store.zip", { store: true });
+    const entries = await readZip(w.tmpPath);
+    expect(entries.every((e) => e.method === 0)).toBe(true);
+    expect(w.storedEntries).toBe(0);
+    expect(unzipTest(w.tmpPath).ok).toBe(true);
+  });
+
+  it("Zip64 records (forced on small data) are accepted by unzip, 7z and yauzl", async () => {
+    const w = await write("z64.zip", { forceZip64: true });
+    expect(unzipTest(w.tmpPath).ok).toBe(true);
+    expect(sevenZipTest(w.tmpPath).ok).toBe(true);
+    const entries = await readZip(w.tmpPath);
+    expect(entries).toHaveLength(plan.entries.length + 1);
+    expect(entries[3]!.data.equals(contents.get("b/multi-piece.dcm")!)).toBe(true);
+    // The end of central directory defers to the Zip64 record.
+    const raw = readFileSync(w.tmpPath);
+    expect(raw.readUInt16LE(raw.length - 22 + 10)).toBe(0xffff);
+  });
+
+  it("--max-size stops the zip and removes the temporary file", async () => {
+    const err = await write("small-limit.zip", { maxSize: 100_000 }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("MAX_SIZE_EXCEEDED");
+    expect(readdirSync(join(dir, "out")).filter((f) => f.includes("small-limit"))).toEqual([]);
+  });
+
+  it("an interrupt stops the zip and removes the temporary file", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const err = await write("aborted.zip", { signal: ac.signal }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("INTERRUPTED");
+    expect(readdirSync(join(dir, "out")).filter((f) => f.includes("aborted"))).toEqual([]);
+  });
+});
