@@ -105,6 +105,7 @@ export function describeUpload(r: UploadResult): string[] {
     `  check: ${r.verified === "sha256" ? "read back, SHA-256 matches" : "size matches"} · sha256 ${r.sha256}`,
   ];
   if (r.resumedFrom > 0) lines.push(`  resumed from ${formatBytes(r.resumedFrom)} already at the destination`);
+  if (r.lanes > 1) lines.push(`  over ${r.lanes} parallel channels${r.rttMs !== undefined ? ` (round trip ${Math.round(r.rttMs)} ms)` : ""}`);
   if (r.attempts > 1) lines.push(`  took ${r.attempts} attempts`);
   if (r.placement === "in-place") lines.push("  the server forbids renames: the file was written in place under its final name");
   if (r.receiptPath) lines.push(`  receipt: ${r.receiptPath}`);
@@ -142,6 +143,8 @@ export async function runUploadCommand(ctx: CommandContext): Promise<CommandOutp
       bytesSent: r.bytesSent,
       placement: r.placement,
       durationMs: r.durationMs,
+      lanes: r.lanes,
+      ...(r.rttMs !== undefined ? { rttMs: r.rttMs } : {}),
       receipt: r.receiptPath,
     },
     human: describeUpload(r),

@@ -67,6 +67,12 @@ export interface Destination {
   /** Open for writing; `truncate` empties or creates it, otherwise an existing file keeps its bytes. `lane` picks a parallel channel. */
   openWrite(path: string, opts: { truncate: boolean; lane?: number }): Promise<RemoteWriter>;
   openRead(path: string, opts?: { lane?: number }): Promise<RemoteReader>;
+  /**
+   * Open parallel channels 0..n-1 ahead of use; resolves to how many the server granted (at least 1). A server
+   * that refuses extra channels (OpenSSH MaxSessions) is not an error: the upload uses fewer. Optional: a
+   * destination without channels (a local folder) has one lane.
+   */
+  openLanes?(n: number): Promise<number>;
   /** Rename, replacing `to` if it exists; reports whether the replacement was atomic. */
   rename(from: string, to: string): Promise<{ atomic: boolean }>;
   /** Remove a file; a missing file is fine. */

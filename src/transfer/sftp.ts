@@ -16,6 +16,8 @@ export const UPLOAD_DIR_MODE = 0o750;
 
 /** SFTP status codes (draft-ietf-secsh-filexfer-02, what OpenSSH speaks). */
 const FX = { NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, OP_UNSUPPORTED: 8 } as const;
+/** SSH_FXF_* open flags. */
+const OPEN = { WRITE: 0x02, CREAT: 0x08, TRUNC: 0x10 } as const;
 
 /** Map a file-system or SFTP status error to a typed error without the path in its message. */
 export function describeRemoteError(err: unknown, what: string): ScanbridgeError {
@@ -294,11 +296,27 @@ export class SftpDestination implements Destination {
     }
   }
 
+  async openLanes(n: number): Promise<number> {
+    // Channels are opened together (one round trip); one the server refuses is dropped, not fatal.
+    const opened = await Promise.all(Array.from({ length: Math.max(1, n) }, (_, i) => this.lane(i).then(() => true, () => i === 0 ? Promise.reject(this.failure ?? new NetworkError("REMOTE_FAILURE", "The server refused the SFTP session")) : false)));
+    // Lanes must be numbered 0..k-1: keep the granted ones first.
+    let k = 0;
+    for (let i = 0; i < opened.length; i++) {
+      if (!opened[i]) continue;
+      if (i !== k) {
+        this.lanes.set(k, this.lanes.get(i)!);
+        this.lanes.delete(i);
+      }
+      k++;
+    }
+    return k;
+  }
+
   async openWrite(path: string, opts: { truncate: boolean; lane?: number }): Promise<RemoteWriter> {
     const lane = opts.lane ?? 0;
-    let flags = opts.truncate ? "w" : "r+";
-    if (!opts.truncate && !(await this.exists(path))) flags = "w";
-    const handle = await this.op<Buffer>("open the upload file", (sftp, cb) => sftp.open(path, flags as "w", { mode: UPLOAD_FILE_MODE }, cb as never), lane);
+    // WRITE|CREAT, plus TRUNC when asked: no separate existence check (one round trip less per channel).
+    const flags = OPEN.WRITE | OPEN.CREAT | (opts.truncate ? OPEN.TRUNC : 0);
+    const handle = await this.op<Buffer>("open the upload file", (sftp, cb) => sftp.open(path, flags as never, { mode: UPLOAD_FILE_MODE }, cb as never), lane);
     const sftp = await this.lane(lane);
     const maxWrite = (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? 32 * 1024;
     return {

@@ -1,14 +1,17 @@
 import { createHash, randomBytes, type Hash } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
-import { open, readFile, rename, stat, unlink, writeFile, type FileHandle } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { Worker } from "node:worker_threads";
 import { InputError, InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError, describeIoError } from "../errors.js";
 import type { Emit } from "../ui/events.js";
-import type { Destination, RemoteReader, RemoteWriter } from "./destination.js";
+import { hashFileRange, parseSha256Line } from "../util/hash.js";
+import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import { autoLanes } from "./lanes.js";
 import { receiptNameFor, type Receipt } from "./receipt.js";
 import { readManifestFromZip, summaryFromManifest } from "../pack/read-manifest.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "./retry.js";
+import { InlineHasher, assignLanes, pumpSegment, splitSegments, type Segment } from "./segments.js";
+
+export { pumpSegment } from "./segments.js";
 
 /** What uploadPackage needs; side effects (connection, clock) come in as parameters. */
 export interface UploadInput {
@@ -21,7 +24,7 @@ export interface UploadInput {
   /** Replace an existing remote package. */
   force?: boolean;
   retry?: RetryPolicy;
-  /** Parallel channels for one file (segments); 1 = sequential. */
+  /** Parallel channels for one file (segments); undefined = chosen from the round-trip time (src/transfer/lanes.ts). */
   connections?: number;
   emit: Emit;
   signal?: AbortSignal;
@@ -50,13 +53,10 @@ export interface UploadResult {
   durationMs: number;
   /** An interrupted earlier upload had already placed the zip; only the checks and the marker were done now. */
   completedEarlierUpload: boolean;
-}
-
-interface Segment {
-  start: number;
-  end: number;
-  /** Contiguous acknowledged bytes reach this absolute offset. */
-  done: number;
+  /** Parallel channels used for the data (the last attempt's; after any the server refused). */
+  lanes: number;
+  /** Round-trip time measured at connect, milliseconds (the basis of the automatic lane count). */
+  rttMs?: number;
 }
 
 interface Journal {
@@ -74,20 +74,8 @@ export function remoteNamesFor(zipName: string): { partial: string; parts: strin
 }
 
 /** SHA-256 of a local file range [start, end), streaming. */
-export async function hashLocalRange(path: string, start: number, end: number, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<Hash> {
-  const h = createHash("sha256");
-  if (end <= start) return h;
-  const rs = createReadStream(path, { start, end: end - 1, highWaterMark: 1024 * 1024, signal });
-  try {
-    for await (const chunk of rs as AsyncIterable<Buffer>) {
-      h.update(chunk);
-      onBytes?.(chunk.length);
-    }
-  } catch (err) {
-    if (signal?.aborted) throw new InterruptedError();
-    throw err;
-  }
-  return h;
+export function hashLocalRange(path: string, start: number, end: number, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<Hash> {
+  return hashFileRange(path, { start, end, onBytes, signal });
 }
 
 /** SHA-256 of a remote range [start, end), with many reads in flight, hashed in order. */
@@ -125,98 +113,6 @@ export async function hashRemoteRange(
   return { hash: h, bytes };
 }
 
-/** Write [seg.done, seg.end) of the local file at the same offsets, keeping `window.requests` writes in flight. */
-export function pumpSegment(
-  src: FileHandle,
-  writer: RemoteWriter,
-  seg: Segment,
-  window: { requests: number; chunkSize: number },
-  onBytes: (n: number) => void,
-  signal?: AbortSignal,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const inflight: Array<{ pos: number; len: number; acked: boolean }> = [];
-    let next = seg.done;
-    let failed = false;
-    let pumping = false;
-    let again = false;
-    if (next >= seg.end) return resolve();
-    const fail = (err: unknown) => {
-      if (failed) return;
-      failed = true;
-      signal?.removeEventListener("abort", onAbort);
-      reject(signal?.aborted ? new InterruptedError() : err);
-    };
-    const onAbort = () => fail(new InterruptedError());
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const finish = () => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    };
-    const pump = async () => {
-      if (pumping) {
-        again = true;
-        return;
-      }
-      pumping = true;
-      try {
-        do {
-          again = false;
-          while (!failed && inflight.length < window.requests && next < seg.end) {
-            const len = Math.min(window.chunkSize, seg.end - next);
-            const pos = next;
-            next += len;
-            const buf = Buffer.allocUnsafe(len);
-            let got = 0;
-            while (got < len) {
-              const { bytesRead } = await src.read(buf, got, len - got, pos + got);
-              if (bytesRead === 0) throw new InputError("PACKAGE_CHANGED", "The package got shorter while it was being uploaded");
-              got += bytesRead;
-            }
-            const rec = { pos, len, acked: false };
-            inflight.push(rec);
-            writer.write(buf, pos).then(
-              () => {
-                rec.acked = true;
-                let n = 0;
-                while (inflight.length && inflight[0]!.acked) {
-                  const r = inflight.shift()!;
-                  seg.done = r.pos + r.len;
-                  n += r.len;
-                }
-                if (n) onBytes(n);
-                if (failed) return;
-                if (seg.done >= seg.end) finish();
-                else void pump();
-              },
-              (err) => fail(err),
-            );
-          }
-        } while (again && !failed);
-      } catch (err) {
-        fail(err);
-      } finally {
-        pumping = false;
-      }
-    };
-    void pump();
-  });
-}
-
-function splitSegments(from: number, size: number, n: number, minSeg = 8 * 1024 * 1024): Segment[] {
-  const remaining = size - from;
-  const count = Math.max(1, Math.min(n, Math.floor(remaining / minSeg) || 1));
-  const segs: Segment[] = [];
-  const per = Math.ceil(remaining / count);
-  for (let i = 0; i < count; i++) {
-    const start = from + i * per;
-    const end = Math.min(size, start + per);
-    if (start < end) segs.push({ start, end, done: start });
-  }
-  if (segs.length === 0) segs.push({ start: from, end: size, done: size });
-  return segs;
-}
-
 async function readJournal(path: string): Promise<Journal | undefined> {
   try {
     const j = JSON.parse(await readFile(path, "utf8")) as Journal;
@@ -233,51 +129,148 @@ async function writeJournal(path: string, j: Journal): Promise<void> {
   await rename(tmp, path);
 }
 
-const HASH_WORKER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { createHash } = require("node:crypto");
-const { createReadStream } = require("node:fs");
-const h = createHash("sha256");
-createReadStream(workerData.path, { highWaterMark: 1024 * 1024 })
-  .on("data", (c) => h.update(c))
-  .on("error", (e) => parentPort.postMessage({ error: e.message, code: e.code }))
-  .on("end", () => parentPort.postMessage({ hex: h.digest("hex") }));
-`;
+// ---------------------------------------------------------------------------------------------------------------
+// Plan: what is uploaded, checked locally before any network work.
 
-/** SHA-256 (hex) of a whole local file, computed on a worker thread so it overlaps the upload. */
-export function hashFileInWorker(path: string, signal?: AbortSignal): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(HASH_WORKER, { eval: true, workerData: { path } });
-    const onAbort = () => void worker.terminate();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    let settled = false;
-    worker.once("message", (m: { hex?: string; error?: string; code?: string }) => {
-      settled = true;
-      signal?.removeEventListener("abort", onAbort);
-      void worker.terminate();
-      if (m.hex) resolve(m.hex);
-      else reject(describeIoError(Object.assign(new Error(m.error), { code: m.code }), "the package (reading it)"));
-    });
-    worker.once("error", (err) => {
-      settled = true;
-      reject(err);
-    });
-    worker.once("exit", () => {
-      signal?.removeEventListener("abort", onAbort);
-      if (!settled) reject(signal?.aborted ? new InterruptedError() : new Error("hash worker stopped"));
-    });
-  });
+/** The local facts of one upload. */
+interface UploadPlan {
+  packagePath: string;
+  zipName: string;
+  names: ReturnType<typeof remoteNamesFor>;
+  journalPath: string;
+  size: number;
+  mtimeMs: number;
+  /** pack's `<Name>.zip.sha256`: the package's checksum and the exact marker text; undefined = hash while sending. */
+  claimed: { sha256: string; text: Buffer } | undefined;
 }
 
 /** The package's own `<Name>.zip.sha256` (written by pack), if there is one: its hash and exact text. */
 async function readClaimedChecksum(packagePath: string): Promise<{ sha256: string; text: Buffer } | undefined> {
-  const local = packagePath + ".sha256";
-  if (!existsSync(local)) return undefined;
-  const text = await readFile(local);
-  const m = /^([0-9a-f]{64}) [ *]/i.exec(text.toString("utf8"));
-  if (!m) throw new InputError("CHECKSUM_FILE_INVALID", "The package's .sha256 file is not in sha256sum format", { hint: "Re-create the package with `scanbridge pack`." });
-  return { sha256: m[1]!.toLowerCase(), text };
+  let text: Buffer;
+  try {
+    text = await readFile(packagePath + ".sha256");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw describeIoError(err, "the package's .sha256 file");
+  }
+  const line = parseSha256Line(text.toString("utf8"));
+  if (!line) throw new InputError("CHECKSUM_FILE_INVALID", "The package's .sha256 file is not in sha256sum format", { hint: "Re-create the package with `scanbridge pack`." });
+  return { sha256: line.sha256, text };
 }
+
+async function planUpload(packagePath: string): Promise<UploadPlan> {
+  const zipName = basename(packagePath);
+  if (!/\.zip$/i.test(zipName)) throw new InputError("NOT_A_PACKAGE", "Only a scanbridge package (<Name>.zip) can be uploaded", { hint: "Run `scanbridge pack` first." });
+  let size: number;
+  let mtimeMs: number;
+  try {
+    const st = await stat(packagePath);
+    if (!st.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
+    size = st.size;
+    mtimeMs = st.mtimeMs;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new InputError("PACKAGE_NOT_FOUND", "The package file does not exist", { privateLines: [packagePath], hint: "Check the path, or run `scanbridge pack` first." });
+    }
+    throw describeIoError(err, "the package");
+  }
+  // pack's .sha256 is the package's checksum: it becomes the marker, and --verify (or the receiver) checks the
+  // bytes against it. Without one, the bytes are hashed as they are read for sending (InlineHasher).
+  const claimed = await readClaimedChecksum(packagePath);
+  return {
+    packagePath,
+    zipName,
+    names: remoteNamesFor(zipName),
+    journalPath: join(dirname(packagePath), `.${zipName}.upload.json`),
+    size,
+    mtimeMs,
+    claimed,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Segments: sending bytes over one or more channels.
+
+/** Shared state of the sending side across attempts. */
+interface SendState {
+  plan: UploadPlan;
+  emit: Emit;
+  signal?: AbortSignal;
+  label: (s: string) => string;
+  hasher: InlineHasher | undefined;
+  bytesSent: number;
+}
+
+/**
+ * Send the open parts of `segs` into `path`, the segments dealt out over `lanes` channels (each lane opens its
+ * own handle; the first one creates/truncates before the others open). With `journal`, the segments' progress is
+ * saved locally about once a second so a re-run can resume them.
+ */
+async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal }): Promise<void> {
+  const { plan, emit } = st;
+  const total = plan.size;
+  emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? `Uploading (attempt ${o.attempt})` : "Uploading") });
+  // Everything outside the still-open parts of the segments is already at the destination.
+  let done = total - segs.reduce((a, s) => a + (s.end - s.done), 0);
+  let lastEmit = 0;
+  let lastJournal = Date.now();
+  emit({ type: "progress", id: "upload", done, total, unit: "bytes" });
+  const saveJournal = () => (o.journal ? writeJournal(plan.journalPath, { ...o.journal, segments: segs }).catch(() => {}) : Promise.resolve());
+  const src = await open(plan.packagePath, "r");
+  const writers: RemoteWriter[] = [];
+  try {
+    const fst = await src.stat();
+    if (fst.size !== plan.size || fst.mtimeMs !== plan.mtimeMs) throw new InputError("PACKAGE_CHANGED", "The package changed after it was checked", { hint: "Do not edit the package while uploading it." });
+    const open_ = segs.filter((s) => s.done < s.end);
+    const byLane = assignLanes(open_.length ? open_ : segs, o.lanes);
+    // The first writer creates/truncates; the others open the same file without truncating, after it.
+    writers.push(await dest.openWrite(path, { truncate: o.truncate, lane: 0 }));
+    writers.push(...(await Promise.all(byLane.slice(1).map((_, i) => dest.openWrite(path, { truncate: false, lane: i + 1 })))));
+    const window = { requests: dest.window.requests, chunkSize: dest.window.chunkSize };
+    const onBytes = (k: number) => {
+      done += k;
+      st.bytesSent += k;
+      const t = Date.now();
+      if (t - lastEmit > 50 || done === total) {
+        lastEmit = t;
+        emit({ type: "progress", id: "upload", done, total, unit: "bytes" });
+      }
+      if (o.journal && t - lastJournal > 1000) {
+        lastJournal = t;
+        void saveJournal();
+      }
+    };
+    await Promise.all(
+      byLane.map(async (laneSegs, lane) => {
+        for (const seg of laneSegs) await pumpSegment(src, writers[lane]!, seg, window, onBytes, st.signal, st.hasher?.feed);
+      }),
+    );
+    await Promise.all(writers.splice(0).map((w) => w.close()));
+    emit({ type: "step-done", id: "upload" });
+  } catch (err) {
+    emit({ type: "step-done", id: "upload", ok: false });
+    throw err;
+  } finally {
+    await saveJournal();
+    for (const w of writers) await w.close().catch(() => {});
+    await src.close();
+  }
+}
+
+/** How many lanes this attempt uses: --connections, or chosen from the round-trip time; then what the server grants. */
+async function chooseLanes(dest: Destination, requested: number | undefined, rttMs: number, bytes: number, emit: Emit): Promise<number> {
+  const wanted = requested !== undefined ? Math.max(1, Math.floor(requested)) : autoLanes(rttMs, bytes);
+  if (wanted <= 1) return 1;
+  if (!dest.openLanes) return requested !== undefined ? wanted : 1; // a local folder: no channels to open
+  const got = await dest.openLanes(wanted);
+  if (got < wanted) {
+    emit({ type: "warn", code: "CHANNELS_LIMITED", message: `The server allowed ${got} of ${wanted} parallel channels; uploading over ${got}` });
+  }
+  return Math.max(1, got);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The whole upload: attempts (with retries) of connect → look → send → finalise, then the receipt.
 
 /**
  * Upload a package: to `.<Name>.zip.partial` (resuming what is there), check size (and SHA-256 with verify),
@@ -287,38 +280,20 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   const now = input.now ?? (() => new Date());
   const started = now();
   const emit = input.emit;
-  const policy = input.retry ?? defaultRetryPolicy;
-  const connections = Math.max(1, Math.floor(input.connections ?? 1));
-  const zipName = basename(input.packagePath);
-  const names = remoteNamesFor(zipName);
-  const journalPath = join(dirname(input.packagePath), `.${zipName}.upload.json`);
-  const label = (s: string) => (input.verbose ? `${s} ${zipName}` : s);
+  const plan = await planUpload(input.packagePath);
+  const { size, names, zipName } = plan;
+  const st: SendState = {
+    plan,
+    emit,
+    signal: input.signal,
+    label: (s: string) => (input.verbose ? `${s} ${zipName}` : s),
+    hasher: plan.claimed ? undefined : new InlineHasher(plan.packagePath),
+    bytesSent: 0,
+  };
 
-  if (!/\.zip$/i.test(zipName)) throw new InputError("NOT_A_PACKAGE", "Only a scanbridge package (<Name>.zip) can be uploaded", { hint: "Run `scanbridge pack` first." });
-  let size: number;
-  let mtimeMs: number;
-  try {
-    const st = await stat(input.packagePath);
-    if (!st.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
-    size = st.size;
-    mtimeMs = st.mtimeMs;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new InputError("PACKAGE_NOT_FOUND", "The package file does not exist", { privateLines: [input.packagePath], hint: "Check the path, or run `scanbridge pack` first." });
-    }
-    throw describeIoError(err, "the package");
-  }
-
-  // pack's .sha256 is the package's checksum: it becomes the marker, and --verify (or the receiver) checks the
-  // bytes against it. Without one, hash on another core while the upload runs.
-  const claimed = await readClaimedChecksum(input.packagePath);
-  const hashing = claimed ? undefined : hashFileInWorker(input.packagePath, input.signal);
-  hashing?.catch(() => {});
-
-  let sha256 = claimed?.sha256 ?? "";
-  let marker: Buffer = claimed?.text ?? Buffer.alloc(0);
+  let sha256 = plan.claimed?.sha256 ?? "";
+  let marker: Buffer = plan.claimed?.text ?? Buffer.alloc(0);
   let resumedFrom = -1;
-  let bytesSent = 0;
   let placement: UploadResult["placement"] = "atomic-rename";
   let completedEarlier = false;
   // Parallel segments survive retries in memory and re-runs through the local journal.
@@ -330,6 +305,19 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   let inPlace = false;
   let destUrl = "";
   let remoteFinal = "";
+  let lanes = 1;
+  let rttMs: number | undefined;
+
+  /** The package's SHA-256: pack's, or the one hashed while sending (reading from disk only what was not sent now). */
+  const packageHash = async (): Promise<string> => {
+    if (!sha256 && st.hasher) {
+      emit({ type: "step", id: "upload-hash", label: "Computing the package checksum" });
+      sha256 = await st.hasher.digest(size, input.signal);
+      marker = Buffer.from(`${sha256}  ${zipName}\n`, "utf8");
+      emit({ type: "step-done", id: "upload-hash" });
+    }
+    return sha256;
+  };
 
   const attempt = async (n: number): Promise<void> => {
     const dest = await input.connect();
@@ -338,14 +326,28 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       destUrl = dest.url;
       remoteFinal = finalPath;
       const markerPath = dest.pathOf(names.marker);
-      if (!folderReady) {
-        await dest.mkdirp(dest.folder);
-        folderReady = true;
-      }
       const partsPath = dest.pathOf(names.parts);
       const partialPath = dest.pathOf(names.partial);
-      // One round trip for all three questions: on a 150 ms link every sequential request costs.
-      const [finalStat, partsStat, partialStat] = await Promise.all([dest.stat(finalPath), dest.stat(partsPath), dest.stat(partialPath)]);
+      // One round trip for the folder and all three questions (on a 150 ms link every sequential request costs);
+      // the round trips are timed: the fastest is the link's RTT, which sizes the parallel channels.
+      const timed = <T>(p: Promise<T>): Promise<T> => {
+        const t0 = performance.now();
+        return p.then((v) => {
+          const ms = performance.now() - t0;
+          rttMs = rttMs === undefined ? ms : Math.min(rttMs, ms);
+          return v;
+        });
+      };
+      const [folderStat, finalStat, partsStat, partialStat] = await Promise.all([
+        folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
+        timed(dest.stat(finalPath)),
+        dest.stat(partsPath),
+        dest.stat(partialPath),
+      ]);
+      if (!folderReady) {
+        if (!folderStat?.isDirectory) await dest.mkdirp(dest.folder);
+        folderReady = true;
+      }
       if (finalStat && !input.force && !placed && !inPlace) {
         const markerThere = await dest.exists(markerPath);
         if (!markerThere && finalStat.size === size) {
@@ -364,7 +366,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       if (inPlace && !placed) {
         // A retry of an in-place upload: the final name is the partial; resume it after the same checks.
         let from = finalStat && finalStat.size <= size ? finalStat.size : 0;
-        if (from > 0 && !(await checkPrefix(dest, finalPath, input.packagePath, from, Boolean(input.verify), emit, input.signal))) from = 0;
+        if (from > 0 && !(await checkPrefix(dest, finalPath, plan.packagePath, from, Boolean(input.verify), emit, input.signal, st.hasher))) from = 0;
         await writeInPlace(dest, finalPath, from);
         if (partialStat) await dest.remove(partialPath).catch(() => {});
         if (partsStat) await dest.remove(partsPath).catch(() => {});
@@ -372,80 +374,20 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         placedNow = true;
       }
       let workPath: string;
-      if (placed) {
+      if (placed || completedEarlier) {
         workPath = finalPath;
-      } else if (completedEarlier) {
-        workPath = finalPath;
-        if (resumedFrom < 0) resumedFrom = size;
+        if (completedEarlier && resumedFrom < 0) resumedFrom = size;
       } else {
-        if (!segments) {
-          const journal = await readJournal(journalPath);
-          if (journal && partsStat && journal.url === dest.url && journal.remotePath === finalPath && journal.size === size && journal.mtimeMs === mtimeMs) {
-            segments = journal.segments;
-          } else if (partsStat) {
-            // Parallel segments without their journal may hold holes: never trust them.
-            await dest.remove(partsPath);
-          }
-        }
-        let truncate = false;
-        if (segments) {
-          workPath = partsPath;
-        } else {
-          workPath = partialPath;
-          const partial = partialStat;
-          let from = partial && !partial.isDirectory ? partial.size : 0;
-          if (from > size) {
-            emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination is larger than the package; starting over" });
-            from = 0;
-          } else if (from > 0) {
-            const ok = await checkPrefix(dest, partialPath, input.packagePath, from, Boolean(input.verify), emit, input.signal);
-            if (!ok) {
-              emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination does not match the package; starting over" });
-              from = 0;
-            }
-          }
-          truncate = from === 0;
-          if (resumedFrom < 0) resumedFrom = from;
-          if (connections > 1 && from === 0 && size >= 16 * 1024 * 1024) {
-            segments = splitSegments(0, size, connections);
-            workPath = partsPath;
-            truncate = true;
-          } else {
-            segments = undefined;
-            const seg: Segment = { start: from, end: size, done: from };
-            await sendSegments(dest, workPath, [seg], truncate);
-          }
-        }
-        if (segments) {
-          if (resumedFrom < 0) resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
-          await writeJournal(journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: finalPath, size, mtimeMs, segments });
-          await sendSegments(dest, workPath, segments, truncate, true);
-        }
-
-        const st = await dest.stat(workPath);
-        if (!st || st.size !== size) {
-          await dest.remove(workPath);
-          segments = undefined;
-          // Retryable: the next attempt starts over from nothing.
-          throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", `The uploaded file has ${st?.size ?? 0} bytes at the destination, expected ${size}; it was removed`, {
-            hint: "Run the upload again; if it happens again, the server is damaging uploads.",
-            retryable: true,
-          });
-        }
+        workPath = await sendData(dest, { finalPath, partsPath, partialPath, partsStat, partialStat });
       }
 
-      if (!sha256 && hashing) {
-        emit({ type: "step", id: "upload-hash", label: "Computing the package checksum" });
-        sha256 = await hashing;
-        marker = Buffer.from(`${sha256}  ${zipName}\n`, "utf8");
-        emit({ type: "step-done", id: "upload-hash" });
-      }
+      await packageHash();
 
       // A zip an earlier run left without its marker is completed only after its content is checked.
       if ((input.verify || completedEarlier) && !placed) {
         await verifyRemote(dest, workPath, size, sha256, emit, input.signal, async () => {
           // Whose fault? Hash the local package: a damaged package is an input problem, not the server's.
-          const local = (await hashLocalRange(input.packagePath, 0, size, undefined, input.signal)).digest("hex");
+          const local = (await hashFileRange(plan.packagePath, { signal: input.signal })).digest("hex");
           if (!completedEarlier) {
             await dest.remove(workPath);
             segments = undefined;
@@ -463,95 +405,115 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         // An earlier attempt moved the file into place and lost the connection before the marker.
         if (!placedNow && finalStat?.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file changed at the destination before it was marked complete");
       } else if (!completedEarlier) {
-        if (finalStat && input.force) await dest.remove(markerPath); // The old package must not look complete while it is replaced.
-        emit({ type: "step", id: "upload-finish", label: "Moving into place" });
-        try {
-          const r = await dest.rename(workPath, finalPath);
-          placement = r.atomic ? "atomic-rename" : "rename";
-        } catch (err) {
-          if (!(err instanceof NetworkError && err.code === "REMOTE_PERMISSION_DENIED")) throw err;
-          // Some drop boxes forbid renames: write the final name directly, then verify it the same way.
-          emit({ type: "warn", code: "RENAME_FORBIDDEN", message: "The server does not allow renaming; uploading directly under the final name" });
-          placement = "in-place";
-          inPlace = true;
-          await dest.remove(markerPath).catch(() => {});
-          await writeInPlace(dest, finalPath, 0);
-          await dest.remove(workPath).catch(() => {});
-        }
-        emit({ type: "step-done", id: "upload-finish" });
+        await finalise(dest, workPath, finalPath, markerPath, Boolean(finalStat));
       }
       placed = true;
       await dest.writeSmall(markerPath, marker);
       const m = await dest.stat(markerPath);
       if (!m || m.size !== marker.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
-      await unlink(journalPath).catch(() => {});
-      void n;
+      await unlink(plan.journalPath).catch(() => {});
     } finally {
       await dest.close().catch(() => {});
     }
 
+    /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
+    async function sendData(dest: Destination, p: { finalPath: string; partsPath: string; partialPath: string; partsStat?: RemoteStat; partialStat?: RemoteStat }): Promise<string> {
+      if (!segments) {
+        const journal = await readJournal(plan.journalPath);
+        if (journal && p.partsStat && journal.url === dest.url && journal.remotePath === p.finalPath && journal.size === size && journal.mtimeMs === plan.mtimeMs) {
+          segments = journal.segments;
+        } else if (p.partsStat) {
+          // Parallel segments without their journal may hold holes: never trust them.
+          await dest.remove(p.partsPath);
+        }
+      }
+      let workPath: string;
+      let truncate = false;
+      if (segments) {
+        workPath = p.partsPath;
+      } else {
+        workPath = p.partialPath;
+        let from = p.partialStat && !p.partialStat.isDirectory ? p.partialStat.size : 0;
+        if (from > size) {
+          emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination is larger than the package; starting over" });
+          from = 0;
+        } else if (from > 0) {
+          const ok = await checkPrefix(dest, p.partialPath, plan.packagePath, from, Boolean(input.verify), emit, input.signal, st.hasher);
+          if (!ok) {
+            emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination does not match the package; starting over" });
+            from = 0;
+          }
+        }
+        truncate = from === 0;
+        if (resumedFrom < 0) resumedFrom = from;
+        lanes = from === 0 ? await chooseLanes(dest, input.connections, rttMs ?? 0, size, emit) : 1;
+        if (lanes > 1) {
+          segments = splitSegments(0, size, lanes);
+          workPath = p.partsPath;
+          truncate = true;
+        } else {
+          // One channel, in order: the checksum (when pack wrote none) is computed from these very reads.
+          await st.hasher?.catchUp(from, input.signal);
+          await sendSegments(st, dest, workPath, [{ start: from, end: size, done: from }], { truncate, lanes: 1, attempt: n });
+          return workPath;
+        }
+      }
+      if (resumedFrom < 0) resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
+      const openBytes = segments.reduce((a, s) => a + (s.end - s.done), 0);
+      if (!truncate) lanes = await chooseLanes(dest, input.connections ?? segments.length, rttMs ?? 0, openBytes, emit);
+      const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
+      await writeJournal(plan.journalPath, journal);
+      await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal });
+
+      const there = await dest.stat(workPath);
+      if (!there || there.size !== size) {
+        await dest.remove(workPath);
+        segments = undefined;
+        // Retryable: the next attempt starts over from nothing.
+        throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", `The uploaded file has ${there?.size ?? 0} bytes at the destination, expected ${size}; it was removed`, {
+          hint: "Run the upload again; if it happens again, the server is damaging uploads.",
+          retryable: true,
+        });
+      }
+      return workPath;
+    }
+
     async function writeInPlace(dest: Destination, finalPath: string, from: number): Promise<void> {
-      await sendSegments(dest, finalPath, [{ start: from, end: size, done: from }], from === 0);
-      const st = await dest.stat(finalPath);
-      if (!st || st.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file has the wrong size at the destination", { retryable: true });
+      await st.hasher?.catchUp(from, input.signal);
+      await sendSegments(st, dest, finalPath, [{ start: from, end: size, done: from }], { truncate: from === 0, lanes: 1, attempt: n });
+      const there = await dest.stat(finalPath);
+      if (!there || there.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file has the wrong size at the destination", { retryable: true });
       if (input.verify) {
-        await verifyRemote(dest, finalPath, size, sha256, emit, input.signal, async () => {
+        await verifyRemote(dest, finalPath, size, await packageHash(), emit, input.signal, async () => {
           await dest.remove(finalPath);
           return undefined;
         });
       }
     }
 
-    async function sendSegments(dest: Destination, path: string, segs: Segment[], truncate: boolean, journal = false): Promise<void> {
-      const total = size;
-      emit({ type: "step", id: "upload", label: label(n > 1 ? `Uploading (attempt ${n})` : "Uploading") });
-      // Everything outside the still-open parts of the segments is already at the destination.
-      let done = size - segs.reduce((a, s) => a + (s.end - s.done), 0);
-      let lastEmit = 0;
-      let lastJournal = Date.now();
-      emit({ type: "progress", id: "upload", done, total, unit: "bytes" });
-      const src = await open(input.packagePath, "r");
-      const writers: RemoteWriter[] = [];
+    /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
+    async function finalise(dest: Destination, workPath: string, finalPath: string, markerPath: string, replacing: boolean): Promise<void> {
+      if (replacing && input.force) await dest.remove(markerPath); // The old package must not look complete while it is replaced.
+      emit({ type: "step", id: "upload-finish", label: "Moving into place" });
       try {
-        const st = await src.stat();
-        if (st.size !== size || st.mtimeMs !== mtimeMs) throw new InputError("PACKAGE_CHANGED", "The package changed after it was checked", { hint: "Do not edit the package while uploading it." });
-        // The first writer creates/truncates; the others open the same file without truncating.
-        const first = await dest.openWrite(path, { truncate, lane: 0 });
-        writers.push(first);
-        writers.push(...(await Promise.all(segs.slice(1).map((_, i) => dest.openWrite(path, { truncate: false, lane: i + 1 })))));
-        const perWindow = { requests: dest.window.requests, chunkSize: dest.window.chunkSize };
-        await Promise.all(
-          segs.map((seg, i) =>
-            pumpSegment(src, writers[i]!, seg, perWindow, (k) => {
-              done += k;
-              bytesSent += k;
-              const t = Date.now();
-              if (t - lastEmit > 50 || done === total) {
-                lastEmit = t;
-                emit({ type: "progress", id: "upload", done, total, unit: "bytes" });
-              }
-              if (journal && t - lastJournal > 1000) {
-                lastJournal = t;
-                void writeJournal(journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: dest.pathOf(names.final), size, mtimeMs, segments: segs }).catch(() => {});
-              }
-            }, input.signal),
-          ),
-        );
-        await Promise.all(writers.splice(0).map((w) => w.close()));
-        emit({ type: "step-done", id: "upload" });
+        const r = await dest.rename(workPath, finalPath);
+        placement = r.atomic ? "atomic-rename" : "rename";
       } catch (err) {
-        emit({ type: "step-done", id: "upload", ok: false });
-        throw err;
-      } finally {
-        if (journal) await writeJournal(journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: dest.pathOf(names.final), size, mtimeMs, segments: segs }).catch(() => {});
-        for (const w of writers) await w.close().catch(() => {});
-        await src.close();
+        if (!(err instanceof NetworkError && err.code === "REMOTE_PERMISSION_DENIED")) throw err;
+        // Some drop boxes forbid renames: write the final name directly, then verify it the same way.
+        emit({ type: "warn", code: "RENAME_FORBIDDEN", message: "The server does not allow renaming; uploading directly under the final name" });
+        placement = "in-place";
+        inPlace = true;
+        await dest.remove(markerPath).catch(() => {});
+        await writeInPlace(dest, finalPath, 0);
+        await dest.remove(workPath).catch(() => {});
       }
+      emit({ type: "step-done", id: "upload-finish" });
     }
   };
 
   const { attempts } = await withRetries(attempt, {
-    policy,
+    policy: input.retry ?? defaultRetryPolicy,
     signal: input.signal,
     onRetry: ({ attempt: a, delayMs, error }) => {
       const why = error instanceof ScanbridgeError ? error.message : (error as Error)?.message ?? String(error);
@@ -562,52 +524,72 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   });
 
   const finished = now();
-  // Counts and studies for the coordinators' notification (no names): from the package's own manifest.
-  const summary = await readManifestFromZip(input.packagePath).then(summaryFromManifest, () => undefined);
-  const receipt: Receipt = {
-    format: "scanbridge-receipt",
-    formatVersion: 1,
-    package: zipName,
-    destination: destUrl,
-    remotePath: remoteFinal,
-    size,
-    sha256,
-    verified: input.verify || completedEarlier ? "sha256" : "size",
-    attempts,
-    resumedFrom: resumedFrom > 0 ? resumedFrom : undefined,
-    startedAt: started.toISOString(),
-    finishedAt: finished.toISOString(),
-    ...(summary ? { summary } : {}),
-  };
-  let receiptPath: string | undefined;
-  if (input.writeReceipt !== false) {
-    receiptPath = join(dirname(input.packagePath), receiptNameFor(zipName));
-    try {
-      const tmp = `${receiptPath}.tmp-${randomBytes(4).toString("hex")}`;
-      // The receipt names the package, i.e. the patient: readable by the user only.
-      await writeFile(tmp, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
-      await rename(tmp, receiptPath);
-    } catch (err) {
-      throw describeIoError(err, "the upload receipt");
-    }
-  }
+  const receipt = await receiptFor(plan, {
+    destination: destUrl, remotePath: remoteFinal, sha256, verified: input.verify || completedEarlier ? "sha256" : "size",
+    attempts, resumedFrom, startedAt: started, finishedAt: finished,
+  });
+  const receiptPath = input.writeReceipt !== false ? await writeReceipt(plan, receipt) : undefined;
   return {
     receipt,
     receiptPath,
     remotePath: remoteFinal,
     size,
     sha256,
-    bytesSent,
+    bytesSent: st.bytesSent,
     resumedFrom: Math.max(0, resumedFrom),
     attempts,
     verified: receipt.verified,
     placement,
     durationMs: finished.getTime() - started.getTime(),
     completedEarlierUpload: completedEarlier,
+    lanes,
+    ...(rttMs !== undefined ? { rttMs: Math.round(rttMs * 10) / 10 } : {}),
   };
 }
 
-async function checkPrefix(dest: Destination, remotePath: string, localPath: string, length: number, byHash: boolean, emit: Emit, signal?: AbortSignal): Promise<boolean> {
+// ---------------------------------------------------------------------------------------------------------------
+// Finalise: receipt, prefix and read-back checks.
+
+async function receiptFor(plan: UploadPlan, r: {
+  destination: string; remotePath: string; sha256: string; verified: "size" | "sha256"; attempts: number; resumedFrom: number; startedAt: Date; finishedAt: Date;
+}): Promise<Receipt> {
+  // Counts and studies for the coordinators' notification (no names): from the package's own manifest.
+  const summary = await readManifestFromZip(plan.packagePath).then(summaryFromManifest, () => undefined);
+  return {
+    format: "scanbridge-receipt",
+    formatVersion: 1,
+    package: plan.zipName,
+    destination: r.destination,
+    remotePath: r.remotePath,
+    size: plan.size,
+    sha256: r.sha256,
+    verified: r.verified,
+    attempts: r.attempts,
+    resumedFrom: r.resumedFrom > 0 ? r.resumedFrom : undefined,
+    startedAt: r.startedAt.toISOString(),
+    finishedAt: r.finishedAt.toISOString(),
+    ...(summary ? { summary } : {}),
+  };
+}
+
+async function writeReceipt(plan: UploadPlan, receipt: Receipt): Promise<string> {
+  const receiptPath = join(dirname(plan.packagePath), receiptNameFor(plan.zipName));
+  try {
+    const tmp = `${receiptPath}.tmp-${randomBytes(4).toString("hex")}`;
+    // The receipt names the package, i.e. the patient: readable by the user only.
+    await writeFile(tmp, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
+    await rename(tmp, receiptPath);
+  } catch (err) {
+    throw describeIoError(err, "the upload receipt");
+  }
+  return receiptPath;
+}
+
+/**
+ * Whether the first `length` bytes at the destination are this package's: by SHA-256 with --verify (the local
+ * prefix hash is then handed to `hasher`, so those bytes are not read again), else by the last 256 KiB.
+ */
+async function checkPrefix(dest: Destination, remotePath: string, localPath: string, length: number, byHash: boolean, emit: Emit, signal?: AbortSignal, hasher?: InlineHasher): Promise<boolean> {
   const reader = await dest.openRead(remotePath);
   try {
     if (byHash) {
@@ -617,9 +599,11 @@ async function checkPrefix(dest: Destination, remotePath: string, localPath: str
         done += k;
         emit({ type: "progress", id: "upload-resume-check", done, total: length, unit: "bytes" });
       }, signal);
-      const local = await hashLocalRange(localPath, 0, length, undefined, signal);
+      const local = await hashFileRange(localPath, { end: length, signal });
       emit({ type: "step-done", id: "upload-resume-check" });
-      return remote.bytes === length && remote.hash.digest("hex") === local.digest("hex");
+      const same = remote.bytes === length && remote.hash.digest("hex") === local.copy().digest("hex");
+      if (same) hasher?.adopt(local, length);
+      return same;
     }
     // Without --verify, compare the last bytes of the partial: cheap, and catches a different package of the same name.
     const tail = Math.min(length, 256 * 1024);

@@ -11,7 +11,7 @@ import { join } from "node:path";
 export interface SshdOptions {
   /** Use PAM (enables keyboard-interactive password prompts). Default false. */
   usePam?: boolean;
-  /** Extra sshd_config lines. */
+  /** Extra sshd_config lines; they take precedence over the defaults (sshd keeps a keyword's first value). No Match blocks. */
   extraConfig?: string[];
   /** The sftp subsystem command. Default "internal-sftp"; e.g. "internal-sftp -P rename,posix-rename" to forbid renames. */
   subsystem?: string;
@@ -136,6 +136,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdServer> {
   for (let tries = 0; tries < 5; tries++) {
     const port = await freePort();
     const config = [
+      // sshd keeps the first value of a keyword: the caller's lines come first so they override the defaults below.
+      ...(opts.extraConfig ?? []),
       `Port ${port}`,
       "ListenAddress 127.0.0.1",
       `HostKey ${hostKey}`,
@@ -153,7 +155,6 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdServer> {
       "MaxStartups 100:30:200",
       "MaxSessions 50",
       "MaxAuthTries 6",
-      ...(opts.extraConfig ?? []),
     ].join("\n");
     const cfgPath = join(dir, "sshd_config");
     writeFileSync(cfgPath, config + "\n");

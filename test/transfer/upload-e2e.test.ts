@@ -278,7 +278,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     const relay = await startRelay(sshd.port, { cuts: [0.5 * size] });
     const kh = join(work, "kh-relay2");
     writeFileSync(kh, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
-    const args = ["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/rerun`, "--identity", sshd.privateKeyPath, "--known-hosts", kh, "--verify", "--retries", "0"];
+    const args = ["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/rerun`, "--identity", sshd.privateKeyPath, "--known-hosts", kh, "--verify", "--retries", "0", "--connections", "1"];
     try {
       const first = await run(args, userEnv());
       expect(first.code).toBe(5);
@@ -392,7 +392,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     const relay = await startRelay(sshd.port, { rate: 8 * 1024 * 1024 });
     const kh = join(work, "kh-relay4");
     writeFileSync(kh, `[127.0.0.1]:${relay.port} ${sshd.hostPublicKey}\n`);
-    const args = ["upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/ctrlc`, "--identity", sshd.privateKeyPath, "--known-hosts", kh];
+    const args = ["upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/ctrlc`, "--identity", sshd.privateKeyPath, "--known-hosts", kh, "--connections", "1"];
     const dir = join(sshd.home, "ctrlc");
     const partial = join(dir, `.${PATIENT}.zip.partial`);
     try {
@@ -407,7 +407,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
       expect(readdirSync(dir)).toEqual([`.${PATIENT}.zip.partial`]);
       const partSize = statSync(partial).size;
       expect(partSize).toBeLessThan(size);
-      const again = await run(["--json", "upload", pkg.path, "--to", sshd.url("ctrlc"), ...keyArgs(), "--verify"], userEnv());
+      const again = await run(["--json", "upload", pkg.path, "--to", sshd.url("ctrlc"), ...keyArgs(), "--verify", "--connections", "1"], userEnv());
       expect(again.code, again.stdout).toBe(0);
       expect(again.json!.resumedFrom).toBeGreaterThanOrEqual(partSize);
       expect(sha(join(dir, `${PATIENT}.zip`))).toBe(pkg.sha256);

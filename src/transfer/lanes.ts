@@ -1,0 +1,30 @@
+/**
+ * How many parallel SFTP channels ("lanes") one upload uses when --connections is not given.
+ *
+ * One SFTP channel moves at most its flow-control window per round trip: OpenSSH grants 2 MiB per session channel,
+ * so one channel tops out near 2 MiB / RTT (about 13 MB/s at 150 ms, less in practice), whatever the line could
+ * carry. On a LAN or loopback the round trip is well under a millisecond and one channel is CPU-bound: more
+ * channels only cost CPU. So: one lane below LAN_RTT_MS; otherwise enough lanes that their windows cover
+ * TARGET_BYTES_PER_SEC at the measured round-trip time, capped at MAX_AUTO_LANES, and never more lanes than
+ * there are MIN_SEGMENT_BYTES pieces of the file to send. The server may still refuse some channels
+ * (MaxSessions): the upload then uses the ones it got.
+ */
+
+/** Below this round-trip time the link is local: one channel. */
+export const LAN_RTT_MS = 15;
+/** OpenSSH's window per session channel (CHAN_SES_WINDOW_DEFAULT). */
+export const CHANNEL_WINDOW_BYTES = 2 * 1024 * 1024;
+/** The throughput the channels' windows should be able to carry together (a fast home or office uplink). */
+export const TARGET_BYTES_PER_SEC = 80e6;
+/** Most channels chosen automatically (OpenSSH's default MaxSessions is 10). */
+export const MAX_AUTO_LANES = 8;
+/** Smallest piece of a file worth its own channel. */
+export const MIN_SEGMENT_BYTES = 8 * 1024 * 1024;
+
+/** Lanes for `bytes` still to send over a link with this round-trip time (milliseconds). */
+export function autoLanes(rttMs: number, bytes: number): number {
+  if (!(rttMs >= LAN_RTT_MS)) return 1;
+  const forWindow = Math.ceil((TARGET_BYTES_PER_SEC * (rttMs / 1000)) / CHANNEL_WINDOW_BYTES);
+  const forSize = Math.max(1, Math.floor(bytes / MIN_SEGMENT_BYTES));
+  return Math.max(1, Math.min(MAX_AUTO_LANES, forWindow, forSize));
+}
