@@ -28,14 +28,18 @@ export interface InstanceRef {
 
 /** Options of stowInstances. */
 export interface StowOptions {
-  /** Instances per STOW-RS request (default 50). */
+  /** Most instances per STOW-RS request (default 50). */
   batchSize?: number;
-  /** Most bytes per request; a batch is cut earlier when it would pass this (default 256 MB). */
+  /** Most bytes per request: a batch is cut earlier when it would pass this (default 16 MB). */
   batchBytes?: number;
+  /** STOW-RS requests in flight at once (default 3; each on its own keep-alive connection). */
+  parallel?: number;
   retry?: RetryPolicy;
   signal?: AbortSignal;
   onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
   onBatch?: (info: { sent: number; total: number }) => void;
+  /** Called once every instance of a series has been stored (its batches answered): confirmation can start. */
+  onSeriesStored?: (study: string, series: string) => void;
 }
 
 /** What a STOW-RS run did. */
@@ -63,32 +67,88 @@ export function parseDicomwebUrl(raw: string): URL {
 
 const CRLF = "\r\n";
 
+/** Keep-alive agents shared by the parallel requests (one connection per request in flight). */
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 8 }), https: new https.Agent({ keepAlive: true, maxSockets: 8 }) };
+
 /**
- * Send instances with STOW-RS: multipart/related; type="application/dicom", in batches, each file streamed from
- * disk (Content-Length computed up front). A failed request is retried with backoff when retryable (network errors,
- * 408/429/5xx); 401/403 and other 4xx are not. Re-sending an instance the server already holds is harmless.
+ * Send instances with STOW-RS: multipart/related; type="application/dicom", in batches cut by count and by bytes,
+ * `parallel` requests in flight, each file streamed from disk (Content-Length computed up front). A failed request
+ * is retried with backoff when retryable (network errors, 408/429/5xx); 401/403 and other 4xx are not, and stop
+ * the run. Re-sending an instance the server already holds is harmless.
  */
 export async function stowInstances(target: DicomwebTarget, instances: readonly InstanceRef[], opts: StowOptions = {}): Promise<StowResult> {
   const batchSize = Math.max(1, opts.batchSize ?? 50);
-  const batchBytes = Math.max(1, opts.batchBytes ?? 256e6);
+  const batchBytes = Math.max(1, opts.batchBytes ?? 16e6);
+  const parallel = Math.max(1, Math.min(8, opts.parallel ?? 3));
   const sizes = await Promise.all(instances.map(async (i) => (await stat(i.path)).size));
-  const result: StowResult = { sent: 0, requests: 0, attempts: 0, failed: [] };
-  let start = 0;
-  while (start < instances.length) {
+  const batches: Array<{ start: number; end: number }> = [];
+  for (let start = 0; start < instances.length; ) {
     let end = start + 1;
     let bytes = sizes[start]!;
     while (end < instances.length && end - start < batchSize && bytes + sizes[end]! <= batchBytes) bytes += sizes[end++]!;
-    const batch = instances.slice(start, end);
-    const batchSizes = sizes.slice(start, end);
-    const { value, attempts } = await withRetries(() => postBatch(target, batch, batchSizes, opts.signal), { policy: opts.retry ?? defaultRetryPolicy, signal: opts.signal, onRetry: opts.onRetry });
-    result.requests++;
-    result.attempts += attempts;
-    result.sent += batch.length;
-    result.failed.push(...value);
-    opts.onBatch?.({ sent: result.sent, total: instances.length });
+    batches.push({ start, end });
     start = end;
   }
+  // Series complete when all their instances' batches are answered.
+  const seriesKey = (i: InstanceRef) => `${i.studyInstanceUid}\0${i.seriesInstanceUid}`;
+  const pendingBySeries = new Map<string, number>();
+  for (const i of instances) pendingBySeries.set(seriesKey(i), (pendingBySeries.get(seriesKey(i)) ?? 0) + 1);
+  const result: StowResult = { sent: 0, requests: 0, attempts: 0, failed: [] };
+  let next = 0;
+  let stop: unknown;
+  const worker = async () => {
+    while (stop === undefined && next < batches.length) {
+      const { start, end } = batches[next++]!;
+      const batch = instances.slice(start, end);
+      try {
+        const { value, attempts } = await withRetries(() => postBatch(target, batch, sizes.slice(start, end), opts.signal), { policy: opts.retry ?? defaultRetryPolicy, signal: opts.signal, onRetry: opts.onRetry });
+        result.requests++;
+        result.attempts += attempts;
+        result.sent += batch.length;
+        result.failed.push(...value);
+      } catch (err) {
+        stop ??= err;
+        return;
+      }
+      opts.onBatch?.({ sent: result.sent, total: instances.length });
+      for (const i of batch) {
+        const k = seriesKey(i);
+        const left = pendingBySeries.get(k)! - 1;
+        pendingBySeries.set(k, left);
+        if (left === 0) opts.onSeriesStored?.(i.studyInstanceUid, i.seriesInstanceUid);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, batches.length) }, worker));
+  if (stop !== undefined) throw stop;
   return result;
+}
+
+/**
+ * STOW-RS then QIDO-RS, overlapped: each series is confirmed as soon as all its instances are stored, while the
+ * other series are still being sent.
+ */
+export async function stowAndConfirm(target: DicomwebTarget, instances: readonly InstanceRef[], opts: StowOptions & { pageSize?: number } = {}): Promise<{ stow: StowResult; confirm: ConfirmResult }> {
+  const confirms: Array<Promise<ConfirmResult>> = [];
+  const bySeries = new Map<string, InstanceRef[]>();
+  for (const i of instances) {
+    const k = `${i.studyInstanceUid}\0${i.seriesInstanceUid}`;
+    bySeries.set(k, [...(bySeries.get(k) ?? []), i]);
+  }
+  const stow = await stowInstances(target, instances, {
+    ...opts,
+    onSeriesStored: (study, series) => {
+      opts.onSeriesStored?.(study, series);
+      const p = confirmInstances(target, bySeries.get(`${study}\0${series}`) ?? [], { retry: opts.retry, signal: opts.signal, pageSize: opts.pageSize });
+      p.catch(() => {}); // awaited below
+      confirms.push(p);
+    },
+  }).catch(async (err: unknown) => {
+    await Promise.allSettled(confirms);
+    throw err;
+  });
+  const parts = await Promise.all(confirms);
+  return { stow, confirm: { confirmed: parts.reduce((a, c) => a + c.confirmed, 0), missing: parts.flatMap((c) => c.missing) } };
 }
 
 /** POST one STOW-RS request; returns the SOP Instance UIDs the server reports as failed. */
@@ -212,7 +272,7 @@ function request(
   if (target.auth?.kind === "bearer") headers.Authorization = `Bearer ${target.auth.token}`;
   const lib = url.protocol === "https:" ? https : http;
   return new Promise((resolve, reject) => {
-    const req = lib.request(url, { method, headers, signal: o.signal, timeout: target.timeoutMs ?? 60_000, ...(url.protocol === "https:" ? { rejectUnauthorized: true, ...(target.ca ? { ca: target.ca } : {}) } : {}) }, (res) => {
+    const req = lib.request(url, { method, headers, signal: o.signal, agent: url.protocol === "https:" && !target.ca ? agents.https : url.protocol === "https:" ? undefined : agents.http, timeout: target.timeoutMs ?? 60_000, ...(url.protocol === "https:" ? { rejectUnauthorized: true, ...(target.ca ? { ca: target.ca } : {}) } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));

@@ -6,7 +6,7 @@ import { errorCode, RemoteVerificationError, retryClassOf, type RetryClass } fro
 import { readDicomHeader } from "../dicom/read.js";
 import type { RetryPolicy } from "../transfer/retry.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
-import { confirmInstances, stowInstances, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
+import { stowAndConfirm, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
 import { decideReconciliation, reconcileFileFor, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
 
 /** Forwarding settings of a watch (already validated). */
@@ -146,8 +146,8 @@ export async function forwardOne(stateDir: string, entry: ForwardEntry, opts: Fo
       dispose = copies.dispose;
       reconciled = true;
     }
-    const stow = await stowInstances(opts.target, toSend, { batchSize: opts.batchSize, signal, retry });
-    const confirm = await confirmInstances(opts.target, toSend, { signal, retry });
+    // STOW-RS requests in parallel; each series confirmed with QIDO-RS as soon as it is stored (src/forward/dicomweb.ts).
+    const { stow, confirm } = await stowAndConfirm(opts.target, toSend, { batchSize: opts.batchSize, signal, retry });
     if (stow.failed.length > 0 || confirm.missing.length > 0) {
       throw new RemoteVerificationError("FORWARD_NOT_CONFIRMED", `${confirm.missing.length} of ${instances.length} instances not confirmed by QIDO-RS${stow.failed.length ? `, ${stow.failed.length} refused by STOW-RS` : ""}`, { retryClass: "retry" });
     }
