@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Benchmark: `scanbridge pack` against Info-ZIP `zip -r` and `7z a -tzip` at equal compression level, deflate and
-// store, plus a plain read of the same bytes; header inspection on and off; DICOM header reading next to dcmdump.
-// Data: about 1 GB of synthetic CT-like DICOM in about 2,000 files, generated once into .bench-cache/.
-// Usage: npm run bench:pack [-- --size-mb 1000 --files 2000 --rounds 1]
+// Benchmark: `scanbridge pack` against Info-ZIP `zip -r` and `7z a -tzip` (2 threads) at equal compression level,
+// deflate and store, on several kinds of data of different compressibility, in the same run; plus a plain read.
+// Kinds: smooth (CT-like, little noise), noisy (CT-like, 10 bits of noise), mixed (CT-like DICOM with JPEG and
+// PDF files, i.e. already-compressed content), ct (the earlier bundled data). Generated once into .bench-cache/.
+// Store mode is reported with and without the final fsync (pack --json gives its timings).
+// Usage: npm run bench:pack [-- --size-mb 300 --files 600 --rounds 2 --kinds smooth,noisy,mixed --inspection]
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
@@ -13,11 +15,13 @@ const arg = (name, def) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
-const SIZE_MB = arg("size-mb", 1000);
-const FILES = arg("files", 2000);
+const SIZE_MB = arg("size-mb", 300);
+const FILES = arg("files", 600);
 const ROUNDS = arg("rounds", 1);
+const KINDS = (process.argv.includes("--kinds") ? process.argv[process.argv.indexOf("--kinds") + 1] : "smooth,noisy,mixed").split(",");
+const INSPECTION = process.argv.includes("--inspection");
 const CACHE = join(ROOT, ".bench-cache");
-const DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
+let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
 const BIN = join(ROOT, "bin", "scanbridge.js");
 const TIME = "/usr/bin/time";
@@ -29,7 +33,7 @@ function need(bin, pkg) {
 }
 
 /** CT-like 16-bit pixels: smooth anatomy-like field plus noise, 12 bits used, like a real CT slice. */
-function ctSlice(seed, bytes) {
+function ctSlice(seed, bytes, noiseMask = 0x1f) {
   const px = new Uint16Array(bytes / 2);
   const side = Math.round(Math.sqrt(px.length));
   let s = seed * 2654435761 >>> 0;
@@ -38,14 +42,30 @@ function ctSlice(seed, bytes) {
     const dx = x - side / 2, dy = y - side / 2;
     const r = Math.sqrt(dx * dx + dy * dy);
     s = (s * 1664525 + 1013904223) >>> 0;
-    const noise = (s >>> 24) & 0x1f;
+    const noise = (s >>> 20) & noiseMask;
     const body = r < side * 0.42 ? 1000 + ((Math.sin(x / 17 + seed) * 60 + Math.cos(y / 23) * 40) | 0) : 24;
     px[i] = Math.max(0, Math.min(4095, body + noise));
   }
   return Buffer.from(px.buffer);
 }
 
-async function generate() {
+const NOISE = { ct: 0x1f, smooth: 0x03, noisy: 0x3ff, mixed: 0x1f };
+
+/** Bytes that look like a JPEG or a PDF: a real header, then incompressible content (as in real ones). */
+function compressedLike(kind, i, bytes) {
+  const head = kind === "jpg" ? Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00]) : Buffer.from(`%PDF-1.7\n%\xe2\xe3\n1 0 obj <</Length ${bytes}/Filter/FlateDecode>>\nstream\n`, "latin1");
+  const body = Buffer.alloc(bytes);
+  let s = (i * 2654435761) >>> 0;
+  for (let k = 0; k < bytes; k += 4) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    body.writeUInt32LE(s, Math.min(k, bytes - 4));
+  }
+  head.copy(body, 0);
+  return body;
+}
+
+async function generate(kind) {
+  DATA = join(CACHE, `${kind}-${SIZE_MB}mb-${FILES}`);
   if (existsSync(join(DATA, ".complete"))) return;
   rmSync(DATA, { recursive: true, force: true });
   mkdirSync(DATA, { recursive: true });
@@ -53,8 +73,16 @@ async function generate() {
   const per = Math.floor((SIZE_MB * 1e6) / FILES / 2) * 2;
   const studyUid = "1.2.826.0.1.3680043.9.7777.1";
   console.error(`generating ${FILES} CT-like DICOM files of ${(per / 1e6).toFixed(2)} MB into ${DATA} (once)`);
-  const slice = ctSlice(1, per);
+  const slice = ctSlice(1, per, NOISE[kind]);
   for (let i = 0; i < FILES; i++) {
+    if (kind === "mixed" && i % 10 >= 7) {
+      // 20% photos (JPEG), 10% reports (PDF): already compressed.
+      const ext = i % 10 === 9 ? "pdf" : "jpg";
+      const dir = join(DATA, ext === "pdf" ? "REPORTS" : "PHOTOS");
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `F${String(i + 1).padStart(5, "0")}.${ext}`), compressedLike(ext, i, per));
+      continue;
+    }
     const series = Math.floor(i / 250) + 1;
     const dir = join(DATA, "DICOM", `SE${String(series).padStart(4, "0")}`);
     mkdirSync(dir, { recursive: true });
@@ -93,7 +121,7 @@ function timed(label, cmd, args, opts = {}) {
   const r = spawnSync(TIME, ["-f", "%e %M", cmd, ...args], { encoding: "utf8", maxBuffer: 1 << 26, ...opts });
   if (r.status !== 0) throw new Error(`${label} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const last = r.stderr.trim().split("\n").pop().split(" ");
-  return { label, seconds: Number(last[0]), rssMB: Number(last[1]) / 1024 };
+  return { label, seconds: Number(last[0]), rssMB: Number(last[1]) / 1024, stdout: r.stdout };
 }
 
 function clean() {
@@ -104,67 +132,73 @@ function clean() {
 async function main() {
   need("zip", "zip");
   need("7z", "p7zip-full");
-  need("dcmdump", "dcmtk");
+  if (INSPECTION) need("dcmdump", "dcmtk");
   if (!existsSync(TIME)) need("time", "time");
-  await generate();
+  const all = [];
+  for (const kind of KINDS) all.push(...(await benchKind(kind)));
+  console.log(all.join("\n"));
+  writeFileSync(join(CACHE, "pack-results.md"), all.join("\n") + "\n");
+}
+
+async function benchKind(kind) {
+  await generate(kind);
   const { bytes, files } = totalBytes(DATA);
   const mb = bytes / 1e6;
-  console.error(`data: ${files} files, ${mb.toFixed(0)} MB`);
+  console.error(`${kind}: ${files} files, ${mb.toFixed(0)} MB`);
   const env = { ...process.env, NO_COLOR: "1" };
   const results = [];
   const sizeOf = (p) => statSync(p).size;
-  const best = (fn) => {
-    let b;
+  const every = (fn) => {
+    const xs = [];
     for (let r = 0; r < ROUNDS; r++) {
       clean();
-      const x = fn();
-      if (!b || x.seconds < b.seconds) b = x;
+      xs.push(fn());
     }
-    return b;
+    return xs;
   };
-  // Warm the page cache, and measure a plain read of the same bytes.
   timed("warm", "sh", ["-c", `find '${DATA}' -type f -exec cat {} + > /dev/null`]);
-  results.push({ ...best(() => timed("plain read (cat)", "sh", ["-c", `find '${DATA}' -type f -exec cat {} + > /dev/null`])), size: null });
-
+  for (const x of every(() => timed("plain read (cat)", "sh", ["-c", `find '${DATA}' -type f -exec cat {} + > /dev/null`]))) results.push({ ...x, size: null });
+  const sb = (label, extra) => () => {
+    const x = timed(label, process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env });
+    const j = JSON.parse(x.stdout);
+    return { ...x, fsyncS: (j.timings?.fsyncMs ?? 0) / 1000 };
+  };
   const runs = [
-    ["scanbridge pack --level 6", () => timed("scanbridge -6", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--level", "6", "--quiet"], { env }), () => join(OUT, "Bench Synthetic.zip")],
+    ["scanbridge pack --level 6", sb("scanbridge -6", ["--level", "6"]), () => join(OUT, "Bench Synthetic.zip")],
     ["zip -r -6", () => timed("zip -6", "zip", ["-q", "-r", "-6", join(OUT, "z.zip"), "."], { cwd: DATA }), () => join(OUT, "z.zip")],
-    ["7z a -tzip -mx=5", () => timed("7z -mx=5", "7z", ["a", "-tzip", "-mx=5", "-bd", "-bso0", join(OUT, "s.zip"), "."], { cwd: DATA }), () => join(OUT, "s.zip")],
-    ["scanbridge pack --store", () => timed("scanbridge store", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--store", "--quiet"], { env }), () => join(OUT, "Bench Synthetic.zip")],
+    ["7z a -tzip -mx=5 -mmt=2", () => timed("7z -mx=5", "7z", ["a", "-tzip", "-mx=5", "-mmt=2", "-bd", "-bso0", join(OUT, "s.zip"), "."], { cwd: DATA }), () => join(OUT, "s.zip")],
+    ["scanbridge pack --store", sb("scanbridge store", ["--store"]), () => join(OUT, "Bench Synthetic.zip")],
     ["zip -r -0", () => timed("zip -0", "zip", ["-q", "-r", "-0", join(OUT, "z.zip"), "."], { cwd: DATA }), () => join(OUT, "z.zip")],
     ["7z a -tzip -mx=0", () => timed("7z -mx=0", "7z", ["a", "-tzip", "-mx=0", "-bd", "-bso0", join(OUT, "s.zip"), "."], { cwd: DATA }), () => join(OUT, "s.zip")],
-    ["scanbridge pack -6, no inspection", () => timed("scanbridge -6 no-inspect", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--level", "6", "--quiet"], { env: { ...env, SCANBRIDGE_BENCH_SKIP_INSPECT: "1" } }), () => join(OUT, "Bench Synthetic.zip")],
   ];
-  for (const [label, run, out] of runs) {
-    let size;
-    const r = best(() => {
+  if (INSPECTION) runs.push(["scanbridge pack -6, no inspection", () => timed("scanbridge -6 no-inspect", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--level", "6", "--quiet"], { env: { ...env, SCANBRIDGE_BENCH_SKIP_INSPECT: "1" } }), () => join(OUT, "Bench Synthetic.zip")]);
+  // Interleaved rounds: each round runs every tool once, so load from other processes hits them alike.
+  const byLabel = new Map(runs.map(([l]) => [l, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [label, run, out] of runs) {
+      clean();
       const x = run();
-      size = sizeOf(out());
-      return x;
-    });
-    results.push({ ...r, label, size });
+      byLabel.get(label).push({ ...x, label, size: sizeOf(out()), round: r + 1 });
+    }
   }
+  for (const xs of byLabel.values()) results.push(...xs);
   clean();
-  // DICOM header reading: scanbridge inspect (pack --dry-run) vs dcmdump over the same files.
-  const dry = best(() => timed("scanbridge pack --dry-run", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--dry-run", "--quiet"], { env }));
-  const dcm = best(() => timed("dcmdump (headers)", "sh", ["-c", `find '${DATA}/DICOM' -type f -print0 | xargs -0 dcmdump -q +P 0010,0010 +P 0020,000d > /dev/null`]));
-
-  const get = (l) => results.find((r) => r.label === l);
-  const rate = (r) => mb / r.seconds;
   const lines = [];
-  lines.push(`pack benchmark: ${files} files, ${mb.toFixed(0)} MB CT-like DICOM, warm cache, best of ${ROUNDS}`);
-  lines.push("| run | seconds | MB/s | zip size (MB) | peak RSS (MB) |");
-  lines.push("|---|---:|---:|---:|---:|");
-  for (const r of results) lines.push(`| ${r.label} | ${r.seconds.toFixed(2)} | ${rate(r).toFixed(0)} | ${r.size ? (r.size / 1e6).toFixed(1) : "-"} | ${r.rssMB.toFixed(0)} |`);
-  const sb6 = get("scanbridge pack --level 6"), z6 = get("zip -r -6"), s5 = get("7z a -tzip -mx=5");
-  const sbs = get("scanbridge pack --store"), noi = get("scanbridge pack -6, no inspection");
+  const load = spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
+  lines.push(`pack benchmark [${kind}]: ${files} files, ${mb.toFixed(0)} MB, warm cache, ${ROUNDS} round(s), every round shown; ${load}`);
+  lines.push("| round | run | seconds | MB/s | zip size (MB) | peak RSS (MB) |");
+  lines.push("|---:|---|---:|---:|---:|---:|");
+  for (const r of results) lines.push(`| ${r.round ?? "-"} | ${r.label} | ${r.seconds.toFixed(2)} | ${(mb / r.seconds).toFixed(0)} | ${r.size ? (r.size / 1e6).toFixed(1) : "-"} | ${r.rssMB.toFixed(0)} |`);
   lines.push("");
-  lines.push(`deflate: scanbridge ${(z6.seconds / sb6.seconds).toFixed(2)}x zip -6 throughput (target >= 1.4), ${(s5.seconds / sb6.seconds).toFixed(2)}x 7z -mx=5 (target >= 1.0)`);
-  lines.push(`store: scanbridge ${rate(sbs).toFixed(0)} MB/s (target >= 600), zip -0 ${rate(get("zip -r -0")).toFixed(0)} MB/s, 7z -mx=0 ${rate(get("7z a -tzip -mx=0")).toFixed(0)} MB/s`);
-  lines.push(`inspection adds ${(((sb6.seconds - noi.seconds) / noi.seconds) * 100).toFixed(1)}% to pack time (target <= 10%)`);
-  lines.push(`header reading: scanbridge pack --dry-run ${(files / dry.seconds).toFixed(0)} files/s (scan + classify + inspect), dcmdump ${(files / dcm.seconds).toFixed(0)} files/s`);
-  console.log(lines.join("\n"));
-  writeFileSync(join(CACHE, "pack-results.md"), lines.join("\n") + "\n");
+  for (let r = 0; r < ROUNDS; r++) {
+    const g = (l) => byLabel.get(l)[r];
+    const sb6 = g("scanbridge pack --level 6"), z6 = g("zip -r -6"), s5 = g("7z a -tzip -mx=5 -mmt=2"), sbs = g("scanbridge pack --store");
+    lines.push(`[${kind}] round ${r + 1}: deflate ${(z6.seconds / sb6.seconds).toFixed(2)}x zip -6 (target >= 1.8), ${(s5.seconds / sb6.seconds).toFixed(2)}x 7z -mx=5 2 threads (target >= 1.0); ` +
+      `size ${(sb6.size / z6.size).toFixed(3)} of zip's, ${(sb6.size / s5.size).toFixed(3)} of 7z's; RSS ${sb6.rssMB.toFixed(0)} MB; ` +
+      `store ${(mb / sbs.seconds).toFixed(0)} MB/s with fsync, ${(mb / (sbs.seconds - sbs.fsyncS)).toFixed(0)} MB/s without (fsync ${sbs.fsyncS.toFixed(2)} s; target >= 600), ` +
+      `zip -0 ${(mb / g("zip -r -0").seconds).toFixed(0)} MB/s, 7z -mx=0 ${(mb / g("7z a -tzip -mx=0").seconds).toFixed(0)} MB/s`);
+  }
+  return lines;
 }
 
 main().catch((e) => {

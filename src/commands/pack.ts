@@ -91,6 +91,7 @@ export function packResultData(r: PackResult): Record<string, unknown> {
         }
       : null,
     dryRun: r.dryRun,
+    ...(r.timings ? { timings: r.timings } : {}),
   };
 }
 
