@@ -95,7 +95,7 @@ export async function stowInstances(target: DicomwebTarget, instances: readonly 
   for (const i of instances) pendingBySeries.set(seriesKey(i), (pendingBySeries.get(seriesKey(i)) ?? 0) + 1);
   const result: StowResult = { sent: 0, requests: 0, attempts: 0, failed: [] };
   let next = 0;
-  let stop: unknown;
+  let stop: { error: unknown } | undefined;
   const worker = async () => {
     while (stop === undefined && next < batches.length) {
       const { start, end } = batches[next++]!;
@@ -107,7 +107,7 @@ export async function stowInstances(target: DicomwebTarget, instances: readonly 
         result.sent += batch.length;
         result.failed.push(...value);
       } catch (err) {
-        stop ??= err;
+        stop ??= { error: err };
         return;
       }
       opts.onBatch?.({ sent: result.sent, total: instances.length });
@@ -120,7 +120,7 @@ export async function stowInstances(target: DicomwebTarget, instances: readonly 
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, batches.length) }, worker));
-  if (stop !== undefined) throw stop;
+  if (stop) throw stop.error;
   return result;
 }
 

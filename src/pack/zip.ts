@@ -129,7 +129,7 @@ class ZipOutput {
   }
 
   async flush(): Promise<void> {
-    let bufs = this.pending;
+    const bufs = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
     while (bufs.length > 0) {
@@ -287,14 +287,15 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   const central: CentralRecord[] = [];
   let storedEntries = 0;
   let doneBytes = 0;
-  let failure: unknown;
+  // Wrapped: the first error wins, whatever was thrown.
+  let failure: { error: unknown } | undefined;
   const onAbort = () => {
-    failure ??= new InterruptedError();
+    failure ??= { error: new InterruptedError() };
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
   const check = () => {
-    if (failure !== undefined) throw failure;
+    if (failure) throw failure.error;
   };
 
   // The queue between reader and writer, in plan order.
@@ -458,14 +459,14 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         manifest = m;
       },
       (err: unknown) => {
-        failure ??= err;
+        failure ??= { error: err };
       },
     ).finally(() => {
       readerDone = true;
       queueWake?.();
     });
     const writerRun = writer().catch((err: unknown) => {
-      failure ??= err;
+      failure ??= { error: err };
       // Unblock the reader if it waits for a slot.
       for (let i = 0; i < parallel + 1; i++) slots.give();
     });

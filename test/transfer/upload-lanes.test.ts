@@ -17,16 +17,22 @@ const PATIENT = "Zoë Lanes-Testpatient";
 let sshd: SshdServer;
 let work: string;
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; json?: Record<string, any> }> {
+/** The parts of `upload --json` these tests read. */
+interface UploadJson {
+  warnings: Array<{ code: string; message: string }>;
+  [key: string]: unknown;
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; json?: UploadJson }> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, NO_COLOR: "1", XDG_CONFIG_HOME: join(work, ".config") };
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], { env, cwd: work, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     child.stdout.on("data", (d) => (stdout += d));
     child.on("close", (code) => {
-      let json: Record<string, any> | undefined;
+      let json: UploadJson | undefined;
       try {
-        json = JSON.parse(stdout);
+        json = JSON.parse(stdout) as UploadJson;
       } catch {
         /* not JSON */
       }
@@ -76,7 +82,7 @@ describe("lanes", () => {
     const r = await run(["--json", "upload", pkg.path, "--to", sshd.url("one"), ...keyArgs(), "--connections", "4"]);
     expect(r.code, r.stdout).toBe(0);
     expect(r.json).toMatchObject({ ok: true, lanes: 1 });
-    expect(r.json!.warnings.map((w: { code: string }) => w.code)).toContain("CHANNELS_LIMITED");
+    expect(r.json!.warnings.map((w) => w.code)).toContain("CHANNELS_LIMITED");
     expect(sha(join(sshd.home, "one", `${PATIENT}.zip`))).toBe(pkg.sha256);
   });
 });
