@@ -4,7 +4,9 @@
 // available here). Reports MB/s, the ratio and peak RSS. Needs root (the test sshd creates a throw-away account)
 // and a build (`npm run build`).
 //
-//   BENCH_SIZE_MB=1024 BENCH_ROUNDS=3 BENCH_RELAY_MB=256 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
+// Every round is printed (with the load average), not only the medians: the machine is shared.
+//
+//   BENCH_SIZES_MB=200,1024 BENCH_ROUNDS=2 BENCH_RELAY_SIZES_MB=50,500 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, existsSync, copyFileSync, truncateSync } from "node:fs";
@@ -15,9 +17,10 @@ import { fileURLToPath } from "node:url";
 import { runnerImport } from "vite";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const SIZE_MB = Number(process.env.BENCH_SIZE_MB ?? 1024);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const RELAY_MB = Number(process.env.BENCH_RELAY_MB ?? 256);
+const SIZES_MB = (process.env.BENCH_SIZES_MB ?? process.env.BENCH_SIZE_MB ?? "200,1024").split(",").map(Number);
+const SIZE_MB = Math.max(...SIZES_MB);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const RELAY_SIZES_MB = (process.env.BENCH_RELAY_SIZES_MB ?? process.env.BENCH_RELAY_MB ?? "50,500").split(",").map(Number);
 const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 150);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const bin = join(root, "bin", "scanbridge.js");
@@ -89,18 +92,12 @@ function startDelayRelay(targetPort, rttMs) {
 }
 
 const mb = (bytes, secs) => bytes / 1e6 / secs;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const work = mkdtempSync(join(tmpdir(), "sb-bench-"));
 const sshd = await sshdHelper.startSshd({ extraConfig: ["MaxSessions 64"] });
 const results = [];
 const mounts = [];
 try {
-  const pkg = join(work, "Bench Patient.zip");
-  console.error(`creating ${SIZE_MB} MB package ...`);
-  makeFile(pkg, SIZE_MB);
-  const size = SIZE_MB * 1024 * 1024;
-  execFileSync("sh", ["-c", `cd "${work}" && sha256sum "Bench Patient.zip" > "Bench Patient.zip.sha256"`]);
   const sbDir = sshd.mkdirOwned("sb");
   const sftpDir = sshd.mkdirOwned("sftp");
   // Both land on RAM disks when mounting is allowed, so the server's disk does not add noise to the comparison.
@@ -113,7 +110,7 @@ try {
       console.error("(could not mount a tmpfs; the server writes to disk)");
     }
   }
-  const sbArgs = (port, dest, extra = []) => [bin, "upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/${dest}`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--quiet", ...extra];
+  const load = () => execFileSync("uptime", { encoding: "utf8" }).trim().replace(/.*load/, "load");
   const sftpRun = (port, dest, file) => {
     const batch = join(work, "batch");
     writeFileSync(batch, `put "${file}" ${dest}/bench.zip\n`);
@@ -121,77 +118,66 @@ try {
     return timed("sftp", ["-q", "-b", batch, "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(port), `${sshd.user}@127.0.0.1`]);
   };
   const env = { SSH_AUTH_SOCK: "" };
+  const makePkg = (name, mbs) => {
+    const pkg = join(work, `${name}.zip`);
+    makeFile(pkg, mbs);
+    execFileSync("sh", ["-c", `cd "${work}" && sha256sum "${name}.zip" > "${name}.zip.sha256"`]);
+    return pkg;
+  };
+  const sbArgs = (pkg, port, extra = []) => [bin, "upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/sb`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--quiet", ...extra];
+  const lines = [];
+  const say = (l) => {
+    console.error(l);
+    lines.push(l);
+  };
 
-  console.error(`loopback, ${ROUNDS} rounds of ${SIZE_MB} MB ...`);
-  const loop = { sb: [], sbResume: [], sftp: [], rssSb: [], rssSftp: [] };
-  for (let r = 0; r < ROUNDS; r++) {
-    const a = await timed("node", sbArgs(sshd.port, "sb"), env);
-    loop.sb.push(mb(size, a.secs));
-    loop.rssSb.push(a.rssMB);
-    const b = await sftpRun(sshd.port, "sftp", pkg);
-    loop.sftp.push(mb(size, b.secs));
-    loop.rssSftp.push(b.rssMB);
-    // Resume: half of the package is already at the destination as the partial.
-    rmSync(join(sbDir, "Bench Patient.zip"), { force: true });
-    rmSync(join(sbDir, "Bench Patient.zip.sha256"), { force: true });
-    const partial = join(sbDir, ".Bench Patient.zip.partial");
-    copyFileSync(pkg, partial);
-    truncateSync(partial, size / 2);
-    chownSync(partial, sshd.uid, sshd.gid);
-    const c = await timed("node", sbArgs(sshd.port, "sb"), env);
-    loop.sbResume.push(mb(size / 2, c.secs));
-    console.error(`  round ${r + 1}: scanbridge ${loop.sb[r].toFixed(0)} MB/s, resumed half ${loop.sbResume[r].toFixed(0)} MB/s, sftp ${loop.sftp[r].toFixed(0)} MB/s`);
+  for (const mbs of SIZES_MB) {
+    const name = `Bench ${mbs}`;
+    const pkg = makePkg(name, mbs);
+    const size = mbs * 1024 * 1024;
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await timed("node", sbArgs(pkg, sshd.port), env);
+      const b = await sftpRun(sshd.port, "sftp", pkg);
+      // Resume: half of the package is already at the destination as the partial.
+      rmSync(join(sbDir, `${name}.zip`), { force: true });
+      rmSync(join(sbDir, `${name}.zip.sha256`), { force: true });
+      const partial = join(sbDir, `.${name}.zip.partial`);
+      copyFileSync(pkg, partial);
+      truncateSync(partial, size / 2);
+      chownSync(partial, sshd.uid, sshd.gid);
+      const c = await timed("node", sbArgs(pkg, sshd.port), env);
+      // sftp's own resume (reput) of the same half, for the peer figure.
+      const sftpPartial = join(sftpDir, "bench.zip");
+      copyFileSync(pkg, sftpPartial);
+      truncateSync(sftpPartial, size / 2);
+      chownSync(sftpPartial, sshd.uid, sshd.gid);
+      writeFileSync(join(work, "batch-reput"), `reput "${pkg}" sftp/bench.zip\n`);
+      const d = await timed("sftp", ["-q", "-b", join(work, "batch-reput"), "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(sshd.port), `${sshd.user}@127.0.0.1`]);
+      results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB });
+      say(`loopback ${mbs} MB round ${r + 1}: scanbridge ${mb(size, a.secs).toFixed(0)} MB/s, sftp ${mb(size, b.secs).toFixed(0)} MB/s = ${(b.secs / a.secs).toFixed(2)}x; ` +
+        `resumed half: scanbridge ${c.secs.toFixed(2)} s, sftp reput ${d.secs.toFixed(2)} s = ${(d.secs / c.secs).toFixed(2)}x; RSS ${a.rssMB.toFixed(0)} vs ${b.rssMB.toFixed(0)} MB; ${load()}`);
+    }
+    rmSync(pkg, { force: true });
   }
 
-  console.error(`through a relay adding ${RTT_MS} ms RTT, ${RELAY_MB} MB ...`);
-  const small = join(work, "Relay Patient.zip");
-  makeFile(small, RELAY_MB);
   const relay = await startDelayRelay(sshd.port, RTT_MS);
-  const relaySize = RELAY_MB * 1024 * 1024;
-  const wan = { sb1: [], sbN: [], sftp: [], rssSbN: [] };
-  const sbRelayArgs = (extra) => [bin, "upload", small, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/sb`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--quiet", ...extra];
-  const wanRounds = Math.max(1, Math.min(ROUNDS, 2));
-  for (let r = 0; r < wanRounds; r++) {
-    const a = await timed("node", sbRelayArgs([]), env);
-    wan.sb1.push(mb(relaySize, a.secs));
-    const b = await timed("node", sbRelayArgs(["--connections", String(CONNECTIONS)]), env);
-    wan.sbN.push(mb(relaySize, b.secs));
-    wan.rssSbN.push(b.rssMB);
-    const c = await sftpRun(relay.port, "sftp", small);
-    wan.sftp.push(mb(relaySize, c.secs));
-    console.error(`  round ${r + 1}: scanbridge ${wan.sb1[r].toFixed(1)} MB/s, scanbridge --connections ${CONNECTIONS} ${wan.sbN[r].toFixed(1)} MB/s, sftp ${wan.sftp[r].toFixed(1)} MB/s`);
+  for (const mbs of RELAY_SIZES_MB) {
+    const name = `Relay ${mbs}`;
+    const pkg = makePkg(name, mbs);
+    const size = mbs * 1024 * 1024;
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await timed("node", sbArgs(pkg, relay.port), env);
+      const b = await timed("node", sbArgs(pkg, relay.port, ["--connections", String(CONNECTIONS)]), env);
+      const c = await sftpRun(relay.port, "sftp", pkg);
+      results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB });
+      say(`${RTT_MS} ms RTT ${mbs} MB round ${r + 1}: scanbridge (defaults) ${mb(size, a.secs).toFixed(1)} MB/s = ${(c.secs / a.secs).toFixed(2)}x, ` +
+        `--connections ${CONNECTIONS} ${mb(size, b.secs).toFixed(1)} MB/s = ${(c.secs / b.secs).toFixed(2)}x, sftp ${mb(size, c.secs).toFixed(1)} MB/s; RSS ${a.rssMB.toFixed(0)}/${b.rssMB.toFixed(0)} MB; ${load()}`);
+    }
+    rmSync(pkg, { force: true });
   }
   relay.close();
-
-  const summary = {
-    loopback: {
-      sizeMB: SIZE_MB,
-      rounds: ROUNDS,
-      scanbridgeMBps: +median(loop.sb).toFixed(1),
-      scanbridgeResumedMBps: +median(loop.sbResume).toFixed(1),
-      sftpMBps: +median(loop.sftp).toFixed(1),
-      ratio: +(median(loop.sb) / median(loop.sftp)).toFixed(2),
-      resumedRatio: +(median(loop.sbResume) / median(loop.sftp)).toFixed(2),
-      peakRssMB: { scanbridge: +Math.max(...loop.rssSb).toFixed(0), sftp: +Math.max(...loop.rssSftp).toFixed(0) },
-    },
-    latency: {
-      rttMs: RTT_MS,
-      sizeMB: RELAY_MB,
-      rounds: wanRounds,
-      scanbridgeMBps: +median(wan.sb1).toFixed(1),
-      scanbridgeParallelMBps: +median(wan.sbN).toFixed(1),
-      connections: CONNECTIONS,
-      sftpMBps: +median(wan.sftp).toFixed(1),
-      ratio: +(median(wan.sbN) / median(wan.sftp)).toFixed(2),
-      peakRssMB: { scanbridgeParallel: +Math.max(...wan.rssSbN).toFixed(0) },
-    },
-    note:
-      "Medians of the rounds. scanbridge times are whole CLI runs (Node start-up, connect, upload, rename, .sha256 marker); " +
-      "the package's .sha256 (as pack writes it) is its checksum, so there is no separate local hash pass. " +
-      "Resumed: half of the package already at the destination as the partial; rate = bytes sent / run time.",
-  };
-  results.push(summary);
-  console.log(JSON.stringify(summary, null, 2));
+  console.log(lines.join("\n"));
+  console.log(JSON.stringify(results));
 } finally {
   for (const m of mounts) execFileSync("umount", [m]);
   await sshd.stop();
