@@ -4,14 +4,14 @@
  * and the bytes verified and archived being the bytes taken, even while the uploader still holds the file open.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync, readdirSync } from "node:fs";
+import { chmodSync, chownSync, linkSync, mkdirSync, openSync, readFileSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { sealedEntries, writeHostilePackage, writeRawZip, writeSmallPackage } from "../../fixtures/package-builder.js";
 import { OWNER_ONLY, openStateDir, privateModes } from "../../src/ingest/state.js";
 import { claimPackage, ensureDirs, ingestDirs } from "../../src/ingest/store.js";
 import { runWatch, type WatchEvent } from "../../src/ingest/watcher.js";
-import { tmp, walk } from "./helpers.js";
+import { run, tmp, walk } from "./helpers.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const mode = (p: string) => statSync(p).mode & 0o777;
@@ -42,6 +42,24 @@ describe("the state folder", () => {
     symlinkSync(state, link);
     await expect(openStateDir(link, OWNER_ONLY)).rejects.toMatchObject({ code: "STATE_UNSAFE" });
   });
+});
+
+describe("watch refuses an unsafe state folder at start (exit 2, nothing taken)", () => {
+  it("inside the drop folder (STATE_IN_DROP), writable by others (STATE_UNSAFE)", async () => {
+    const home = tmp();
+    const drop = join(home, "drop");
+    await writeSmallPackage(drop, "Waits Patient");
+    const inside = await run(["watch", drop, "--ready", join(home, "ready"), "--state", join(drop, "state"), "--once"], home);
+    expect(inside.code).toBe(2);
+    expect(inside.stderr).toContain("STATE_IN_DROP");
+    const open = join(home, "open-state");
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const unsafe = await run(["watch", drop, "--ready", join(home, "ready"), "--state", open, "--once"], home);
+    expect(unsafe.code).toBe(2);
+    expect(unsafe.stderr).toContain("STATE_UNSAFE");
+    expect(readdirSync(drop).sort()).toEqual(["Waits Patient.zip", "Waits Patient.zip.sha256"]);
+  }, 60_000);
 });
 
 describe("private modes under umask 022", () => {
@@ -139,7 +157,9 @@ describe("claim: one rename out of the drop, then a private copy", () => {
     const d = ingestDirs(drop, ready, await openStateDir(join(home, "scanbridge-state"), OWNER_ONLY), OWNER_ONLY);
     await ensureDirs(d);
     expect(await claimPackage(d, "Linked.zip", "test")).toMatchObject({ kind: "refused", code: "NOT_REGULAR_FILE" });
-    expect(readdirSync(drop)).toEqual(["Linked.zip"]);
+    linkSync(outside.zipPath, join(drop, "Hard.zip"));
+    expect(await claimPackage(d, "Hard.zip", "test")).toMatchObject({ kind: "refused", code: "HARD_LINKED" });
+    expect(readdirSync(drop).sort()).toEqual(["Hard.zip", "Linked.zip"]);
     expect(readdirSync(d.processing)).toEqual([]);
   });
 });
