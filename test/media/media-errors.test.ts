@@ -48,6 +48,20 @@ describe("scanbridge media: bad input, limits and interruptions", () => {
     expect(readdirSync(work)).not.toContain("o1");
   });
 
+  it("refuses a file that is not a package, and a delivery changed after intake (exit 3), writing nothing", async () => {
+    const notZip = join(work, "letter.zip");
+    writeFileSync(notZip, "not a zip at all");
+    const r = await runCli(["media", notZip, "--out", join(work, "o8")], { env, cwd: work });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/NOT_A_ZIP|not a zip/i);
+    const changed = await smallDelivery(join(work, "ready"), "Changed After Intake", 2);
+    writeFileSync(join(changed, "cd", "IM1"), Buffer.alloc(10));
+    const r2 = await runCli(["media", changed, "--out", join(work, "o9"), "--json"], { env, cwd: work });
+    expect(r2.code).toBe(3);
+    expect((JSON.parse(r2.stdout) as { error: { code: string } }).error.code).toBe("DELIVERY_CHANGED");
+    expect(readdirSync(work).filter((n) => /^\.?o[89]/.test(n))).toEqual([]);
+  });
+
   it("makes a reports-only file-set from a delivery without DICOM, and says so", async () => {
     const reportsOnly = await smallDelivery(join(work, "ready"), "Reports Only", 0, false);
     const out = join(work, "o2");
