@@ -97,6 +97,8 @@ function totalBytes(dir) {
 
 /** Run a command under /usr/bin/time; returns wall seconds and peak RSS in MB. */
 function timed(cmd, args, env = process.env) {
+  // Each side starts with no dirty pages of the other's writes still being flushed.
+  execFileSync("sync");
   const t0 = process.hrtime.bigint();
   const r = spawnSync(TIME, ["-f", "%M", cmd, ...args], { encoding: "utf8", env, maxBuffer: 64 << 20 });
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;

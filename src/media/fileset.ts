@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { describeIoError, InputError, InterruptedError, LocalIoError, SizeLimitError, throwIfAborted, ScanbridgeError } from "../errors.js";
 import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
+import { forEachConcurrent } from "../util/concurrency.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { encodeDicomdir, type DirElement, type DirRecord } from "./dicomdir.js";
 import { renderPage, type PageDocument, type PageModel, type PageSeries } from "./page.js";
@@ -22,6 +23,8 @@ import { makeThumbnail, type ThumbnailResult } from "./thumbnail.js";
 export const FILESET_ROOT_NAMES = ["DICOM", "REPORTS", "OTHER", "IHE_PDI", "INDEX.HTM", "README.TXT", "DICOMDIR"] as const;
 /** Largest file FAT32 and a single-extent ISO 9660 file can hold. */
 export const MAX_SINGLE_FILE = 4 * 1024 ** 3 - 1;
+/** Files copied at once. */
+const COPY_CONCURRENCY = 4;
 /** ISO 9660 sector size: every file occupies whole sectors. */
 const SECTOR = 2048;
 
@@ -334,26 +337,25 @@ export async function writeFileSet(plan: MediaPlan, target: string, o: FileSetOp
     const instances = plan.patients.flatMap((p) => p.studies.flatMap((s) => s.series.flatMap((se) => se.instances)));
     const total = plan.bytes;
     let done = 0;
+    const jobs = [
+      ...instances.map((i) => ({ src: i.source.absPath, rel: i.fileId.join("/"), size: i.source.size })),
+      // 2. Reports and other files, outside the DICOM tree.
+      ...plan.records.map((r) => ({ src: r.source.absPath, rel: r.mediaPath, size: r.source.size })),
+    ];
+    // Folders first, in order; then the copies, a few at a time (the kernel copies; memory stays flat).
+    for (const dir of new Set(jobs.map((j) => dirname(join(tmp, ...j.rel.split("/")))))) await mkdir(dir, { recursive: true });
+    // 3. The previews are decoded while the files copy (decoding is CPU, copying is the kernel's I/O).
+    const thumbsMade = makeSeriesThumbnails(plan, o.signal);
+    thumbsMade.catch(() => {});
     o.emit?.({ type: "step", id: "media-copy", label: "Copying files" });
-    const made = new Set<string>();
-    const copyInto = async (src: string, rel: string, size: number) => {
-      throwIfAborted(o.signal);
-      const dst = join(tmp, ...rel.split("/"));
-      const dir = dirname(dst);
-      if (!made.has(dir)) {
-        await mkdir(dir, { recursive: true });
-        made.add(dir);
-      }
-      await copyFile(src, dst, fsc.COPYFILE_EXCL);
-      done += size;
+    await forEachConcurrent(jobs, COPY_CONCURRENCY, async (j) => {
+      await copyFile(j.src, join(tmp, ...j.rel.split("/")), fsc.COPYFILE_EXCL);
+      done += j.size;
       o.emit?.({ type: "progress", id: "media-copy", done, total, unit: "bytes" });
-    };
-    for (const inst of instances) await copyInto(inst.source.absPath, inst.fileId.join("/"), inst.source.size);
-    // 2. Reports and other files, outside the DICOM tree.
-    for (const r of plan.records) await copyInto(r.source.absPath, r.mediaPath, r.source.size);
+    }, { signal: o.signal, checkAbort: throwIfAborted });
     o.emit?.({ type: "step-done", id: "media-copy" });
-    // 3. The page and its previews.
-    const thumbs = await makeSeriesThumbnails(plan, o.signal, o.emit);
+    o.emit?.({ type: "step", id: "media-page", label: "Writing the page and DICOMDIR" });
+    const thumbs = await thumbsMade;
     await mkdir(join(tmp, "IHE_PDI"));
     let n = 0;
     for (const t of thumbs.values()) {
@@ -377,6 +379,7 @@ export async function writeFileSet(plan: MediaPlan, target: string, o: FileSetOp
     await writeFile(join(tmp, "DICOMDIR"), encodeDicomdir({ fileSetId: o.fileSetId, implementationVersion: `SCANBRIDGE_${o.toolVersion}`.slice(0, 16), roots }));
     throwIfAborted(o.signal);
     await placeFileSet(tmp, target, intoExisting);
+    o.emit?.({ type: "step-done", id: "media-page" });
     untrackTemp(tmp);
     const failed = [...thumbs.values()].filter((t) => !t.ok).length;
     return {
