@@ -418,6 +418,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 
     /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
     async function sendData(dest: Destination, p: { finalPath: string; partsPath: string; partialPath: string; partsStat?: RemoteStat; partialStat?: RemoteStat }): Promise<string> {
+      lanes = 1; // chosen again on every attempt (a new connection, maybe other limits)
       if (!segments) {
         const journal = await readJournal(plan.journalPath);
         if (journal && p.partsStat && journal.url === dest.url && journal.remotePath === p.finalPath && journal.size === size && journal.mtimeMs === plan.mtimeMs) {
@@ -446,11 +447,18 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         }
         truncate = from === 0;
         if (resumedFrom < 0) resumedFrom = from;
-        lanes = from === 0 ? await chooseLanes(dest, input.connections, rttMs ?? 0, size, emit) : 1;
-        if (lanes > 1) {
+        lanes = await chooseLanes(dest, input.connections, rttMs ?? 0, size - from, emit);
+        if (lanes > 1 && from === 0) {
           segments = splitSegments(0, size, lanes);
           workPath = p.partsPath;
           truncate = true;
+        } else if (lanes > 1) {
+          // Resuming over several channels: the checked partial becomes the parts file, its prefix one finished
+          // segment. The journal is written first: if the rename is lost, the partial is still there to resume.
+          segments = [{ start: 0, end: from, done: from }, ...splitSegments(from, size, lanes)];
+          await writeJournal(plan.journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments });
+          await dest.rename(p.partialPath, p.partsPath);
+          workPath = p.partsPath;
         } else {
           // One channel, in order: the checksum (when pack wrote none) is computed from these very reads.
           await st.hasher?.catchUp(from, input.signal);
@@ -460,7 +468,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       }
       if (resumedFrom < 0) resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
       const openBytes = segments.reduce((a, s) => a + (s.end - s.done), 0);
-      if (!truncate) lanes = await chooseLanes(dest, input.connections ?? segments.length, rttMs ?? 0, openBytes, emit);
+      if (!truncate && lanes <= 1) lanes = await chooseLanes(dest, input.connections ?? segments.filter((s) => s.done < s.end).length, rttMs ?? 0, openBytes, emit);
       const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
       await writeJournal(plan.journalPath, journal);
       await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal });

@@ -296,6 +296,21 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     }
   });
 
+  it("resumes a half-uploaded partial over several channels (--connections 3): only the rest is sent, byte-identical", async () => {
+    const size = 40 * 1024 * 1024;
+    const pkg = makePackage(PATIENT, size);
+    const dir = sshd.mkdirOwned("resume-lanes");
+    const partial = join(dir, `.${PATIENT}.zip.partial`);
+    writeFileSync(partial, readFileSync(pkg.path).subarray(0, size / 2));
+    chownSync(partial, sshd.uid, sshd.gid);
+    const r = await run(["--json", "upload", pkg.path, "--to", sshd.url("resume-lanes"), ...keyArgs(), "--connections", "3"], userEnv());
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.json).toMatchObject({ resumedFrom: size / 2, bytesSent: size / 2, lanes: 3 });
+    expect(sha(join(dir, `${PATIENT}.zip`))).toBe(pkg.sha256);
+    expect(readdirSync(dir).sort()).toEqual([`${PATIENT}.zip`, `${PATIENT}.zip.sha256`]);
+    expect(existsSync(join(pkg.path, "..", `.${PATIENT}.zip.upload.json`))).toBe(false);
+  });
+
   it("starts over when the partial at the destination is not this package", async () => {
     const size = 3_000_000;
     const pkg = makePackage(PATIENT, size);
