@@ -14,6 +14,28 @@ export function limitsFromOptions(o: Record<string, unknown>): Partial<VerifyLim
   return l;
 }
 
+/** `--zip-encodings cp936,cp720`, as a list. */
+export function zipEncodingsFrom(o: Record<string, unknown>): string[] | undefined {
+  const v = o.zipEncodings;
+  const list = Array.isArray(v) ? v.map(String) : typeof v === "string" ? v.split(",") : [];
+  const out = list.map((s) => s.trim().toLowerCase()).filter(Boolean);
+  return out.length > 0 ? out : undefined;
+}
+
+/** What a person can do about these problems (staff see this; senders of hand-made packages are not scanbridge users). */
+export function problemHint(problems: PackageProblem[]): string {
+  const codes = new Set(problems.map((p) => String(p.code)));
+  if (codes.size === 1 && codes.has("UNSEALED")) return "Hand-made packages are refused only with --sealed-only; drop it to accept them (marked unsealed).";
+  if (codes.has("ENCRYPTED_ENTRY")) return "The zip is password-protected: ask the sender for the password, unpack it yourself, or ask for a zip without a password.";
+  if (codes.has("NOT_A_ZIP") || codes.has("UNKNOWN_ARCHIVE")) return "The upload is not a zip (or is cut short): ask the sender to zip the folder again (right-click > Send to > Compressed folder) and upload it again.";
+  if (codes.has("CRC_MISMATCH") || codes.has("SIDECAR_MISMATCH") || codes.has("ENTRY_UNREADABLE")) return "The file was damaged on the way: ask the sender to upload it again.";
+  if ([...codes].some((c) => c.startsWith("LOCAL_HEADER") || ["HIDDEN_ENTRY", "MULTIPLE_END_RECORDS", "OVERLAPPING_ENTRIES", "UNREFERENCED_DATA", "TRAILING_DATA"].includes(c))) {
+    return "The zip's structure is inconsistent (different programs would unpack different files): do not open it; ask the sender to zip the folder again.";
+  }
+  if (codes.has("COMPRESSION_RATIO") || codes.has("TOO_LARGE") || codes.has("TOO_MANY_ENTRIES")) return "The package is larger than the limits allow (or is a zip bomb): check with the sender; raise --max-unpacked / --max-entries only for a known sender.";
+  return "Ask the sender to zip the patient's folder again and upload it again; `scanbridge release <id>` retries a quarantined package.";
+}
+
 /** One line per problem, without patient names (the root folder is shown as <root>). */
 export function formatProblem(p: PackageProblem): string {
   return `[${p.code}] ${p.entry ? `${p.entry}: ` : ""}${p.message}`;
@@ -45,7 +67,8 @@ export async function runVerifyCommand(ctx: CommandContext): Promise<CommandOutp
     throw new InputError("PACKAGE_NOT_FOUND", `No such package: ${ctx.args[0]}`, { hint: "Give the path of a .zip package." });
   }
   const r = await verifyPackage(path, {
-    allowUnsealed: ctx.options.allowUnsealed === true,
+    allowUnsealed: ctx.options.sealedOnly !== true,
+    zipEncodings: zipEncodingsFrom(ctx.options),
     limits: limitsFromOptions(ctx.options),
     emit: (e) => ctx.reporter.emit(e),
     signal: ctx.signal,
@@ -53,7 +76,7 @@ export async function runVerifyCommand(ctx: CommandContext): Promise<CommandOutp
   if (!r.ok) {
     const lines = r.problems.map(formatProblem);
     throw new InputError("PACKAGE_INVALID", `Package rejected, ${r.problems.length} problem(s):\n${lines.map((l) => `  - ${l}`).join("\n")}`, {
-      hint: r.problems.some((p) => p.code === "UNSEALED") && r.problems.length === 1 ? "Packages made by other tools are accepted with --allow-unsealed." : "Ask the sender to pack and send the package again.",
+      hint: problemHint(r.problems),
       details: { id: r.id, sha256: r.sha256, sealed: r.sealed, sidecar: r.sidecar, problems: r.problems },
     });
   }

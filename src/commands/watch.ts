@@ -12,7 +12,16 @@ import { uploadDepsFrom } from "./upload.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
-import { limitsFromOptions } from "./verify.js";
+import { limitsFromOptions, problemHint, zipEncodingsFrom } from "./verify.js";
+import { intakeRecord, type IntakeFields } from "../ingest/intake-report.js";
+import type { PackageProblem } from "../ingest/verify.js";
+
+/** Problem codes with how many times each was found (staff see "CRC_MISMATCH ×3", not three lines). */
+export function countCodes(problems: PackageProblem[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of problems) out[String(p.code)] = (out[String(p.code)] ?? 0) + 1;
+  return out;
+}
 import { defaultStateDir, mkdirPrivate, openStateDir, privateModes, stateDirs } from "../ingest/state.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
 import { routingFrom } from "./route.js";
@@ -78,7 +87,8 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
     settleSeconds: Number(o.settle ?? 30),
     concurrency: Number(o.concurrency ?? 2),
     once: o.once === true,
-    allowUnsealed: o.allowUnsealed === true,
+    allowUnsealed: o.sealedOnly !== true,
+    zipEncodings: zipEncodingsFrom(o),
     limits: limitsFromOptions(o),
     auditFile: abs(o.audit),
     auditNames: o.auditNames === true,
@@ -149,7 +159,10 @@ export function reportRemoteEvent(reporter: Reporter, verbose: boolean, e: Remot
 export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchEvent): void {
   const who = "file" in e && verbose && e.file ? ` (${e.file})` : "";
   const data: Record<string, unknown> = { ...e };
-  if (!verbose) delete data.file;
+  if (!verbose) {
+    delete data.file;
+    delete data.readyRel; // the ready folder is named after the patient
+  }
   switch (e.event) {
     case "status":
       if (reporter.mode === "tty") reporter.emit({ type: "step", id: "watch", label: `Watching: ${e.ready} ready, ${e.quarantined} quarantined, ${e.inProgress} in progress, ${e.waiting} waiting` });
@@ -161,10 +174,10 @@ export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchE
       reporter.event(data, `taking a package${who}: ${e.why}`);
       return;
     case "ready":
-      reporter.event(data, `ready: package ${e.id}${who}, ${e.files} files, ${formatBytes(e.bytes)}, ${(e.durationMs / 1000).toFixed(1)} s${e.recovered ? " (finished after restart)" : ""}`);
+      reporter.event(data, `ready: package ${e.id}${who}, ${e.files} files, ${formatBytes(e.bytes)}, ${(e.durationMs / 1000).toFixed(1)} s${e.recovered ? " (finished after restart)" : ""}${intakeNote(e)}${verbose && e.readyRel ? ` -> ${e.readyRel}` : ""}`);
       return;
     case "quarantined":
-      reporter.event(data, `quarantined: package ${e.id}${who}: ${e.problems.join(", ")}`);
+      reporter.event(data, `quarantined: package ${e.id}${who}: ${groupCodes(e.problems)}${intakeNote(e)}`);
       return;
     case "requeued":
       reporter.event(data, `put back in the queue${who}: ${e.why}`);
@@ -195,6 +208,25 @@ export function reportWatchEvent(reporter: Reporter, verbose: boolean, e: WatchE
       reporter.event(data, `stopped: ${e.ready} ready, ${e.quarantined} quarantined`);
       return;
   }
+}
+
+/** "CRC_MISMATCH ×3, NAME_TOO_LONG": codes grouped with counts. */
+function groupCodes(codes: string[]): string {
+  const counts = new Map<string, number>();
+  for (const c of codes) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return [...counts].map(([c, n]) => (n > 1 ? `${c} ×${n}` : c)).join(", ");
+}
+
+/** The intake facts of an event in words: unsealed, code page chosen, what was left out, review flags. */
+function intakeNote(e: Partial<IntakeFields>): string {
+  const bits: string[] = [];
+  if (e.unsealed) bits.push("hand-made (unsealed)");
+  if (e.nameEncoding) bits.push(`names read as ${e.nameEncoding.encoding} (${e.nameEncoding.evidence})`);
+  const left = Object.entries(e.leftOut ?? {}).map(([r, n]) => `${n} ${r}`);
+  if (left.length) bits.push(`left out: ${left.join(", ")}`);
+  if (e.expandedArchives) bits.push(`${e.expandedArchives} archive(s) inside unpacked`);
+  if (e.needsReview?.length) bits.push(`NEEDS REVIEW: ${e.needsReview.join(", ")}`);
+  return bits.length ? `; ${bits.join("; ")}` : "";
 }
 
 /** Run `scanbridge watch <dropdir> --ready <dir>`; `hooks.onPackage` is where staff notifications plug in. */
@@ -356,7 +388,8 @@ function staffNotifier(ctx: CommandContext, state: string, drop: string): WatchH
       startedAt: now,
       finishedAt: now,
       event: o.result,
-      ...(o.result === "quarantined" ? { problems: [...new Set(o.problems.map((p) => String(p.code)))] } : {}),
+      ...(o.result === "quarantined" ? { problems: [...new Set(o.problems.map((p) => String(p.code)))], problemCounts: countCodes(o.problems), hint: problemHint(o.problems) } : {}),
+      intake: { ...intakeRecord({ sealed: o.sealed, nameEncoding: o.nameEncoding ?? { encoding: "utf-8", evidence: "ascii", legacyNames: 0 } }, o.intake, base.includePatientName ? o.readyRel : undefined) },
       summary: {
         files: o.summary.files,
         byKind: { ...(o.summary.byKind ?? {}) },

@@ -155,6 +155,15 @@ export async function readRoutingFacts(folder: string): Promise<RoutingFacts> {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !(err instanceof SyntaxError)) throw err;
     manifest = undefined;
   }
+  // A hand-made package has scanbridge's own intake manifest (same files list, DICOM read at intake): routed alike.
+  if (!manifest) {
+    try {
+      const m = JSON.parse(await readFile(join(folder, "scanbridge-intake.json"), "utf8")) as { format?: string; files?: unknown };
+      if (m.format === "scanbridge-intake" && Array.isArray(m.files)) manifest = m as unknown as Manifest;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" && !(err instanceof SyntaxError)) throw err;
+    }
+  }
   return factsFrom(manifest, (rel) => readDicomHeader(join(folder, ...rel.split("/"))));
 }
 

@@ -1,15 +1,18 @@
 import { constants } from "node:fs";
 import { lstat, open, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { readsAsZip } from "./verify.js";
+import { uploadLooksComplete } from "./upload-format.js";
 import { hashFile, readSidecar } from "./sidecar.js";
 
-/** Names never taken: hidden files, upload temporaries and anything that is not a .zip. */
+/** Names never taken: hidden files, upload temporaries and anything that is not an archive (.zip, .7z, .rar, .tar, .tar.gz). */
 export function isCandidateName(file: string): boolean {
   if (file.startsWith(".") || file.startsWith("~")) return false;
   if (/\.(partial|part|tmp|temp|crdownload|filepart|download|upload|uploading|swp)$/i.test(file)) return false;
-  return /\.zip$/i.test(file);
+  return PACKAGE_NAME_RE.test(file);
 }
+
+/** File names of packages: zips and the archives people make by hand. */
+export const PACKAGE_NAME_RE = /\.(zip|7z|rar|tar|tgz|tar\.gz)$/i;
 
 /** What is known about one file in the drop folder between looks. */
 interface Observation {
@@ -102,7 +105,9 @@ export class Settler {
       return settled ? { kind: "claim", known, why: "marker-settled-mismatch" } : { kind: "wait", why: "marker-mismatch" };
     }
     if (!settled) return { kind: "wait", why: stableFor === 0 && o.changes > 0 ? "changing" : "settling" };
-    if (await withNoFollow(zip, readsAsZip)) return { kind: "claim", why: "settled" };
+    // A zip whose end record reads, another archive (a .7z renamed .zip too), or no archive at all (quarantined
+    // at once with its reason): taken. Only a zip that does not read yet may still be arriving.
+    if (((await withNoFollow(zip, uploadLooksComplete)) ?? "incomplete") !== "incomplete") return { kind: "claim", why: "settled" };
     o.unreadableSince ??= now;
     if (now - o.since >= this.opts.giveUpMs) return { kind: "claim", why: "gave-up-waiting" };
     return { kind: "wait", why: "unreadable" };

@@ -28,7 +28,10 @@ import {
   type ClaimState,
   type IngestDirs,
 } from "./store.js";
-import { verifyPackage, type PackageProblem, type PackageSummary, type VerifyLimits } from "./verify.js";
+import { type PackageProblem, type PackageSummary, type VerifyLimits, type VerifyResult } from "./verify.js";
+import { planReady, verifyUpload, type IntakeResult } from "./intake.js";
+import { intakeRecord, relativeReady, type IntakeFields } from "./intake-report.js";
+import type { NameEncoding } from "./names.js";
 
 /** Options of runWatch (already validated by the command). */
 export interface WatchOptions {
@@ -46,6 +49,8 @@ export interface WatchOptions {
   once: boolean;
   allowUnsealed: boolean;
   limits: Partial<VerifyLimits>;
+  /** Code pages to try first for legacy zip names (`--zip-encodings`). */
+  zipEncodings?: string[];
   /** Audit log; default `<state>/audit.jsonl` (its HMAC key and head checkpoint are always in the state folder). */
   auditFile?: string;
   /** Write patient (file) names into the audit log. Off by default. */
@@ -73,6 +78,12 @@ export interface PackageOutcome {
   file: string;
   /** Folder in ready/ (PHI in the name). */
   readyPath?: string;
+  /** The same, relative to --ready (PHI in the name). */
+  readyRel?: string;
+  /** For a hand-made package: what intake did (PHI: patient table, names). */
+  intake?: IntakeResult;
+  /** How the zip's entry names were decoded. */
+  nameEncoding?: NameEncoding;
   /** With routing rules: the route taken (rule name or "default") and its folder under ready/. No PHI. */
   route?: { name: string; folder: string; reason: string };
   /** Quarantined zip and its reason file. */
@@ -106,8 +117,8 @@ export interface ForwardedOutcome {
 export type WatchEvent =
   | { event: "started"; drop: string; recovered: number; requeued: number }
   | { event: "claimed"; file: string; why: string }
-  | { event: "ready"; id: string; file: string; files: number; bytes: number; durationMs: number; sealed: boolean; recovered?: boolean; route?: string }
-  | { event: "quarantined"; id: string; file: string; problems: string[]; durationMs: number }
+  | ({ event: "ready"; id: string; file: string; files: number; bytes: number; durationMs: number; sealed: boolean; recovered?: boolean; route?: string; readyRel?: string } & Partial<IntakeFields>)
+  | ({ event: "quarantined"; id: string; file: string; problems: string[]; durationMs: number; sealed?: boolean } & Partial<IntakeFields>)
   | { event: "requeued"; file: string; why: string }
   | { event: "error"; file?: string; code: string; message: string }
   | { event: "waiting"; file: string; why: string }
@@ -461,7 +472,9 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
     let r;
     try {
       // The private copy is verified: nobody else can write it, so what is verified is what is archived.
-      r = await verifyPackage(claim.zip, {
+      r = await verifyUpload(claim.zip, {
+        uploadName: file,
+        zipEncodings: opts.zipEncodings,
         allowUnsealed: opts.allowUnsealed,
         limits: opts.limits,
         sidecarPath: claim.marker ?? join(claim.dir, "no-marker.sha256"),
@@ -493,11 +506,15 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
         problems = [{ code: "CONTROL_FILE", message: `The package carries scanbridge control files (${control.length}); settings never come from a package`, entry: control[0]!.replace(/^[^/]+/, "<root>") }];
       }
     }
-    if (problems.length > 0 || !r.extracted) {
+    // A hand-made package is turned into one patient folder (junk, programs, archives inside, identity).
+    const plan = problems.length === 0 && r.extracted ? await planReady(r, { uploadName: file, limits: opts.limits, zipEncodings: opts.zipEncodings, signal: ac.signal }) : undefined;
+    if (plan && !plan.ok) problems = plan.problems;
+    if (problems.length > 0 || !r.extracted || !plan?.ok) {
       await quarantine(ws, claim, { ...r, problems, ok: false }, t0);
       return;
     }
-    await commit(ws, claim, r, r.extracted, t0);
+    if (plan.intake) await makeTreePrivate(plan.from, dirs.modes); // what intake wrote and unpacked
+    await commit(ws, claim, r, { ...r.extracted, root: plan.from }, t0, plan.name, plan.intake);
   } catch (err) {
     ws.summary.errors++;
     ws.retryAfter.set(file, Date.now() + IO_RETRY_MS);
@@ -511,7 +528,7 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
   }
 }
 
-type Verified = Awaited<ReturnType<typeof verifyPackage>>;
+type Verified = VerifyResult;
 
 async function quarantine(ws: WatchState, claim: Claim, r: Verified, t0: number): Promise<void> {
   const reason = {
@@ -528,12 +545,13 @@ async function quarantine(ws: WatchState, claim: Claim, r: Verified, t0: number)
   const q = await quarantinePackage(ws.dirs, claim, reason);
   const durationMs = Date.now() - t0;
   const file = claim.file;
-  ws.emit({ event: "quarantined", id: r.id, file, problems: r.problems.map((p) => p.code), durationMs });
-  await audit(ws, { event: "quarantined", id: r.id, sha256: r.sha256, result: "quarantined", problems: r.problems.map((p) => p.code), files: r.summary.files, bytes: r.summary.bytes, durationMs, ...names(ws, file) });
-  await record(ws, { result: "quarantined", id: r.id, sha256: r.sha256, file, quarantinePath: q, reasonPath: q.replace(/\.zip$/i, "") + ".reason.json", problems: r.problems, warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
+  const facts = intakeRecord(r, undefined, undefined);
+  ws.emit({ event: "quarantined", id: r.id, file, problems: r.problems.map((p) => p.code), durationMs, sealed: r.sealed, ...facts });
+  await audit(ws, { event: "quarantined", id: r.id, sha256: r.sha256, result: "quarantined", problems: r.problems.map((p) => p.code), files: r.summary.files, bytes: r.summary.bytes, durationMs, ...facts, ...names(ws, file) });
+  await record(ws, { result: "quarantined", id: r.id, sha256: r.sha256, file, nameEncoding: r.nameEncoding, quarantinePath: q, reasonPath: q.replace(/\.zip$/i, "") + ".reason.json", problems: r.problems, warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
 }
 
-async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonNullable<Verified["extracted"]>, t0: number): Promise<void> {
+async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonNullable<Verified["extracted"]>, t0: number, name: string, intake: IntakeResult | undefined): Promise<void> {
   const { opts, dirs } = ws;
   const file = claim.file;
   if (ws.deps.beforeFiling) {
@@ -542,7 +560,8 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
     await makeTreePrivate(extracted.root, dirs.modes);
   }
   // Durable before visible: files were flushed as written; now their folders, then the commit record.
-  for (const d of extracted.dirs) await syncPath(d);
+  // (Intake may have removed folders of OS junk and programs since.)
+  for (const d of extracted.dirs) await syncPath(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== "ENOENT") throw e; });
   await syncPath(claim.staging);
   // With routing rules the package is filed in its route's folder: ready/<route folder>/<Name>/.
   const decision = opts.routing ? await routePackage(extracted.root, opts.routing) : undefined;
@@ -552,7 +571,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
     await mkdirPrivate(readyDir, dirs.modes);
     await syncPath(dirs.ready);
   }
-  const state: ClaimState = { phase: "committing", from: extracted.root, target: await chooseReadyTarget({ ...dirs, ready: readyDir }, r.summary.root!) };
+  const state: ClaimState = { phase: "committing", from: extracted.root, target: await chooseReadyTarget({ ...dirs, ready: readyDir }, name) };
   await writeCommitState(claim, state);
   const readyPath = await commitToReady(dirs, claim, state);
   // Queued before the claim is released: a crash here is finished by recovery, which queues it too.
@@ -560,12 +579,14 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
   const durationMs = Date.now() - t0;
   // Audited while the claim still exists: a crash after this line is finished by recovery, which sees the
   // record and does not write a second one; a crash before it is audited by recovery.
-  await audit(ws, { event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...names(ws, file) });
+  const readyRel = relativeReady(dirs.ready, readyPath, true);
+  const where = intakeRecord(r, intake, opts.auditNames ? readyRel : undefined);
+  await audit(ws, { event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...where, ...names(ws, file) });
   const filed = await ws.deps.afterFiling?.(readyPath, { id: r.id, sha256: r.sha256 }).catch((err: Error) => ({ event: "media", id: r.id, result: "failed", code: errorCode(err, "MEDIA_FAILED") }));
   if (filed) await audit(ws, filed);
   await archiveAndRelease(dirs, claim);
-  ws.emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}) });
-  await record(ws, { result: "ready", id: r.id, sha256: r.sha256, file, readyPath, ...(route ? { route } : {}), problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
+  ws.emit({ event: "ready", id: r.id, file, files: r.summary.files, bytes: r.summary.bytes, durationMs, sealed: r.sealed, ...(route ? { route: route.name } : {}), ...where, readyRel });
+  await record(ws, { result: "ready", id: r.id, sha256: r.sha256, file, readyPath, readyRel, ...(route ? { route } : {}), problems: [], warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs, ...(intake ? { intake } : {}), nameEncoding: r.nameEncoding });
 }
 
 // --- step 4: forward filed packages to a PACS ---------------------------------------------------------------

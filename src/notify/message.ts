@@ -23,6 +23,11 @@ export interface NotificationFacts {
   forward?: { instances: number; confirmed: number; durationMs: number; pacs: string };
   /** For package.quarantined: why (problem codes, no names). */
   problems?: string[];
+  /** Problem codes with their counts, and what staff can do. */
+  problemCounts?: Record<string, number>;
+  hint?: string;
+  /** Packages taken by watch: unsealed (hand-made), name code page, what was left out, review flags. */
+  intake?: Receipt["intake"];
   /** First 12 hex digits of the package SHA-256. */
   packageId: string;
   sha256: string;
@@ -86,6 +91,9 @@ export function factsFromReceipt(receipt: Receipt, opts: MessageOptions): Notifi
   const facts: NotificationFacts = {
     event: receipt.event === "ready" ? "package.ready" : receipt.event === "quarantined" ? "package.quarantined" : receipt.event === "forwarded" ? "package.forwarded" : "package.uploaded",
     ...(receipt.problems?.length ? { problems: [...receipt.problems] } : {}),
+    ...(receipt.problemCounts ? { problemCounts: { ...receipt.problemCounts } } : {}),
+    ...(receipt.hint ? { hint: receipt.hint } : {}),
+    ...(receipt.intake ? { intake: { ...receipt.intake, ...(opts.includePatientName ? {} : { readyRel: undefined }) } } : {}),
     packageId: packageIdOf(receipt.sha256),
     sha256: receipt.sha256.toLowerCase(),
     size: receipt.size,
@@ -179,7 +187,15 @@ function rowsOf(facts: NotificationFacts): Array<[string, string]> {
       `${formatStudyDate(s.date)}, ${s.modalities.length ? s.modalities.join("/") : "modality unknown"}, ${s.series} series, ${s.images} images`,
     ]);
   }
-  if (facts.problems?.length) rows.push(["Problems", facts.problems.join(", ")]);
+  if (facts.problemCounts) rows.push(["Problems", Object.entries(facts.problemCounts).map(([c, n]) => (n > 1 ? `${c} ×${n}` : c)).join(", ")]);
+  else if (facts.problems?.length) rows.push(["Problems", facts.problems.join(", ")]);
+  if (facts.hint) rows.push(["What to do", facts.hint]);
+  const i = facts.intake;
+  if (i?.needsReview?.length) rows.push(["NEEDS REVIEW", i.needsReview.map((r) => (r === "multiple-patients" ? "more than one patient in the DICOM files" : r === "name-mismatch" ? "folder/upload name does not match the DICOM patient" : r)).join("; ")]);
+  if (i?.unsealed) rows.push(["Package", "hand-made (unsealed): scanbridge wrote its own manifest at intake"]);
+  if (i?.nameEncoding) rows.push(["File names", `${i.nameEncoding.legacyNames} name(s) without the UTF-8 flag, read as ${i.nameEncoding.encoding} (${i.nameEncoding.evidence})`]);
+  if (i?.leftOut && Object.keys(i.leftOut).length) rows.push(["Left out", Object.entries(i.leftOut).map(([r, n]) => `${n} ${r}`).join(", ")]);
+  if (i?.readyRel) rows.push(["Ready folder", i.readyRel]);
   rows.push(["Folder", facts.destinationFolder]);
   if (facts.event === "package.uploaded") {
     rows.push(["Checked after upload", facts.verified === "sha256" ? "SHA-256 of the remote copy" : "size of the remote copy"]);

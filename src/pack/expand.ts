@@ -8,18 +8,15 @@ import yauzl from "yauzl";
 import { InputError, throwIfAborted } from "../errors.js";
 import { checkEntryName, S_IFLNK, unixFileType } from "../ingest/names.js";
 import type { Emit } from "../ui/events.js";
+import { DEFAULT_EXTRACT_LIMITS, entryRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { scanInputs, type ScanResult } from "./scan.js";
 
-/** Limits for unpacking a nested .zip (a zip bomb must not fill the disk). */
-export interface ExpandLimits {
-  maxEntries: number;
-  maxUnpackedBytes: number;
-  maxRatio: number;
-}
+/** Limits for unpacking a nested .zip (a zip bomb must not fill the disk): the ones verify and watch use. */
+export type ExpandLimits = Pick<ExtractLimits, "maxEntries" | "maxUnpackedBytes" | "maxRatio">;
 
-/** Defaults: generous for a folder of scans, fatal for a bomb. */
-export const DEFAULT_EXPAND_LIMITS: ExpandLimits = { maxEntries: 100_000, maxUnpackedBytes: 50e9, maxRatio: 200 };
+/** Defaults: the shared safe-extraction limits. */
+export const DEFAULT_EXPAND_LIMITS: ExpandLimits = DEFAULT_EXTRACT_LIMITS;
 
 const isZip = (relPath: string) => /\.zip$/i.test(relPath);
 
@@ -59,7 +56,7 @@ async function unpackZip(zipPath: string, dest: string, limits: ExpandLimits, si
           seen.add(key);
           total += entry.uncompressedSize;
           if (total > limits.maxUnpackedBytes) throw refuse("it unpacks to more than the size limit", zipPath);
-          if (entry.compressedSize > 0 && entry.uncompressedSize / entry.compressedSize > limits.maxRatio && entry.uncompressedSize > 1e6) {
+          if (entryRatioExceeded(entry.uncompressedSize, entry.compressedSize, limits) !== undefined) {
             throw refuse("an entry is compressed suspiciously well (zip bomb?)", zipPath);
           }
           const target = join(dest, ...name.split("/"));

@@ -28,6 +28,21 @@ export interface Receipt {
   };
   /** For "quarantined": the problem codes (no names). */
   problems?: string[];
+  /** For "quarantined": each problem code with how many times it was found (no names). */
+  problemCounts?: Record<string, number>;
+  /** What to do about it (for staff; no names). */
+  hint?: string;
+  /** For packages taken by `watch`: how it was received (no names except readyRel, set only with --include-patient-name). */
+  intake?: {
+    unsealed?: boolean;
+    nameEncoding?: { encoding: string; evidence: string; legacyNames: number };
+    leftOut?: Record<string, number>;
+    expandedArchives?: number;
+    needsReview?: string[];
+    patients?: number;
+    studies?: number;
+    readyRel?: string;
+  };
   /** The package manifest's summary, copied so notify needs no access to the zip. */
   summary?: {
     files: number;

@@ -171,7 +171,8 @@ describe("watch: rejection", () => {
     const d = layout(home);
     const variants = (Object.keys(hostileVariants) as HostileVariant[]).filter((v) => v !== "bomb-ratio");
     for (const v of variants) await writeHostilePackage(d.drop, v, `Hostile ${v}`);
-    const r = await run(["watch", d.drop, "--ready", d.ready, "--once", "--settle", "1", "--concurrency", "4", "--json"], home);
+    // --sealed-only: the strict policy, under which a package without manifest (hand-made) is refused too.
+    const r = await run(["watch", d.drop, "--ready", d.ready, "--once", "--settle", "1", "--concurrency", "4", "--json", "--sealed-only"], home);
     expect(r.code).toBe(0);
     const result = finalResult<{ ok: boolean; quarantined: number; ready: number; packages: Array<{ problems: string[] }> }>(r.stdout);
     expect(result.ok).toBe(true);
