@@ -15,7 +15,7 @@ import { summarizeDicom } from "../dicom/summary.js";
 import type { DicomHeader, PackageDicomSummary, PersonName } from "../dicom/types.js";
 import { detectViewer } from "../dicom/viewer.js";
 import { InterruptedError } from "../errors.js";
-import { classifyFile, HEAD_BYTES, isJunkDir, type Classification } from "../pack/classify.js";
+import { isJunkDir, type Classification } from "../pack/classify.js";
 import type { FileKind } from "../pack/manifest.js";
 import { sanitizeComponent } from "../pack/name.js";
 import { forEachConcurrent } from "../util/concurrency.js";
@@ -98,16 +98,6 @@ async function sha256File(path: string): Promise<string> {
   const h = createHash("sha256");
   for await (const c of createReadStream(path)) h.update(c as Buffer);
   return h.digest("hex");
-}
-
-async function readHead(path: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of createReadStream(path, { start: 0, end: HEAD_BYTES - 1 })) {
-    chunks.push(c as Buffer);
-    n += (c as Buffer).length;
-  }
-  return Buffer.concat(chunks, n);
 }
 
 /** Remove empty folders left after files were taken out, deepest first. */

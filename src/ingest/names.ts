@@ -240,7 +240,7 @@ function chooseCodePage(raws: Buffer[], versionMadeBy: number, ev: NameEvidence)
   if (valid.length === 0) return { encoding: "cp437", evidence: "default" };
   // 1. The upload's own name: a folder zipped whole is usually uploaded under its own name.
   const upload = ev.uploadName?.normalize("NFC");
-  if (upload && /[^\x00-\x7f]/.test(upload)) {
+  if (upload && !isAscii(Buffer.from(upload, "utf8"))) {
     const hit = valid.find((enc) => decoded.get(enc)!.some((s) => rootOf(s) === upload));
     if (hit) return { encoding: hit, evidence: "upload-name" };
   }
@@ -253,7 +253,7 @@ function chooseCodePage(raws: Buffer[], versionMadeBy: number, ev: NameEvidence)
   }
   // 3. Plausibility, with the office's list, the detector and the "made by" host breaking ties.
   const sample = Buffer.concat(raws.slice(0, 200).flatMap((r) => [r, Buffer.from("\n")]));
-  let detected: string[] = [];
+  let detected: string[];
   try {
     const d = jschardet.detect(sample.toString("binary"));
     detected = d.encoding ? DETECTOR_HINTS[d.encoding.toUpperCase()] ?? [] : [];

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDicom } from "../../fixtures/dicom-builder.js";
 import { make7z, makeDeflate64Zip, makeHandmadeZip, makeTar, writeZip, type HandFile, type ZipStyle } from "../../fixtures/handmade-zip.js";
+import { writeRar5 } from "../../fixtures/rar5-builder.js";
 import { runCli, cleanEnv } from "../helpers/cli.js";
 import { tmp, walk } from "./helpers.js";
 
@@ -70,6 +71,8 @@ describe("hand-made packages through watch --once", () => {
     const big = [...filesFor("Ortega^Inés"), { path: "CT/big.raw", data: Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251)) }];
     cases.push({ label: "Deflate64 (7z -mm=Deflate64)", upload: "Inés Ortega.zip", bytes: makeDeflate64Zip("Inés Ortega", big), ready: { name: "Inés Ortega", files: big } });
     cases.push({ label: ".7z upload (Debian 7z)", upload: "Marta Díaz.7z", bytes: make7z("Marta Díaz", filesFor("Díaz^Marta")), ready: { name: "Marta Díaz", files: filesFor("Díaz^Marta") } });
+    const rarFiles = filesFor("Castro^Nuria");
+    cases.push({ label: ".rar upload (RAR 5, fixtures/rar5-builder.ts)", upload: "Nuria Castro.rar", bytes: writeRar5([{ name: "Nuria Castro", dir: true }, ...rarFiles.map((f) => ({ name: `Nuria Castro/${f.path}`, data: f.data }))]), ready: { name: "Nuria Castro", files: rarFiles } });
     cases.push({ label: ".tar.gz upload (GNU tar)", upload: "Luis Pérez.tar.gz", bytes: makeTar("Luis Pérez", filesFor("Pérez^Luis"), true), ready: { name: "Luis Pérez", files: filesFor("Pérez^Luis") } });
     cases.push({ label: ".7z renamed .zip", upload: "Sofía Vega.zip", bytes: make7z("Sofía Vega", filesFor("Vega^Sofía")), ready: { name: "Sofía Vega", files: filesFor("Vega^Sofía") } });
     // Two patients in one hand-made folder: filed, flagged NEEDS-REVIEW.
@@ -146,4 +149,45 @@ describe("hand-made packages through watch --once", () => {
     expect(cp936).toMatchObject({ unsealed: true, readyRel: "王小明", nameEncoding: { encoding: "cp936" } });
     expect(records.find((x) => x.event === "ready" && x.file === "Elena Gil.zip")).toMatchObject({ needsReview: ["multiple-patients"], patients: 2 });
   }, 300_000);
+});
+
+describe("one classification table for pack, verify and intake", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tmp("sb-classify-");
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a Word referral letter (and every other kind pack keeps) survives pack -> verify -> watch", async () => {
+    const input = join(dir, "in");
+    const odt = writeZip([{ name: Buffer.from("mimetype"), data: Buffer.from("application/vnd.oasis.opendocument.text"), method: 0 }, { name: Buffer.from("content.xml"), data: Buffer.from("<office:document/>") }]).buf;
+    const xlsx = writeZip([{ name: Buffer.from("[Content_Types].xml"), data: Buffer.from("<Types/>") }, { name: Buffer.from("xl/workbook.xml"), data: Buffer.from("<workbook/>") }]).buf;
+    const kept: HandFile[] = [
+      { path: "CT/IM0001", data: dicom("Test^Ana", 1) },
+      { path: "Referral letter.docx", data: docx() },
+      { path: "labs.xlsx", data: xlsx },
+      { path: "notes.odt", data: odt },
+      { path: "report.pdf", data: Buffer.from("%PDF-1.4 synthetic") },
+      { path: "photo.jpg", data: Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]) },
+      { path: "readme.txt", data: Buffer.from("plain text") },
+    ];
+    for (const f of kept) {
+      mkdirSync(join(input, f.path, ".."), { recursive: true });
+      writeFileSync(join(input, f.path), f.data);
+    }
+    const env = cleanEnv(dir);
+    const out = join(dir, "out");
+    const p = await runCli(["pack", input, "--patient", "Ana Test", "--out", out, "--json"], { cwd: dir, env });
+    expect(p.code, p.stderr).toBe(0);
+    const zip = join(out, "Ana Test.zip");
+    const v = await runCli(["verify", zip, "--json", "--sealed-only"], { cwd: dir, env });
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+    const drop = join(dir, "drop");
+    mkdirSync(drop);
+    writeFileSync(join(drop, "Ana Test.zip"), readFileSync(zip));
+    writeFileSync(join(drop, "Ana Test.zip.sha256"), readFileSync(`${zip}.sha256`));
+    const w = await runCli(["watch", drop, "--ready", join(dir, "ready"), "--once", "--settle", "0", "--json", "--sealed-only"], { cwd: dir, env });
+    expect(w.code, w.stderr).toBe(0);
+    for (const f of kept) expect(readFileSync(join(dir, "ready", "Ana Test", f.path)).equals(f.data)).toBe(true);
+  }, 120_000);
 });
