@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { checkPatient, groupPatients, type DicomEntry } from "../dicom/identity.js";
 import { readDicomHeader } from "../dicom/read.js";
@@ -370,20 +370,22 @@ export async function verifyUpload(path: string, opts: UploadCheckOptions): Prom
     durationMs: 0,
   };
   if (!opts.allowUnsealed) base.problems.push({ code: "UNSEALED", message: `A ${format} archive is not a scanbridge package; it is refused because of --sealed-only` });
-  else if (!opts.extractTo) {
-    const tmp = await mkdtemp(join(dirname(path), ".sb-check-"));
+  else {
+    // 7-Zip names what it unpacks from a .gz after the archive: give it the upload's own name (a private hard link).
+    const alias = await mkdtemp(join(dirname(path), ".sb-named-"));
+    const named = join(alias, sanitizeComponent(opts.uploadName) || "upload");
     try {
-      base.problems.push(...(await extractOtherArchive(path, tmp, opts.limits)).problems);
+      await link(path, named).catch(() => copyFile(path, named));
+      const dest = opts.extractTo ? resolve(opts.extractTo) : await mkdtemp(join(alias, "x-"));
+      const x = await extractOtherArchive(named, dest, opts.limits);
+      base.problems.push(...x.problems);
+      if (x.problems.length === 0 && opts.extractTo) {
+        base.summary.files = x.written.length;
+        base.summary.bytes = x.written.reduce((s, f) => s + f.size, 0);
+        base.extracted = { root: dest, files: base.summary.files, bytes: base.summary.bytes, dirs: [], written: x.written };
+      }
     } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
-  } else {
-    const x = await extractOtherArchive(path, resolve(opts.extractTo), opts.limits);
-    base.problems.push(...x.problems);
-    if (x.problems.length === 0) {
-      base.summary.files = x.written.length;
-      base.summary.bytes = x.written.reduce((s, f) => s + f.size, 0);
-      base.extracted = { root: resolve(opts.extractTo), files: base.summary.files, bytes: base.summary.bytes, dirs: [], written: x.written };
+      await rm(alias, { recursive: true, force: true });
     }
   }
   base.ok = base.problems.length === 0;

@@ -3,9 +3,12 @@ import { constants as fsc } from "node:fs";
 import { sniffArchive, type ArchiveFormat } from "./archives.js";
 import { readsAsZip } from "./verify.js";
 
-/** The format of an upload from its first bytes, whatever its name says. */
+/**
+ * The format of an upload from its first bytes, whatever its name says. Follows `path`: the watcher passes its
+ * private copy, or /proc/self/fd/N of a drop-folder file it opened with O_NOFOLLOW itself.
+ */
 export async function sniffUpload(path: string): Promise<ArchiveFormat> {
-  const fh = await open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+  const fh = await open(path, fsc.O_RDONLY);
   try {
     const buf = Buffer.alloc(512);
     const { bytesRead } = await fh.read(buf, 0, 512, 0);

@@ -161,11 +161,14 @@ async function hashHandle(fh: FileHandle, signal?: AbortSignal): Promise<string>
   return h.digest("hex");
 }
 
-/** Check that a zip's end record and central directory read (the "upload is complete" signal for unmarked files). */
+/**
+ * Check that a zip's end record and central directory read (the "upload is complete" signal for unmarked files).
+ * Follows `path` (the watcher passes /proc/self/fd/N of a descriptor it opened with O_NOFOLLOW itself).
+ */
 export async function readsAsZip(path: string): Promise<boolean> {
   let fh: FileHandle | undefined;
   try {
-    fh = await openPackage(path);
+    fh = await open(path, fsc.O_RDONLY);
     await readZipDirectory(fh, defaultVerifyLimits.maxEntries);
     return true;
   } catch {
