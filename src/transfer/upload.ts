@@ -338,6 +338,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
           return v;
         });
       };
+      // The first channel is opened before timing: its set-up takes several round trips and would inflate the RTT.
+      await dest.openLanes?.(1);
       const [folderStat, finalStat, partsStat, partialStat] = await Promise.all([
         folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
         timed(dest.stat(finalPath)),
