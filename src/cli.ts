@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from "commander";
 import { commandSpecs } from "./commands/registry.js";
-import type { CommandContext, CommandSpec } from "./commands/types.js";
-import { defaultConfigPath, readConfigFile, resolveConfig } from "./config/load.js";
+import type { AnyCommandSpec, CommandContext } from "./commands/types.js";
+import { defaultConfigPath, readConfigFile, resolveConfig, unknownConfigKeys } from "./config/load.js";
+import { everyOptionDef } from "./commands/config.js";
 import { envNameOf, type OptionDef } from "./config/options.js";
 import { ExitCode, InterruptedError, UsageError, exitCodeOf } from "./errors.js";
 import { createInquirerPrompter, type Prompter } from "./ui/prompter.js";
@@ -84,7 +85,7 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
             6 remote verification, 7 notification pending, 130 interrupted.`,
   );
 
-  const register = (parent: Command, spec: CommandSpec) => {
+  const register = (parent: Command, spec: AnyCommandSpec) => {
     const cmd = parent.command(spec.name).description(spec.summary);
     if (spec.args) cmd.arguments(spec.args);
     addOptions(cmd, spec.options);
@@ -118,10 +119,19 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
         const explicitConfig = globals.config ?? env.SCANBRIDGE_CONFIG;
         const configPath = explicitConfig ?? defaultConfigPath(env);
         const file = readConfigFile(configPath, explicitConfig !== undefined, spec.options);
+        // A typo in a hospital's config must not silently do nothing: every key no command reads is named.
+        // (`config show` reports them itself.)
+        if (file && spec.name !== "config" && spec.name !== "show") {
+          for (const u of unknownConfigKeys(file, configPath, allOptions)) reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message });
+        }
         const resolved = resolveConfig(spec.options, { flags: command.opts(), env, file, filePath: configPath });
-        const ctx: CommandContext = {
+        // The one place options are typed by assertion: resolveConfig parsed every value by this command's own
+        // table, which is what the implementation's options type is inferred from.
+        const ctx: CommandContext<never> = {
           args: positional,
-          options: { ...resolved.values, verbose: Boolean(globals.verbose), __sources: resolved.sources },
+          options: resolved.values as never,
+          sources: resolved.sources,
+          verbose: Boolean(globals.verbose),
           env,
           cwd: deps.cwd ?? process.cwd(),
           interactive: stdinIsTTY && stderrIsTTY && !globals.json,
@@ -147,6 +157,7 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
       }
     });
   };
+  const allOptions = everyOptionDef(commandSpecs);
   for (const spec of commandSpecs) register(program, spec);
 
   try {

@@ -3,7 +3,7 @@ import type { CommandSpec } from "./types.js";
 const showExamples = ["scanbridge config show", "scanbridge config show --json", "scanbridge --config ./clinic.json config show"];
 
 /** `scanbridge config show`. */
-export const configShowSpec: CommandSpec = {
+export const configShowSpec: CommandSpec<readonly []> = {
   name: "show",
   summary: "print the resolved configuration of every command (file < environment), each value with its source; secrets redacted",
   options: [],
@@ -12,7 +12,7 @@ export const configShowSpec: CommandSpec = {
 };
 
 /** `scanbridge config` (alone: the same as `config show`). */
-export const configSpec: CommandSpec = {
+export const configSpec: CommandSpec<readonly []> = {
   name: "config",
   summary: "show the configuration scanbridge would use",
   options: [],

@@ -1,18 +1,25 @@
 import { existsSync } from "node:fs";
-import { readConfigFile, redactConfig, resolveConfig, type ValueSource } from "../config/load.js";
+import { readConfigFile, redactConfig, resolveConfig, unknownConfigKeys, type ValueSource } from "../config/load.js";
 import type { OptionDef } from "../config/options.js";
-import type { CommandContext, CommandOutput, CommandSpec } from "./types.js";
+import type { AnyCommandSpec, CommandContext, CommandOutput } from "./types.js";
 
-/** Every configurable option of every command, once per key (flag-only switches left out). */
-export function configurableOptions(specs: readonly CommandSpec[]): OptionDef[] {
-  const seen = new Map<string, OptionDef>();
-  const walk = (list: readonly CommandSpec[]) => {
+/** Every option definition of every command and sub-command, in order (a shared option once per command). */
+export function everyOptionDef(specs: readonly AnyCommandSpec[]): OptionDef[] {
+  const out: OptionDef[] = [];
+  const walk = (list: readonly AnyCommandSpec[]) => {
     for (const s of list) {
-      for (const d of s.options) if (!d.flagOnly && !seen.has(d.key)) seen.set(d.key, d);
+      out.push(...s.options);
       if (s.subcommands) walk(s.subcommands);
     }
   };
   walk(specs);
+  return out;
+}
+
+/** Every configurable option of every command, once per key (flag-only switches left out). */
+export function configurableOptions(specs: readonly AnyCommandSpec[]): OptionDef[] {
+  const seen = new Map<string, OptionDef>();
+  for (const d of everyOptionDef(specs)) if (!d.flagOnly && !seen.has(d.key)) seen.set(d.key, d);
   return [...seen.values()].sort((a, b) => a.key.localeCompare(b.key));
 }
 
@@ -23,7 +30,7 @@ function show(v: unknown): string {
 }
 
 /** Run `scanbridge config show`: resolve every command's options from defaults, file and environment; redact secrets. */
-export async function runConfigShowCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runConfigShowCommand(ctx: CommandContext<unknown>): Promise<CommandOutput> {
   // Imported here, not at the top: the registry lists this command's spec, so a static import would be a cycle.
   const { commandSpecs } = await import("./registry.js");
   const defs = configurableOptions(commandSpecs);
@@ -31,11 +38,9 @@ export async function runConfigShowCommand(ctx: CommandContext): Promise<Command
   const file = readConfigFile(ctx.configPath, false, defs);
   const resolved = resolveConfig(defs, { flags: {}, env: ctx.env, file, filePath: ctx.configPath });
   const redacted = redactConfig(defs, resolved);
-  const known = new Set(defs.map((d) => d.key));
-  const unknownKeys = Object.keys(file ?? {}).filter((k) => !known.has(k));
-  for (const k of unknownKeys) {
-    ctx.reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: `Unknown key "${k}" in ${ctx.configPath} (ignored; a typo?)` });
-  }
+  const unknown = unknownConfigKeys(file ?? {}, ctx.configPath, everyOptionDef(commandSpecs));
+  const unknownKeys = unknown.map((u) => u.key);
+  for (const u of unknown) ctx.reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message });
   const values: Record<string, { value: unknown; source: ValueSource; env?: string }> = {};
   for (const [k, v] of Object.entries(redacted)) values[k] = v;
   const width = Math.max(10, ...Object.keys(values).map((k) => k.length)) + 2;

@@ -1,7 +1,7 @@
 import type { OptionDef } from "../config/options.js";
 
 /** Forwarding to a PACS over DICOMweb: options of `watch` (not a command of its own). */
-export const forwardOptions: readonly OptionDef[] = [
+export const forwardOptions = [
   { key: "forward", flags: "--forward <url>", description: "after verification, send every DICOM instance to this DICOMweb service (STOW-RS) and confirm each with QIDO-RS, e.g. https://pacs.hospital.example/dicom-web", type: "string", env: "SCANBRIDGE_WATCH_FORWARD" },
   { key: "forwardUser", flags: "--forward-user <name>", description: "user name for HTTP basic authentication at the PACS (password in SCANBRIDGE_FORWARD_PASSWORD)", type: "string", env: "SCANBRIDGE_FORWARD_USER" },
   { key: "forwardPassword", description: "password for HTTP basic authentication at the PACS", type: "string", env: "SCANBRIDGE_FORWARD_PASSWORD", secret: true },
@@ -12,4 +12,4 @@ export const forwardOptions: readonly OptionDef[] = [
   { key: "reconcileMap", flags: "--reconcile-map <file>", description: "JSON map of local identities, keyed by package id (first 12 hex of the SHA-256) or source Patient ID: { patientId, issuer, patientName? }; implies --require-reconcile; read again at every attempt", type: "string", env: "SCANBRIDGE_RECONCILE_MAP" },
   { key: "forwardUnreconciled", flags: "--forward-unreconciled", description: "forward packages that have no local identity as received (outside patient IDs enter the PACS) instead of keeping them queued", type: "boolean", env: "SCANBRIDGE_FORWARD_UNRECONCILED", default: false },
   { key: "forwardRetry", flags: "--forward-retry <seconds>", description: "first wait before a package the PACS did not take is tried again; doubles per attempt up to 1 hour", type: "duration", env: "SCANBRIDGE_FORWARD_RETRY", default: "30s", min: 1 },
-];
+] as const satisfies readonly OptionDef[];

@@ -4,17 +4,22 @@ import { UsageError } from "../errors.js";
 import { parseDicomwebUrl, type DicomwebTarget } from "../forward/dicomweb.js";
 import type { ForwardOptions } from "../forward/queue.js";
 import { validateReconciliation, type ReconcileOptions } from "../forward/reconcile.js";
+import type { OptionsOf } from "../config/options.js";
+import type { forwardOptions } from "./forward.command.js";
+
+/** The resolved forwarding options of watch. */
+type ForwardSettings = OptionsOf<typeof forwardOptions>;
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
 /** Forwarding settings from resolved watch options; undefined without --forward. Bad combinations fail here, at start. */
-export function forwardFrom(options: Record<string, unknown>, cwd: string): ForwardOptions | undefined {
+export function forwardFrom(options: ForwardSettings, cwd: string): ForwardOptions | undefined {
   const raw = options.forward;
-  if (typeof raw !== "string" || raw.length === 0) return undefined;
+  if (!raw) return undefined;
   const url = parseDicomwebUrl(raw);
-  const user = typeof options.forwardUser === "string" && options.forwardUser ? options.forwardUser : undefined;
-  const password = typeof options.forwardPassword === "string" && options.forwardPassword ? options.forwardPassword : undefined;
-  const token = typeof options.forwardToken === "string" && options.forwardToken ? options.forwardToken : undefined;
+  const user = options.forwardUser || undefined;
+  const password = options.forwardPassword || undefined;
+  const token = options.forwardToken || undefined;
   if (token && (user || password)) throw new UsageError("FORWARD_AUTH_AMBIGUOUS", "Give either a bearer token or a user and password for the PACS, not both");
   if (password && !user) throw new UsageError("FORWARD_AUTH_INCOMPLETE", "SCANBRIDGE_FORWARD_PASSWORD is set but no --forward-user");
   if (user && !password) throw new UsageError("FORWARD_AUTH_INCOMPLETE", "--forward-user is set but SCANBRIDGE_FORWARD_PASSWORD is not");
@@ -23,7 +28,7 @@ export function forwardFrom(options: Record<string, unknown>, cwd: string): Forw
     throw new UsageError("FORWARD_INSECURE_AUTH", "Refusing to send PACS credentials over plain http:// to another host", { hint: "Use the PACS's https:// DICOMweb address." });
   }
   let ca: Buffer | undefined;
-  if (typeof options.forwardCa === "string" && options.forwardCa) {
+  if (options.forwardCa) {
     try {
       ca = readFileSync(resolve(cwd, options.forwardCa));
     } catch (err) {
@@ -36,7 +41,7 @@ export function forwardFrom(options: Record<string, unknown>, cwd: string): Forw
     ...(ca ? { ca } : {}),
   };
   const reconcile = reconcileFrom(options, cwd);
-  return { target, reconcile, batchSize: Number(options.forwardBatch ?? 50), retryDelayMs: Number(options.forwardRetry ?? 30) * 1000, maxRetryDelayMs: 3_600_000 };
+  return { target, reconcile, batchSize: options.forwardBatch, retryDelayMs: options.forwardRetry * 1000, maxRetryDelayMs: 3_600_000 };
 }
 
 /**
@@ -44,11 +49,11 @@ export function forwardFrom(options: Record<string, unknown>, cwd: string): Forw
  * local identity is held (NOT_RECONCILED) unless --forward-unreconciled (config forwardUnreconciled) says to
  * forward such packages as received.
  */
-export function reconcileFrom(options: Record<string, unknown>, cwd: string): ReconcileOptions {
-  const forwardUnreconciled = options.forwardUnreconciled === true;
+export function reconcileFrom(options: ForwardSettings, cwd: string): ReconcileOptions {
+  const forwardUnreconciled = options.forwardUnreconciled;
   const required = !forwardUnreconciled;
-  const mapFile = typeof options.reconcileMap === "string" && options.reconcileMap ? resolve(cwd, options.reconcileMap) : undefined;
-  if (options.requireReconcile === true && forwardUnreconciled) {
+  const mapFile = options.reconcileMap ? resolve(cwd, options.reconcileMap) : undefined;
+  if (options.requireReconcile && forwardUnreconciled) {
     throw new UsageError("RECONCILE_CONFLICT", "--require-reconcile and --forward-unreconciled contradict each other", { hint: "Use one: require a local identity, or forward packages without one as received." });
   }
   if (mapFile) {

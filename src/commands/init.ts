@@ -7,7 +7,11 @@ import { isEmailAddress } from "../notify/stage.js";
 import { validateWebhookUrl } from "../notify/webhook.js";
 import { fetchHostFingerprint, normaliseFingerprint } from "../transfer/hostkeys.js";
 import { parseDestination } from "../transfer/destination.js";
+import type { InitCommandOptions } from "./init.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+
+/** An option key init asks about. */
+type InitKey = keyof InitCommandOptions;
 
 /** Side effects of `init` that reach the network, injectable for tests. */
 export interface InitDeps {
@@ -57,7 +61,7 @@ function expandHome(p: string, home: string | undefined): string {
 }
 
 /** Run `scanbridge init` with the real network checks. */
-export async function runInitCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runInitCommand(ctx: CommandContext<InitCommandOptions>): Promise<CommandOutput> {
   return runInit(ctx, defaultInitDeps);
 }
 
@@ -66,9 +70,10 @@ export async function runInitCommand(ctx: CommandContext): Promise<CommandOutput
  * everything from flags/env/existing config with --non-interactive. Checks the SFTP host key and the
  * SMTP server once, then writes the config file atomically with mode 0600, secrets only if asked.
  */
-export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<CommandOutput> {
-  const o = ctx.options;
-  const sources = (o.__sources ?? {}) as Record<string, string>;
+export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: InitDeps): Promise<CommandOutput> {
+  // The answers so far: the resolved options, completed with defaults init works out (the identity, from).
+  const o: { -readonly [K in InitKey]?: InitCommandOptions[K] } = { ...ctx.options };
+  const sources = ctx.sources;
   const nonInteractive = Boolean(o.nonInteractive);
   const p = ctx.prompter;
   const info = (message: string) => ctx.reporter.emit({ type: "info", message });
@@ -93,13 +98,13 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
   const cfg: Record<string, unknown> = {};
   const secretsStored: string[] = [];
   const secretsNotStored: string[] = [];
-  const current = (key: string): string | undefined => {
+  const current = (key: InitKey): string | undefined => {
     const v = o[key];
-    if (v === undefined || v === null) return undefined;
-    return Array.isArray(v) ? v.join(", ") : String(v as string | number | boolean);
+    if (v === undefined) return undefined;
+    return Array.isArray(v) ? v.join(", ") : String(v);
   };
   /** Ask a text question, unless a flag answered it or we may not ask; validate either way. */
-  const text = async (key: string, message: string, validate: Validate = () => true): Promise<string | undefined> => {
+  const text = async (key: InitKey, message: string, validate: Validate = () => true): Promise<string | undefined> => {
     let v = current(key);
     if (interactive && sources[key] !== "flag") v = (await p.input(message, { default: v, validate })).trim();
     if (v === undefined || v.trim() === "") {
@@ -111,13 +116,13 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
     if (why !== true) throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sources[key] ?? "answer"}): ${why}`, { hint: `See ${flagOf(key)} in \`scanbridge init --help\`.` });
     return v.trim();
   };
-  const choose = async <T extends string>(key: string, message: string, choices: ReadonlyArray<{ name: string; value: T }>, fallback: T): Promise<T> => {
+  const choose = async <T extends string>(key: InitKey, message: string, choices: ReadonlyArray<{ name: string; value: T }>, fallback: T): Promise<T> => {
     const v = (current(key) as T | undefined) ?? fallback;
     if (interactive && sources[key] !== "flag") return p.select(message, choices, v);
     return v;
   };
   /** A secret: from the environment/config, or typed at the terminal; stored only if the user insists. */
-  const secret = async (key: string, message: string, envName: string): Promise<string | undefined> => {
+  const secret = async (key: InitKey, message: string, envName: string): Promise<string | undefined> => {
     let v = current(key);
     if (!v && interactive) v = (await p.password(`${message} (leave empty to use ${envName} later)`)) || undefined;
     if (!v) return undefined;
@@ -157,7 +162,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
   if (hooks.length) {
     cfg.webhook = hooks;
     if (o.webhookInsecure) cfg.webhookInsecure = true;
-    if (o.webhookCa) cfg.webhookCa = resolve(ctx.cwd, o.webhookCa as string);
+    if (o.webhookCa) cfg.webhookCa = resolve(ctx.cwd, o.webhookCa);
     if (!(await secret("webhookSecret", "Webhook signing secret (shared with the hospital)", "SCANBRIDGE_WEBHOOK_SECRET"))) {
       warn("WEBHOOK_UNSIGNED", "No webhook secret: webhook requests will not be signed");
     }
@@ -245,10 +250,10 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
     const smtpUrl = (await text("smtp", "SMTP server for sending e-mail: smtp://user@host:587 (STARTTLS) or smtps://user@host:465:", required("An SMTP server", (v) => tryValidate(() => parseSmtpUrl(v.trim())))))!;
     cfg.smtp = smtpUrl;
     const server = parseSmtpUrl(smtpUrl);
-    if (!current("from")) o.from = cfg.senderEmail;
+    if (!current("from") && typeof cfg.senderEmail === "string") o.from = cfg.senderEmail;
     cfg.from = await text("from", "Send notification e-mails from (address the server allows):", required("A sender address", validEmail));
     if (o.smtpInsecure) cfg.smtpInsecure = true;
-    if (o.smtpCa) cfg.smtpCa = resolve(ctx.cwd, o.smtpCa as string);
+    if (o.smtpCa) cfg.smtpCa = resolve(ctx.cwd, o.smtpCa);
     const password = server.user ? await secret("smtpPassword", `SMTP password for ${server.user}`, "SCANBRIDGE_SMTP_PASSWORD") : undefined;
     if (skipChecks) smtpCheck = "skipped (--skip-checks)";
     else if (server.user && !password) {
@@ -257,7 +262,7 @@ export async function runInit(ctx: CommandContext, deps: InitDeps): Promise<Comm
     } else {
       const settings: SmtpSettings = { ...server, insecure: Boolean(o.smtpInsecure), from: String(cfg.from) };
       if (password) settings.password = password;
-      if (cfg.smtpCa) settings.ca = readFileSync(cfg.smtpCa as string, "utf8");
+      if (o.smtpCa) settings.ca = readFileSync(resolve(ctx.cwd, o.smtpCa), "utf8");
       try {
         await deps.verifySmtp(settings);
         smtpCheck = "ok";

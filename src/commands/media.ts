@@ -7,6 +7,8 @@ import type { WatchDeps } from "../ingest/watcher.js";
 import type { Medium } from "../media/profile.js";
 import { formatBytes } from "../ui/format.js";
 import { VERSION } from "../version.js";
+import type { OptionsOf } from "../config/options.js";
+import type { mediaBuildOptions, MediaCommandOptions, watchMediaOptions } from "./media.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 import { limitsFromOptions } from "./verify.js";
 
@@ -27,15 +29,15 @@ export function mediaLines(r: MakeMediaResult): string[] {
 }
 
 /** The resolved medium options shared by media and watch --media. */
-export function mediumFrom(o: Record<string, unknown>, usb: boolean): { medium: Medium; maxSize?: number } {
-  const medium = (usb ? "usb" : (o.medium as Medium | undefined) ?? "dvd") as Medium;
-  return { medium, ...(typeof o.maxSize === "number" ? { maxSize: o.maxSize } : {}) };
+export function mediumFrom(o: Partial<OptionsOf<typeof mediaBuildOptions>>, usb: boolean): { medium: Medium; maxSize?: number } {
+  const medium: Medium = usb ? "usb" : (o.medium ?? "dvd");
+  return { medium, ...(o.maxSize !== undefined ? { maxSize: o.maxSize } : {}) };
 }
 
 /** Run `scanbridge media <delivery>`. */
-export async function runMediaCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runMediaCommand(ctx: CommandContext<MediaCommandOptions>): Promise<CommandOutput> {
   const o = ctx.options;
-  const abs = (v: unknown) => (typeof v === "string" && v.length > 0 ? resolve(ctx.cwd, v) : undefined);
+  const abs = (v: string | undefined) => (v ? resolve(ctx.cwd, v) : undefined);
   const out = abs(o.out);
   const usb = abs(o.usb);
   const iso = abs(o.iso);
@@ -50,8 +52,8 @@ export async function runMediaCommand(ctx: CommandContext): Promise<CommandOutpu
     iso,
     xorriso,
     ...mediumFrom(o, usb !== undefined),
-    fileSetId: typeof o.filesetId === "string" ? o.filesetId : undefined,
-    allowUnsealed: o.allowUnsealed === true,
+    fileSetId: o.filesetId,
+    allowUnsealed: o.allowUnsealed,
     limits: limitsFromOptions(o),
     toolVersion: VERSION,
     signal: ctx.signal,
@@ -66,12 +68,12 @@ export async function runMediaCommand(ctx: CommandContext): Promise<CommandOutpu
  * The watcher's media hooks: the specialist's page (index.html) in every delivery before it is filed, and with
  * --media a file-set (and --media-iso an ISO) per filed delivery, audited. xorriso is checked before watching starts.
  */
-export async function watchMediaHooks(ctx: CommandContext): Promise<Pick<WatchDeps, "beforeFiling" | "afterFiling">> {
+export async function watchMediaHooks(ctx: CommandContext<OptionsOf<typeof watchMediaOptions>>): Promise<Pick<WatchDeps, "beforeFiling" | "afterFiling">> {
   const o = ctx.options;
-  const dir = typeof o.media === "string" && o.media.length > 0 ? resolve(ctx.cwd, o.media) : undefined;
-  if (!dir && o.mediaIso === true) throw new UsageError("MEDIA_ISO_WITHOUT_MEDIA", "--media-iso needs --media <dir>");
-  const xorriso = dir && o.mediaIso === true ? await requireXorriso(ctx.env) : undefined;
-  const medium = ((o.mediaMedium as Medium | undefined) ?? "dvd") as Medium;
+  const dir = o.media ? resolve(ctx.cwd, o.media) : undefined;
+  if (!dir && o.mediaIso) throw new UsageError("MEDIA_ISO_WITHOUT_MEDIA", "--media-iso needs --media <dir>");
+  const xorriso = dir && o.mediaIso ? await requireXorriso(ctx.env) : undefined;
+  const medium: Medium = o.mediaMedium;
   return {
     beforeFiling: async (root, pkg) => {
       await writeReadyPage(root, { packageSha256: pkg.sha256, sealed: pkg.sealed, toolVersion: VERSION, signal: ctx.signal });

@@ -2,6 +2,7 @@ import { basename, resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
 import { findOutboxes, receiptPathForOutbox } from "../notify/outbox.js";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type DeliveryReport, type NotifyResult } from "../notify/stage.js";
+import type { NotifyCommandOptions } from "./notify.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 function line(d: DeliveryReport): string {
@@ -11,11 +12,11 @@ function line(d: DeliveryReport): string {
 }
 
 /** Run `scanbridge notify`: deliver (or retry) the notifications of one receipt, or of every outbox in the folder. */
-export async function runNotifyCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runNotifyCommand(ctx: CommandContext<NotifyCommandOptions>): Promise<CommandOutput> {
   const o = ctx.options;
-  const retryOnly = Boolean(o.retry);
-  const channels = resolveNotifyChannels(o);
-  const receiptArg = o.receipt as string | undefined;
+  const retryOnly = o.retry;
+  const channels = resolveNotifyChannels(o, ctx.sources);
+  const receiptArg = o.receipt;
   if (!receiptArg && !retryOnly) {
     throw new UsageError("RECEIPT_MISSING", "Which upload? Pass --receipt <Name>.receipt.json", { hint: "Or run `scanbridge notify --retry` to send whatever is pending in this folder." });
   }
@@ -39,7 +40,7 @@ export async function runNotifyCommand(ctx: CommandContext): Promise<CommandOutp
   const sent = results.flatMap((r) => r.sent);
   const pending = results.flatMap((r) => r.pending);
   const already = results.flatMap((r) => r.alreadySent);
-  const verbose = Boolean(o.verbose);
+  const verbose = ctx.verbose;
   const human: string[] = [];
   for (const r of results) {
     const rows = [...r.sent, ...r.pending];

@@ -2,7 +2,11 @@ import { UsageError } from "../errors.js";
 import { describePatient, type PatientListing } from "../pack/inspect.js";
 import { packPackage, type PackOptions, type PackResult } from "../pack/package.js";
 import { formatBytes } from "../ui/format.js";
+import type { InspectCommandOptions, PackCommandOptions } from "./pack.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+
+/** The options packOptionsFrom reads: inspect has only the read options, send has no --dry-run. */
+type PackStageOptions = InspectCommandOptions & Partial<PackCommandOptions>;
 
 const KIND_LABEL: Record<string, [string, string]> = {
   dicom: ["DICOM", "DICOM"], dicomdir: ["DICOMDIR", "DICOMDIR"], "dicom-unreadable": ["unreadable DICOM", "unreadable DICOM"],
@@ -15,8 +19,8 @@ const REASON_LABEL: Record<string, string> = {
 };
 
 /** Ask for the patient's name on a TTY, or fail with a usage error when nobody can answer. */
-export async function resolvePatient(ctx: CommandContext, optional = false): Promise<string> {
-  const given = ctx.options.patient as string | undefined;
+export async function resolvePatient(ctx: CommandContext<{ patient?: string }>, optional = false): Promise<string> {
+  const given = ctx.options.patient;
   if (given !== undefined && given.trim() !== "") return given;
   if (optional) return "";
   if (!ctx.interactive) {
@@ -26,25 +30,25 @@ export async function resolvePatient(ctx: CommandContext, optional = false): Pro
 }
 
 /** Build PackOptions from a command context (shared by pack, inspect and send). */
-export async function packOptionsFrom(ctx: CommandContext, overrides: Partial<PackOptions> = {}): Promise<PackOptions> {
+export async function packOptionsFrom(ctx: CommandContext<PackStageOptions>, overrides: Partial<PackOptions> = {}): Promise<PackOptions> {
   const o = ctx.options;
   return {
     inputs: ctx.args,
     patient: await resolvePatient(ctx, overrides.dryRun === true),
-    outDir: (o.out as string | undefined) ?? ".",
+    outDir: o.out ?? ".",
     cwd: ctx.cwd,
-    ascii: Boolean(o.asciiNames),
-    store: Boolean(o.store),
-    level: Number(o.level ?? 6),
-    emailLimit: Number(o.emailLimit),
-    maxSize: o.maxSize as number | undefined,
-    force: Boolean(o.force),
-    dryRun: Boolean(o.dryRun),
-    strict: Boolean(o.strict),
-    allowPatientMismatch: Boolean(o.allowPatientMismatch),
-    allowUnchecked: Boolean(o.allowUnchecked),
-    onlyPatient: typeof o.onlyPatient === "string" && o.onlyPatient.trim() !== "" ? o.onlyPatient : undefined,
-    expandArchives: Boolean(o.expandArchives),
+    ascii: o.asciiNames,
+    store: o.store ?? false,
+    level: o.level ?? 6,
+    emailLimit: o.emailLimit ?? 5e6, // inspect has no --email-limit: the table's default, 5MB
+    maxSize: o.maxSize,
+    force: o.force ?? false,
+    dryRun: o.dryRun ?? false,
+    strict: o.strict,
+    allowPatientMismatch: o.allowPatientMismatch ?? false,
+    allowUnchecked: o.allowUnchecked ?? false,
+    onlyPatient: o.onlyPatient?.trim() ? o.onlyPatient : undefined,
+    expandArchives: o.expandArchives,
     skipInspect: ctx.env.SCANBRIDGE_BENCH_SKIP_INSPECT === "1",
     confirmMismatch: ctx.interactive
       ? async (lines) => {
@@ -111,7 +115,7 @@ export function packHumanLines(r: PackResult): string[] {
 }
 
 /** Run `scanbridge pack`. */
-export async function runPackCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runPackCommand(ctx: CommandContext<PackCommandOptions>): Promise<CommandOutput> {
   const result = await packPackage(await packOptionsFrom(ctx));
   return { data: packResultData(result), human: packHumanLines(result) };
 }
@@ -121,9 +125,9 @@ export async function runPackCommand(ctx: CommandContext): Promise<CommandOutput
  * their studies so the sender can choose; names are shown at a terminal or with --verbose (their own screen), not
  * in redirected output.
  */
-export async function runInspectCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runInspectCommand(ctx: CommandContext<InspectCommandOptions>): Promise<CommandOutput> {
   const result = await packPackage(await packOptionsFrom(ctx, { dryRun: true, reportOnly: true, choosePatient: undefined }));
-  return { data: packResultData(result), human: [...patientLines(result, ctx.interactive || ctx.options.verbose === true), ...packHumanLines(result)] };
+  return { data: packResultData(result), human: [...patientLines(result, ctx.interactive || ctx.verbose), ...packHumanLines(result)] };
 }
 
 function patientLines(r: PackResult, showNames: boolean): string[] {

@@ -7,14 +7,15 @@ import { readReconcileFile, reconcileFileFor, validateReconciliation, writeRecon
 import { checkPrivateDir, defaultStateDir, mkdirPrivate, OWNER_ONLY, stateDirs } from "../ingest/state.js";
 import { readJsonFile } from "../util/atomic-write.js";
 import { readdir } from "node:fs/promises";
+import type { ReconcileCommandOptions } from "./reconcile.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 /**
  * The state folder of the watch that filed `folder`: --state, else the default (`scanbridge-state` beside the
  * ready folder) of the nearest ancestor that has one.
  */
-async function stateFor(ctx: CommandContext, folder: string): Promise<string | undefined> {
-  if (typeof ctx.options.state === "string" && ctx.options.state.length > 0) return resolve(ctx.cwd, ctx.options.state);
+async function stateFor(ctx: CommandContext<ReconcileCommandOptions>, folder: string): Promise<string | undefined> {
+  if (ctx.options.state) return resolve(ctx.cwd, ctx.options.state);
   for (let ready = dirname(folder); dirname(ready) !== ready; ready = dirname(ready)) {
     const candidate = defaultStateDir(ready);
     if (await stat(join(candidate, "forward-queue")).then((s) => s.isDirectory(), () => false)) return candidate;
@@ -35,7 +36,7 @@ async function packageIdOf(state: string, folder: string): Promise<string | unde
 }
 
 /** Run `scanbridge reconcile <ready folder> --patient-id ID --issuer ISSUER [--patient-name NAME] [--accession-number NEW]`. */
-export async function runReconcileCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runReconcileCommand(ctx: CommandContext<ReconcileCommandOptions>): Promise<CommandOutput> {
   const arg = ctx.args[0];
   if (!arg) throw new UsageError("MISSING_FOLDER", "reconcile needs a package folder in ready/");
   const folder = resolve(ctx.cwd, arg);

@@ -1,4 +1,4 @@
-import type { CommandSpec } from "./types.js";
+import type { AnyCommandSpec } from "./types.js";
 import { auditSpec } from "./audit.command.js";
 import { configSpec } from "./config.command.js";
 import { initSpec } from "./init.command.js";
@@ -14,4 +14,4 @@ import { verifySpec } from "./verify.command.js";
 import { watchSpec } from "./watch.command.js";
 
 /** Every command, in the order --help lists them. Each spec lazily imports its implementation. */
-export const commandSpecs: readonly CommandSpec[] = [sendSpec, packSpec, inspectSpec, uploadSpec, notifySpec, initSpec, configSpec, verifySpec, watchSpec, releaseSpec, mediaSpec, routeSpec, reconcileSpec, auditSpec];
+export const commandSpecs: readonly AnyCommandSpec[] = [sendSpec, packSpec, inspectSpec, uploadSpec, notifySpec, initSpec, configSpec, verifySpec, watchSpec, releaseSpec, mediaSpec, routeSpec, reconcileSpec, auditSpec];

@@ -6,6 +6,7 @@ import { appendAudit, auditLogIn } from "../ingest/ledger.js";
 import { stateDirs } from "../ingest/state.js";
 import { stateFolderFor } from "./watch.js";
 import { moveNoClobber, syncPath } from "../ingest/store.js";
+import type { ReleaseCommandOptions } from "./release.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 /** A quarantined package: its reason file, the package beside it, and why it was refused. */
@@ -38,13 +39,13 @@ export async function listQuarantine(dir: string): Promise<Quarantined[]> {
  * watcher then takes it again: for a package refused for a fixable reason (--sealed-only lifted, limits raised,
  * the code page given with --zip-encodings) or to retry after a fix in scanbridge.
  */
-export async function runReleaseCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runReleaseCommand(ctx: CommandContext<ReleaseCommandOptions>): Promise<CommandOutput> {
   const [idArg, dropArg] = ctx.args;
   if (!idArg || !/^[0-9a-f]{6,64}$/i.test(idArg)) throw new UsageError("BAD_ID", "Give the package id: the hex digits shown in the quarantine notification or event (at least 6)", { hint: "Example: scanbridge release 3f2a9c01b7e4 /srv/drop" });
   if (!dropArg) throw new UsageError("MISSING_DROP", "Give the drop folder the package goes back to", { hint: "Example: scanbridge release 3f2a9c01b7e4 /srv/drop" });
   const drop = resolve(ctx.cwd, dropArg);
   const state = stateFolderFor(ctx);
-  const quarantine = typeof ctx.options.quarantine === "string" && ctx.options.quarantine ? resolve(ctx.cwd, ctx.options.quarantine) : stateDirs(state).quarantine;
+  const quarantine = ctx.options.quarantine ? resolve(ctx.cwd, ctx.options.quarantine) : stateDirs(state).quarantine;
   const want = idArg.toLowerCase();
   const matches = (await listQuarantine(quarantine)).filter((q) => q.id.toLowerCase().startsWith(want));
   if (matches.length === 0) throw new InputError("NOT_QUARANTINED", `No quarantined package with id ${want}`, { hint: `Look in ${quarantine} for <name>.reason.json files; their "id" field is the package id.` });
@@ -63,9 +64,9 @@ export async function runReleaseCommand(ctx: CommandContext): Promise<CommandOut
   await rm(q.reasonPath, { force: true });
   await syncPath(drop);
   await syncPath(quarantine);
-  const auditFile = typeof ctx.options.audit === "string" && ctx.options.audit ? resolve(ctx.cwd, ctx.options.audit) : undefined;
+  const auditFile = ctx.options.audit ? resolve(ctx.cwd, ctx.options.audit) : undefined;
   await appendAudit(auditLogIn(state, auditFile), { event: "released", id: q.id, previousProblems: q.problems, host: hostname() });
-  const verbose = ctx.options.verbose === true;
+  const verbose = ctx.verbose;
   return {
     data: { id: q.id, released: true, previousProblems: q.problems, ...(verbose ? { file: back } : {}) },
     human: [`released package ${q.id} back to the drop folder for another try (it was quarantined for ${q.problems.join(", ") || "no recorded reason"})`],

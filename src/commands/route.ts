@@ -2,15 +2,17 @@ import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
 import { decideRoute, parseRouting, readRoutingFacts, readRoutingFactsFromZip, type RouteDecision, type RoutingConfig, type RoutingFacts } from "../ingest/routing.js";
+import type { OptionsOf } from "../config/options.js";
+import type { routingOptions, RouteTestCommandOptions } from "./route.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 /** The routing configuration from resolved options (`routes`, `defaultRoute`); undefined when no routes are configured. */
-export function routingFrom(options: Record<string, unknown>): RoutingConfig | undefined {
+export function routingFrom(options: OptionsOf<typeof routingOptions>): RoutingConfig | undefined {
   return parseRouting(options.routes, options.defaultRoute);
 }
 
 /** Run `scanbridge route test <Name.zip | ready folder>`: which rule matches, and why each rule did or did not. */
-export async function runRouteTestCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runRouteTestCommand(ctx: CommandContext<RouteTestCommandOptions>): Promise<CommandOutput> {
   const arg = ctx.args[0];
   if (!arg) throw new UsageError("MISSING_PACKAGE", "route test needs a package: Name.zip or a folder in ready/");
   const cfg = routingFrom(ctx.options);

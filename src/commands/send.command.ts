@@ -1,14 +1,20 @@
+import type { OptionDef, OptionsOf } from "../config/options.js";
 import { notifyOptions } from "./notify.command.js";
 import { packBuildOptions, packWriteOptions } from "./pack.command.js";
 import type { CommandSpec } from "./types.js";
 import { uploadOptions } from "./upload.command.js";
 
+/** The option table of `send`. */
+export const sendOptionTable = [...packBuildOptions, ...packWriteOptions, ...uploadOptions, ...notifyOptions] as const satisfies readonly OptionDef[];
+/** The typed options `send` receives. */
+export type SendCommandOptions = OptionsOf<typeof sendOptionTable>;
+
 /** `scanbridge send`: pack → upload → notify in one go; a re-run after an interruption does nothing twice. */
-export const sendSpec: CommandSpec = {
+export const sendSpec: CommandSpec<typeof sendOptionTable> = {
   name: "send",
   args: "<input...>",
   summary: "the whole procedure in one go: pack the scans into the patient's folder and zip, upload it, notify the coordinators",
-  options: [...packBuildOptions, ...packWriteOptions, ...uploadOptions, ...notifyOptions],
+  options: sendOptionTable,
   examples: [
     'scanbridge send /media/cdrom ./referral.pdf --patient "José Álvarez Núñez" --to sftp://jose@upload.example.org/incoming',
     'scanbridge send ./usb --patient "王小明" --to ./outbox            # a local folder: no server needed',

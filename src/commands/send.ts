@@ -6,8 +6,9 @@ import { packPackage } from "../pack/package.js";
 import { formatDestination, parseDestination } from "../transfer/destination.js";
 import { receiptNameFor, type Receipt } from "../transfer/receipt.js";
 import { packHumanLines, packOptionsFrom, packResultData } from "./pack.js";
+import type { SendCommandOptions } from "./send.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
-import { describeUpload, uploadDepsFrom, uploadPackageTo, type UploadStageOptions } from "./upload.js";
+import { describeUpload, uploadDepsFrom, uploadPackageTo } from "./upload.js";
 
 async function readReceiptIfAny(path: string): Promise<Receipt | undefined> {
   try {
@@ -23,12 +24,12 @@ async function readReceiptIfAny(path: string): Promise<Receipt | undefined> {
  * interruption reuses the package when the inputs are unchanged, resumes or skips the upload, and sends only the
  * notifications still pending: nothing is done twice.
  */
-export async function runSendCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): Promise<CommandOutput> {
   const o = ctx.options;
   // Fail in the first milliseconds on a bad destination or notification setting, not after an hour of zipping.
   if (!o.to) throw new UsageError("DESTINATION_MISSING", "Where to? Pass --to sftp://user@host/folder or a local folder", { hint: "Or set it once with `scanbridge init`." });
-  const destination = formatDestination(parseDestination(o.to as string, ctx.cwd));
-  const channels = resolveNotifyChannels(o);
+  const destination = formatDestination(parseDestination(o.to, ctx.cwd));
+  const channels = resolveNotifyChannels(o, ctx.sources);
   const emit = ctx.reporter.emit.bind(ctx.reporter);
 
   const packed = await packPackage(await packOptionsFrom(ctx, { reuseIfUnchanged: true }));
@@ -38,7 +39,7 @@ export async function runSendCommand(ctx: CommandContext): Promise<CommandOutput
   if (earlier && earlier.sha256 === packed.sha256 && earlier.destination === destination && !o.force) {
     emit({ type: "info", message: "This package was already uploaded there; skipping the upload." });
   } else {
-    upload = await uploadPackageTo(packed.package, { ...(o as UploadStageOptions), force: Boolean(o.force) }, uploadDepsFrom(ctx));
+    upload = await uploadPackageTo(packed.package, o, uploadDepsFrom(ctx));
   }
 
   let notified: NotifyResult | undefined;

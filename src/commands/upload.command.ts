@@ -1,8 +1,8 @@
-import type { OptionDef } from "../config/options.js";
+import type { OptionDef, OptionsOf } from "../config/options.js";
 import type { CommandSpec } from "./types.js";
 
 /** Options of upload and send that say where and how a package is uploaded. Secrets have no flags. */
-export const uploadOptions: readonly OptionDef[] = [
+export const uploadOptions = [
   { key: "to", flags: "-t, --to <destination>", description: "where to upload: sftp://user@host[:port]/folder or a local folder", type: "string" },
   { key: "identity", flags: "-i, --identity <file>", description: "private key file for SFTP login (passphrase from SCANBRIDGE_KEY_PASSPHRASE or asked)", type: "string" },
   { key: "knownHosts", flags: "--known-hosts <file>", description: "known_hosts file to check the server's key against (default ~/.ssh/known_hosts)", type: "string" },
@@ -16,14 +16,19 @@ export const uploadOptions: readonly OptionDef[] = [
   { key: "keepalive", flags: "--keepalive <duration>", description: "SSH keepalive interval (keeps NAT routers from dropping idle sessions); 0 disables", type: "duration", default: "15s" },
   { key: "sftpPassword", description: "SFTP password (environment or 0600 config file only)", type: "string", secret: true, env: "SCANBRIDGE_SFTP_PASSWORD" },
   { key: "keyPassphrase", description: "passphrase of the --identity key (environment or 0600 config file only)", type: "string", secret: true, env: "SCANBRIDGE_KEY_PASSPHRASE" },
-];
+] as const satisfies readonly OptionDef[];
+
+/** The option table of `upload`. */
+export const uploadOptionTable = [...uploadOptions, { key: "force", flags: "-f, --force", description: "replace a package of the same name at the destination", type: "boolean", default: false, flagOnly: true }] as const satisfies readonly OptionDef[];
+/** The typed options `upload` receives. */
+export type UploadCommandOptions = OptionsOf<typeof uploadOptionTable>;
 
 /** `scanbridge upload`. */
-export const uploadSpec: CommandSpec = {
+export const uploadSpec: CommandSpec<typeof uploadOptionTable> = {
   name: "upload",
   args: "<package>",
   summary: "upload a package (<Name>.zip) over SFTP or to a folder: resumable, verified, host key checked",
-  options: [...uploadOptions, { key: "force", flags: "-f, --force", description: "replace a package of the same name at the destination", type: "boolean", default: false, flagOnly: true }],
+  options: uploadOptionTable,
   examples: [
     'scanbridge upload "José Álvarez Núñez.zip" --to sftp://jose@upload.example.org/incoming --verify',
     'scanbridge upload "王小明.zip" --to sftp://wang@upload.example.org:2222/in --identity ~/.ssh/id_ed25519 --host-fingerprint SHA256:...',

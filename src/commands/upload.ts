@@ -8,6 +8,7 @@ import { normaliseFingerprint } from "../transfer/hostkeys.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "../transfer/retry.js";
 import { uploadPackage, type UploadResult } from "../transfer/upload.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+import type { UploadCommandOptions } from "./upload.command.js";
 
 /** What the upload stage needs from its caller (upload or send). */
 export interface UploadStageDeps extends ConnectDeps {
@@ -113,7 +114,7 @@ export function describeUpload(r: UploadResult): string[] {
 }
 
 /** The upload stage's seams from a command context (upload, send and watch's remote inbox use the same). */
-export function uploadDepsFrom(ctx: CommandContext): UploadStageDeps {
+export function uploadDepsFrom(ctx: CommandContext<unknown>): UploadStageDeps {
   return {
     env: ctx.env,
     cwd: ctx.cwd,
@@ -121,15 +122,15 @@ export function uploadDepsFrom(ctx: CommandContext): UploadStageDeps {
     prompter: ctx.prompter,
     emit: (e) => ctx.reporter.emit(e),
     signal: ctx.signal,
-    verbose: Boolean(ctx.options.verbose),
+    verbose: ctx.verbose,
   };
 }
 
 /** Run `scanbridge upload <package>`. */
-export async function runUploadCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runUploadCommand(ctx: CommandContext<UploadCommandOptions>): Promise<CommandOutput> {
   const pkg = ctx.args[0];
   if (!pkg) throw new UsageError("PACKAGE_MISSING", "Which package? Pass the <Name>.zip to upload");
-  const r = await uploadPackageTo(pkg, ctx.options as UploadStageOptions, uploadDepsFrom(ctx));
+  const r = await uploadPackageTo(pkg, ctx.options, uploadDepsFrom(ctx));
   return {
     data: {
       package: r.receipt.package,

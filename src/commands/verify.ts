@@ -4,6 +4,7 @@ import { InputError } from "../errors.js";
 import { verifyPackage, type PackageProblem, type VerifyLimits, type VerifyResult } from "../ingest/verify.js";
 import { formatBytes } from "../ui/format.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+import type { VerifyCommandOptions } from "./verify.command.js";
 
 /** Limits from the resolved options shared by verify and watch. */
 export function limitsFromOptions(o: Record<string, unknown>): Partial<VerifyLimits> {
@@ -59,7 +60,7 @@ export function summaryLines(r: VerifyResult): string[] {
 }
 
 /** Run `scanbridge verify <package>`: exit 0 when the package is sound, 3 with every problem listed otherwise. */
-export async function runVerifyCommand(ctx: CommandContext): Promise<CommandOutput> {
+export async function runVerifyCommand(ctx: CommandContext<VerifyCommandOptions>): Promise<CommandOutput> {
   const path = resolve(ctx.cwd, ctx.args[0]!);
   try {
     await stat(path);
@@ -67,7 +68,7 @@ export async function runVerifyCommand(ctx: CommandContext): Promise<CommandOutp
     throw new InputError("PACKAGE_NOT_FOUND", `No such package: ${ctx.args[0]}`, { hint: "Give the path of a .zip package." });
   }
   const r = await verifyPackage(path, {
-    allowUnsealed: ctx.options.sealedOnly !== true,
+    allowUnsealed: !ctx.options.sealedOnly,
     zipEncodings: zipEncodingsFrom(ctx.options),
     limits: limitsFromOptions(ctx.options),
     emit: (e) => ctx.reporter.emit(e),

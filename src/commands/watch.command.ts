@@ -1,5 +1,5 @@
 import type { CommandSpec } from "./types.js";
-import type { OptionDef } from "../config/options.js";
+import { pickOptions, type OptionDef, type OptionsOf } from "../config/options.js";
 import { notifyOptions } from "./notify.command.js";
 import { packageCheckOptions } from "./verify.command.js";
 import { uploadOptions } from "./upload.command.js";
@@ -8,25 +8,19 @@ import { forwardOptions } from "./forward.command.js";
 import { watchMediaOptions } from "./media.command.js";
 
 /** The watcher's state folder, shared by watch, reconcile and audit verify. */
-export const stateOption: OptionDef = {
+export const stateOption = {
   key: "state",
   flags: "--state <dir>",
   description: "the watcher's own folder (claims, forward queue, notifications, reconciliations, locks, keyed audit log): outside the drop, on its file system, 0700; default scanbridge-state beside --ready",
   type: "string",
   env: "SCANBRIDGE_STATE",
-};
+} as const satisfies OptionDef;
 
 /** Connection options shared with upload (same keys, defaults and host-key rules), for a remote inbox. */
-const REMOTE_CONNECTION_KEYS = ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"];
-const remoteConnectionOptions = uploadOptions.filter((o) => REMOTE_CONNECTION_KEYS.includes(o.key));
+const remoteConnectionOptions = pickOptions(uploadOptions, ["identity", "knownHosts", "hostFingerprint", "connectTimeout", "idleTimeout", "keepalive", "sftpPassword", "keyPassphrase"]);
 
-/** `scanbridge watch`. */
-export const watchSpec: CommandSpec = {
-  name: "watch",
-  args: "<dropdir>",
-  summary:
-    "take complete packages from a drop folder (or a remote inbox, sftp://user@host[:port]/folder), verify and extract them into the ready folder, archive or quarantine them, keep an audit log",
-  options: [
+/** The option table of `watch`. */
+export const watchOptionTable = [
     { key: "ready", flags: "--ready <dir>", description: "folder where verified packages are extracted, one folder per patient", type: "string", env: "SCANBRIDGE_WATCH_READY" },
     stateOption,
     { key: "group", flags: "--group <name>", description: "staff group that may read what watch writes (ready/, archive, quarantine): files 0640, folders 0750; without it 0600/0700", type: "string", env: "SCANBRIDGE_WATCH_GROUP" },
@@ -50,7 +44,17 @@ export const watchSpec: CommandSpec = {
     ...routingOptions,
     ...forwardOptions,
     ...watchMediaOptions,
-  ],
+  ] as const satisfies readonly OptionDef[];
+/** The typed options `watch` receives. */
+export type WatchCommandOptions = OptionsOf<typeof watchOptionTable>;
+
+/** `scanbridge watch`. */
+export const watchSpec: CommandSpec<typeof watchOptionTable> = {
+  name: "watch",
+  args: "<dropdir>",
+  summary:
+    "take complete packages from a drop folder (or a remote inbox, sftp://user@host[:port]/folder), verify and extract them into the ready folder, archive or quarantine them, keep an audit log",
+  options: watchOptionTable,
   examples: [
     "scanbridge watch /srv/drop --ready /srv/ready",
     "scanbridge watch /srv/sftp/drop --ready /srv/intake/ready --state /srv/sftp-state --group radiology",

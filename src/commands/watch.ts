@@ -7,11 +7,12 @@ import { errorCode, ExitCode, InputError, UsageError } from "../errors.js";
 import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
 import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
-import { createConnector, type ConnectOptions } from "../transfer/connect.js";
+import { createConnector } from "../transfer/connect.js";
 import { uploadDepsFrom } from "./upload.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
+import type { WatchCommandOptions } from "./watch.command.js";
 import { limitsFromOptions, problemHint, zipEncodingsFrom } from "./verify.js";
 import { intakeRecord, type IntakeFields } from "../ingest/intake-report.js";
 import type { PackageProblem } from "../ingest/verify.js";
@@ -37,9 +38,9 @@ export interface WatchHooks {
 }
 
 /** Build the watch options from resolved command options; fails fast on a bad combination. */
-export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOptions> {
+export async function watchOptionsFrom(ctx: CommandContext<WatchCommandOptions>): Promise<WatchOptions> {
   const o = ctx.options;
-  if (typeof o.ready !== "string" || o.ready.length === 0) {
+  if (!o.ready) {
     throw new UsageError("MISSING_READY", "watch needs --ready <dir>: the folder where verified packages are extracted", { hint: "Example: scanbridge watch /srv/drop --ready /srv/ready" });
   }
   const remote = remoteInboxFrom(ctx);
@@ -47,13 +48,13 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
   const routing = routingFrom(o);
   const forward = forwardFrom(o, ctx.cwd);
   const drop = localDropFor(ctx);
-  const modes = privateModes(typeof o.group === "string" && o.group.length > 0 ? o.group : undefined);
+  const modes = privateModes(o.group || undefined);
   const state = stateFolderFor(ctx);
   if (remote) {
     // The local drop of a remote inbox is ours: created on first use, private to this machine's staff.
     await openStateDir(state, modes);
     await mkdirPrivate(drop, modes);
-  } else if (typeof o.drop === "string" && o.drop.length > 0) {
+  } else if (o.drop) {
     throw new UsageError("DROP_WITHOUT_REMOTE", "--drop is only for a remote inbox (sftp://...); a local drop folder is the argument itself");
   }
   let dropDev: number;
@@ -103,7 +104,7 @@ export async function watchOptionsFrom(ctx: CommandContext): Promise<WatchOption
 const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 
 /** A remote inbox argument (sftp://user@host[:port]/folder), parsed; undefined for a local drop folder. */
-export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string; claims?: string } | undefined {
+export function remoteInboxFrom(ctx: CommandContext<WatchCommandOptions>): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string; claims?: string } | undefined {
   const arg = ctx.args[0] ?? "";
   if (!isUrl(arg)) return undefined;
   if (!/^sftp:\/\//i.test(arg)) {
@@ -114,26 +115,26 @@ export function remoteInboxFrom(ctx: CommandContext): { spec: Extract<Destinatio
   if (!spec.user) {
     throw new UsageError("DESTINATION_NO_USER", "The sftp:// address has no user name", { hint: "Use sftp://user@host/folder." });
   }
-  const after = ctx.options.remoteAfter === "delete" ? "delete" : "move";
-  const processed = typeof ctx.options.remoteProcessed === "string" && ctx.options.remoteProcessed.length > 0 ? ctx.options.remoteProcessed.replace(/\/+$/, "") || "/" : defaultProcessedFolder(spec.folder);
-  const claims = typeof ctx.options.remoteClaims === "string" && ctx.options.remoteClaims.length > 0 ? ctx.options.remoteClaims.replace(/\/+$/, "") || "/" : undefined;
+  const after = ctx.options.remoteAfter;
+  const processed = ctx.options.remoteProcessed ? ctx.options.remoteProcessed.replace(/\/+$/, "") || "/" : defaultProcessedFolder(spec.folder);
+  const claims = ctx.options.remoteClaims ? ctx.options.remoteClaims.replace(/\/+$/, "") || "/" : undefined;
   return { spec, after, processed, ...(claims ? { claims } : {}) };
 }
 
 /** The local folder runWatch processes: the argument, or for a remote inbox --drop (default <state>/remote-drop). */
-export function localDropFor(ctx: CommandContext): string {
+export function localDropFor(ctx: CommandContext<WatchCommandOptions>): string {
   const arg = ctx.args[0] ?? "";
   if (!isUrl(arg)) return resolve(ctx.cwd, arg);
   const o = ctx.options;
-  if (typeof o.drop === "string" && o.drop.length > 0) return resolve(ctx.cwd, o.drop);
+  if (o.drop) return resolve(ctx.cwd, o.drop);
   return stateDirs(stateFolderFor(ctx)).remoteDrop;
 }
 
 /** The watcher's state folder: --state, else `scanbridge-state` beside the ready folder. */
-export function stateFolderFor(ctx: CommandContext): string {
+export function stateFolderFor(ctx: CommandContext<{ state?: string; ready?: string }>): string {
   const o = ctx.options;
-  if (typeof o.state === "string" && o.state.length > 0) return resolve(ctx.cwd, o.state);
-  return defaultStateDir(resolve(ctx.cwd, (o.ready as string | undefined) ?? "."));
+  if (o.state) return resolve(ctx.cwd, o.state);
+  return defaultStateDir(resolve(ctx.cwd, o.ready ?? "."));
 }
 
 /** Whether `inner` is `outer` or inside it. */
@@ -230,9 +231,9 @@ function intakeNote(e: Partial<IntakeFields>): string {
 }
 
 /** Run `scanbridge watch <dropdir> --ready <dir>`; `hooks.onPackage` is where staff notifications plug in. */
-export async function runWatchCommand(ctx: CommandContext, hooks: WatchHooks = {}): Promise<CommandOutput> {
+export async function runWatchCommand(ctx: CommandContext<WatchCommandOptions>, hooks: WatchHooks = {}): Promise<CommandOutput> {
   const opts = await watchOptionsFrom(ctx);
-  const verbose = ctx.options.verbose === true;
+  const verbose = ctx.verbose;
   const remote = remoteInboxFrom(ctx);
   const watchDeps = {
     signal: ctx.signal,
@@ -297,13 +298,13 @@ const sleep = (ms: number, signal: AbortSignal) =>
  * unmarked packages are settling), close the connection, then process the drop once.
  */
 async function runRemoteInbox(
-  ctx: CommandContext,
+  ctx: CommandContext<WatchCommandOptions>,
   opts: WatchOptions,
   remote: NonNullable<ReturnType<typeof remoteInboxFrom>>,
   watchDeps: Parameters<typeof runWatch>[1],
   verbose: boolean,
 ): Promise<{ summary: WatchSummary; remote: RemoteTotals; exitCode?: number }> {
-  const connect = await createConnector(remote.spec, ctx.options as ConnectOptions, uploadDepsFrom(ctx));
+  const connect = await createConnector(remote.spec, ctx.options, uploadDepsFrom(ctx));
   const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
   const inbox = new RemoteInbox(
     { inbox: remote.spec.folder, drop: opts.drop, after: remote.after, processed: remote.processed, ...(remote.claims ? { claims: remote.claims } : {}), settleSeconds: opts.settleSeconds },
@@ -367,8 +368,8 @@ async function runRemoteInbox(
 }
 
 /** Notifications about ingested packages: receipts and outboxes live in `<state>/notifications/` (never in the drop). */
-function staffNotifier(ctx: CommandContext, state: string, drop: string): WatchHooks {
-  const channels = resolveNotifyChannels(ctx.options);
+function staffNotifier(ctx: CommandContext<WatchCommandOptions>, state: string, drop: string): WatchHooks {
+  const channels = resolveNotifyChannels(ctx.options, ctx.sources);
   if (!hasChannels(channels)) return {};
   const base = notifyOptionsFrom(ctx.options);
   const dir = stateDirs(state).notifications;
@@ -435,7 +436,7 @@ function staffNotifier(ctx: CommandContext, state: string, drop: string): WatchH
 }
 
 /** `scanbridge watch` as the CLI runs it: with staff notifications when channels are configured. */
-export async function runWatchWithNotifications(ctx: CommandContext): Promise<CommandOutput> {
+export async function runWatchWithNotifications(ctx: CommandContext<WatchCommandOptions>): Promise<CommandOutput> {
   const drop = ctx.args[0] ? localDropFor(ctx) : ctx.cwd;
   return runWatchCommand(ctx, staffNotifier(ctx, stateFolderFor(ctx), drop));
 }

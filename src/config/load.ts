@@ -56,6 +56,56 @@ export function readConfigFile(path: string, explicit: boolean, defs: readonly O
   return obj;
 }
 
+/** Edit distance of two short strings (keys), case-insensitive; for "did you mean". */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= y.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[y.length]!;
+}
+
+/** A key of the config file that no command reads. */
+export interface UnknownConfigKey {
+  key: string;
+  /** The one-line warning: names the file and the key, and the nearest known key when one is close. */
+  message: string;
+}
+
+/**
+ * Keys of a config file that do nothing: unknown to every command (a typo: the nearest known key is suggested,
+ * as git and npm do) or a flag-only switch, which the file cannot set. Keys are bounded (a short JSON file), so the
+ * quadratic distance is cheap; names longer than 64 characters get no suggestion.
+ */
+export function unknownConfigKeys(file: Record<string, unknown>, filePath: string, defs: readonly OptionDef[]): UnknownConfigKey[] {
+  const settable = defs.filter((d) => !d.flagOnly).map((d) => d.key);
+  const flagOnly = new Map(defs.filter((d) => d.flagOnly).map((d) => [d.key, d]));
+  const out: UnknownConfigKey[] = [];
+  for (const key of Object.keys(file)) {
+    if (settable.includes(key)) continue;
+    const only = flagOnly.get(key);
+    if (only) {
+      out.push({ key, message: `"${key}" in ${filePath} is ignored: it can only be given as a flag (${only.flags?.split(/[ ,]/).find((f) => f.startsWith("--")) ?? key})` });
+      continue;
+    }
+    let best: string | undefined;
+    let bestD = Infinity;
+    if (key.length <= 64) {
+      for (const k of settable) {
+        const d = distance(key, k);
+        if (d < bestD) [best, bestD] = [k, d];
+      }
+    }
+    const close = best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3));
+    out.push({ key, message: `Unknown key "${key}" in ${filePath} (ignored)${close ? `; did you mean "${best}"?` : ""}` });
+  }
+  return out;
+}
+
 /**
  * Resolve options from defaults, config file, SCANBRIDGE_* environment and flags (later wins) into one
  * validated object. A bad value fails here, naming the key and where it came from.

@@ -29,6 +29,38 @@ export interface OptionDef {
   repeatable?: boolean;
 }
 
+/** The TypeScript type of one option's resolved value (what parseOptionValue returns for its type). */
+export type OptionValue<D extends OptionDef> = D["type"] extends "boolean"
+  ? boolean
+  : D["type"] extends "number" | "size" | "duration"
+    ? number
+    : D["type"] extends "list"
+      ? string[]
+      : D["type"] extends "json"
+        ? unknown
+        : D extends { choices: readonly (infer C extends string)[] }
+          ? C
+          : string;
+
+/** An option the resolved values always hold: it has a default. */
+type Defaulted<D> = D extends { default: NonNullable<unknown> } ? true : false;
+
+/**
+ * The typed options a command receives, inferred from its option table (declared `as const satisfies readonly
+ * OptionDef[]`): one property per key, of the option's value type; optional unless the option has a default.
+ */
+export type OptionsOf<T extends readonly OptionDef[]> = {
+  readonly [D in T[number] as Defaulted<D> extends true ? D["key"] : never]: OptionValue<D>;
+} & {
+  readonly [D in T[number] as Defaulted<D> extends true ? never : D["key"]]?: OptionValue<D>;
+};
+
+/** The definitions of `keys` from a table, keeping their literal types (for options shared between commands). */
+export function pickOptions<T extends readonly OptionDef[], K extends T[number]["key"]>(defs: T, keys: readonly K[]): Array<Extract<T[number], { key: K }>> {
+  const wanted = new Set<string>(keys);
+  return defs.filter((d): d is Extract<T[number], { key: K }> => wanted.has(d.key));
+}
+
 /** Environment variable name for an option. */
 export function envNameOf(def: OptionDef): string | undefined {
   if (def.env === false || def.flagOnly) return undefined;

@@ -6,6 +6,7 @@ import { InputError, InterruptedError, NotifyError, UsageError } from "../errors
 import type { Receipt } from "../transfer/receipt.js";
 import type { Emit } from "../ui/events.js";
 import { factsFromReceipt, renderMessage, type SenderContact } from "./message.js";
+import type { NotifySettings } from "./options.js";
 import { outboxPathFor, pendingItems, readOutbox, saveOutbox, withOutboxLock, type Outbox, type OutboxItem } from "./outbox.js";
 import { createSmtpSender, describeSmtp, parseSmtpUrl, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "./smtp.js";
 import {
@@ -76,18 +77,20 @@ export function isEmailAddress(s: string): boolean {
   return EMAIL_RE.test(s);
 }
 
-function sourceOf(values: Record<string, unknown>, key: string): string {
-  const sources = values.__sources as Record<string, string> | undefined;
-  return sources?.[key] ?? "options";
+/** Where each setting came from ("flag", "config file", ...), for errors that say what to fix. */
+type Sources = Readonly<Record<string, string>>;
+
+function sourceOf(sources: Sources, key: string): string {
+  return sources[key] ?? "options";
 }
 
-function readPem(path: string, key: string, values: Record<string, unknown>, readText: (p: string) => string): string {
+function readPem(path: string, key: string, sources: Sources, readText: (p: string) => string): string {
   try {
     const pem = readText(path);
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
     return pem;
   } catch (err) {
-    throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sourceOf(values, key)}): cannot use ${path}: ${(err as Error).message}`, {
+    throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sourceOf(sources, key)}): cannot use ${path}: ${(err as Error).message}`, {
       hint: "Give a PEM file holding the CA certificate.",
     });
   }
@@ -98,41 +101,41 @@ function readPem(path: string, key: string, values: Record<string, unknown>, rea
  * webhookInsecure, webhookCa, webhookSecret) into validated channels; throws UsageError naming the key.
  * send and watch call this before any work so a bad value fails at once.
  */
-export function resolveNotifyChannels(values: Record<string, unknown>, readText: (p: string) => string = (p) => readFileSync(p, "utf8")): NotifyChannels {
-  const emails = ((values.email as string[] | undefined) ?? []).flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
+export function resolveNotifyChannels(values: NotifySettings, sources: Sources = {}, readText: (p: string) => string = (p) => readFileSync(p, "utf8")): NotifyChannels {
+  const emails = (values.email ?? []).flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
   for (const e of emails) {
-    if (!isEmailAddress(e)) throw new UsageError("BAD_OPTION", `Invalid value for email (from ${sourceOf(values, "email")}): "${e}" is not an e-mail address`);
+    if (!isEmailAddress(e)) throw new UsageError("BAD_OPTION", `Invalid value for email (from ${sourceOf(sources, "email")}): "${e}" is not an e-mail address`);
   }
   const channels: NotifyChannels = { emails: [...new Set(emails.map((e) => e.toLowerCase()))], webhooks: [] };
   try {
-    channels.smtp = resolveSmtp(values, readText);
+    channels.smtp = resolveSmtp(values, sources, readText);
   } catch (err) {
     // Without new recipients a bad SMTP setting only matters for e-mails already pending: report it there.
     if (emails.length > 0 || !(err instanceof UsageError)) throw err;
     channels.smtpProblem = `${err.message}${err.hint ? ` (${err.hint})` : ""}`;
   }
-  const hooks = ((values.webhook as string[] | undefined) ?? []).map((w) => w.trim()).filter(Boolean);
-  const ca = hooks.length && values.webhookCa ? readPem(values.webhookCa as string, "webhookCa", values, readText) : undefined;
+  const hooks = (values.webhook ?? []).map((w) => w.trim()).filter(Boolean);
+  const ca = hooks.length && values.webhookCa ? readPem(values.webhookCa, "webhookCa", sources, readText) : undefined;
   for (const url of [...new Set(hooks)]) {
-    validateWebhookUrl(url, Boolean(values.webhookInsecure), sourceOf(values, "webhook"));
+    validateWebhookUrl(url, Boolean(values.webhookInsecure), sourceOf(sources, "webhook"));
     const t: WebhookTarget = { url };
-    if (values.webhookSecret) t.secret = values.webhookSecret as string;
+    if (values.webhookSecret) t.secret = values.webhookSecret;
     if (ca) t.ca = ca;
     channels.webhooks.push(t);
   }
   return channels;
 }
 
-function resolveSmtp(values: Record<string, unknown>, readText: (p: string) => string): SmtpSettings {
-  const smtpUrl = values.smtp as string | undefined;
+function resolveSmtp(values: NotifySettings, sources: Sources, readText: (p: string) => string): SmtpSettings {
+  const smtpUrl = values.smtp;
   if (!smtpUrl) {
     throw new UsageError("SMTP_MISSING", "Coordinator e-mail addresses are set but no SMTP server", { hint: "Pass --smtp smtp://[user@]host[:port] or run `scanbridge init`." });
   }
-  const server = parseSmtpUrl(smtpUrl, sourceOf(values, "smtp"));
-  const from = (values.from as string | undefined) ?? (values.senderEmail as string | undefined);
+  const server = parseSmtpUrl(smtpUrl, sourceOf(sources, "smtp"));
+  const from = values.from ?? values.senderEmail;
   if (!from) throw new UsageError("FROM_MISSING", "No sender address for notification e-mails", { hint: "Pass --from ADDR (or set senderEmail with `scanbridge init`)." });
-  if (!isEmailAddress(from)) throw new UsageError("BAD_OPTION", `Invalid value for from (from ${sourceOf(values, values.from ? "from" : "senderEmail")}): "${from}" is not an e-mail address`);
-  const password = values.smtpPassword as string | undefined;
+  if (!isEmailAddress(from)) throw new UsageError("BAD_OPTION", `Invalid value for from (from ${sourceOf(sources, values.from ? "from" : "senderEmail")}): "${from}" is not an e-mail address`);
+  const password = values.smtpPassword;
   if (server.user && !password) {
     throw new UsageError("SMTP_PASSWORD_MISSING", `SMTP user ${server.user} has no password`, {
       hint: "Set SCANBRIDGE_SMTP_PASSWORD (or smtpPassword in the 0600 config file); passwords are never accepted on the command line.",
@@ -140,17 +143,17 @@ function resolveSmtp(values: Record<string, unknown>, readText: (p: string) => s
   }
   const smtp: SmtpSettings = { ...server, insecure: Boolean(values.smtpInsecure), from };
   if (password && server.user) smtp.password = password;
-  if (values.smtpCa) smtp.ca = readPem(values.smtpCa as string, "smtpCa", values, readText);
+  if (values.smtpCa) smtp.ca = readPem(values.smtpCa, "smtpCa", sources, readText);
   return smtp;
 }
 
 /** NotifyOptions from resolved options (includePatientName, senderRole, senderName, senderEmail, senderPhone). */
-export function notifyOptionsFrom(values: Record<string, unknown>): NotifyOptions {
+export function notifyOptionsFrom(values: NotifySettings): NotifyOptions {
   const sender: SenderContact = {};
-  if (values.senderRole === "patient" || values.senderRole === "clinic") sender.role = values.senderRole;
-  if (values.senderName) sender.name = values.senderName as string;
-  if (values.senderEmail) sender.email = values.senderEmail as string;
-  if (values.senderPhone) sender.phone = values.senderPhone as string;
+  if (values.senderRole) sender.role = values.senderRole;
+  if (values.senderName) sender.name = values.senderName;
+  if (values.senderEmail) sender.email = values.senderEmail;
+  if (values.senderPhone) sender.phone = values.senderPhone;
   return { includePatientName: Boolean(values.includePatientName), sender };
 }
 

@@ -3,19 +3,28 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runInit, type InitDeps } from "../../src/commands/init.js";
+import { initSpec, type InitCommandOptions } from "../../src/commands/init.command.js";
 import type { CommandContext } from "../../src/commands/types.js";
+import { resolveConfig } from "../../src/config/load.js";
 import { createRecordingReporter } from "../../src/ui/reporter.js";
 import { createScriptedPrompter } from "../../src/ui/prompter.js";
 
 const FP = "SHA256:" + "x".repeat(43);
 
-function ctxFor(answers: Array<string | boolean>, options: Record<string, unknown> = {}, interactive = true) {
+/** A context as cli.ts builds it: `options` resolved by init's table as config-file values (flag-only switches as
+ * flags), `flags` as flags. */
+function ctxFor(answers: Array<string | boolean>, options: Record<string, unknown> = {}, interactive = true, flags: Record<string, unknown> = {}) {
   const home = mkdtempSync(join(tmpdir(), "sb-init-unit-"));
   const reporter = createRecordingReporter();
   const prompter = createScriptedPrompter(answers);
-  const ctx: CommandContext = {
+  const flagOnly = new Set(initSpec.options.filter((d) => "flagOnly" in d && d.flagOnly).map((d) => d.key as string));
+  const switches = Object.fromEntries(Object.entries(options).filter(([k]) => flagOnly.has(k)));
+  const resolved = resolveConfig(initSpec.options, { flags: { ...switches, ...flags }, env: {}, file: options, filePath: "test" });
+  const ctx: CommandContext<InitCommandOptions> = {
     args: [],
-    options: { __sources: {}, ...options },
+    options: resolved.values as InitCommandOptions,
+    sources: resolved.sources,
+    verbose: false,
     env: { HOME: home },
     cwd: home,
     interactive,
@@ -73,9 +82,7 @@ describe("init wizard (scripted answers)", () => {
   });
 
   it("does not ask what a flag already answered, and a local folder needs no server check", async () => {
-    const { ctx } = ctxFor(["Ann Lee", "ann@example.org", "", "", "", false], {
-      senderRole: "clinic", to: "./outbox", __sources: { senderRole: "flag", to: "flag" },
-    });
+    const { ctx } = ctxFor(["Ann Lee", "ann@example.org", "", "", "", false], {}, true, { senderRole: "clinic", to: "./outbox" });
     const d = deps({ fetchHostFingerprint: async () => { throw new Error("must not connect"); } });
     const out = await runInit(ctx, d);
     expect(out.data.written).toBe(true);

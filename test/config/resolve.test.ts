@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { defaultConfigPath, readConfigFile, redactConfig, resolveConfig } from "../../src/config/load.js";
+import { defaultConfigPath, readConfigFile, redactConfig, resolveConfig, unknownConfigKeys } from "../../src/config/load.js";
 import { envNameOf, parseDuration, parseSize, type OptionDef } from "../../src/config/options.js";
 import { UsageError } from "../../src/errors.js";
 
@@ -52,6 +52,18 @@ describe("resolveConfig", () => {
     expect(() => resolveConfig(defs, { flags: {}, env: {}, file: { emailLimit: "huge" }, filePath: "/etc/x.json" })).toThrow(/emailLimit \(from config file \/etc\/x.json\)/);
     expect(() => resolveConfig(defs, { flags: { level: "abc" }, env: {} })).toThrow(UsageError);
   });
+  it("names every config key that does nothing: the file, the key, the nearest known key", () => {
+    const u = unknownConfigKeys({ level: 3, emailLimt: "1MB", EMAIL: ["a@b.example"], force: true, somethingElse: 1, ["x".repeat(500)]: 1 }, "/etc/scanbridge/config.json", defs);
+    expect(u.map((k) => k.message)).toEqual([
+      'Unknown key "emailLimt" in /etc/scanbridge/config.json (ignored); did you mean "emailLimit"?',
+      'Unknown key "EMAIL" in /etc/scanbridge/config.json (ignored); did you mean "email"?',
+      '"force" in /etc/scanbridge/config.json is ignored: it can only be given as a flag (--force)',
+      'Unknown key "somethingElse" in /etc/scanbridge/config.json (ignored)',
+      `Unknown key "${"x".repeat(500)}" in /etc/scanbridge/config.json (ignored)`,
+    ]);
+    expect(unknownConfigKeys({ level: 3, email: [] }, "/c.json", defs)).toEqual([]);
+  });
+
   it("redacts secrets", () => {
     const r = resolveConfig(defs, { flags: {}, env: { SCANBRIDGE_SFTP_PASSWORD: "hunter2" } });
     expect(redactConfig(defs, r).sftpPassword).toEqual({ value: "***", source: "environment" });

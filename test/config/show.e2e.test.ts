@@ -49,6 +49,11 @@ describe("scanbridge config show (built CLI)", () => {
     expect(alone.stdout).toMatch(/smtpPassword\s+\*\*\*/);
   });
 
+  it("every command warns about a config key that does nothing, naming the file and the nearest key", async () => {
+    const r = await runCli(["notify", "--retry"], { env: cleanEnv(home), cwd: home });
+    expect(r.stderr).toContain(`Unknown key "emial" in ${cfgPath} (ignored); did you mean "email"?`);
+  });
+
   it("refuses a config file holding secrets that others can read (exit 2)", async () => {
     const other = join(home, "loose.json");
     writeFileSync(other, JSON.stringify({ smtpPassword: "x" }));

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ExitCode, UsageError } from "../../src/errors.js";
 import { readOutbox } from "../../src/notify/outbox.js";
+import type { NotifySettings } from "../../src/notify/options.js";
 import { notifyReceipt, pendingError, resolveNotifyChannels } from "../../src/notify/stage.js";
 import type { StageEvent } from "../../src/ui/events.js";
 import { closedPort, makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
@@ -160,9 +161,9 @@ describe("e-mail notifications through a real SMTP server (STARTTLS, throw-away 
 });
 
 describe("channel validation (fails before any work)", () => {
-  const bad = (values: Record<string, unknown>) => {
+  const bad = (values: NotifySettings, sources: Record<string, string> = {}) => {
     try {
-      resolveNotifyChannels(values);
+      resolveNotifyChannels(values, sources);
     } catch (err) {
       expect(err).toBeInstanceOf(UsageError);
       return (err as UsageError).message;
@@ -170,7 +171,7 @@ describe("channel validation (fails before any work)", () => {
     throw new Error("expected a UsageError");
   };
   it("names the key and the source", () => {
-    expect(bad({ email: ["not-an-address"], smtp: "smtp://h", from: "a@b.example", __sources: { email: "flag" } })).toMatch(/email \(from flag\)/);
+    expect(bad({ email: ["not-an-address"], smtp: "smtp://h", from: "a@b.example" }, { email: "flag" })).toMatch(/email \(from flag\)/);
     expect(bad({ email: ["a@b.example"] })).toMatch(/no SMTP server/);
     expect(bad({ email: ["a@b.example"], smtp: "smtp://u:pw@h", from: "a@b.example" })).toMatch(/password/);
     expect(bad({ email: ["a@b.example"], smtp: "smtp://u@h", from: "a@b.example" })).toMatch(/no password/);
