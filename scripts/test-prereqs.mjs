@@ -2,24 +2,19 @@
 // Pretest: make sure the real servers and tools the tests use are installed. Installs them with apt when
 // missing and we are root; otherwise says exactly what to install and fails.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const needs = [
-  { bin: "/usr/sbin/sshd", pkg: "openssh-server", why: "SFTP upload tests run a real OpenSSH sshd on 127.0.0.1" },
-  { bin: "/usr/bin/unzip", pkg: "unzip", why: "packages are checked with unzip -t and zipinfo" },
-  { bin: "/usr/bin/zip", pkg: "zip", why: "benchmarks and hostile-zip fixtures" },
-  { bin: "/usr/bin/7z", pkg: "p7zip-full", why: "Zip64 interoperability checks with 7z t" },
-  { bin: "/usr/bin/dcmdump", pkg: "dcmtk", why: "DICOM headers are cross-checked with dcmdump" },
-  { bin: "/usr/bin/openssl", pkg: "openssl", why: "throw-away TLS certificates for the SMTP and webhook tests" },
-  { bin: "/usr/bin/ssh-keygen", pkg: "openssh-client", why: "throw-away host and user keys" },
-  { bin: "/usr/bin/sftp", pkg: "openssh-client", why: "the hostile-uploader test plants its files through a real chrooted SFTP account" },
-  { bin: "/usr/bin/tmux", pkg: "tmux", why: "prompts are tested at a real terminal" },
-  { bin: "/usr/sbin/Orthanc", pkg: "orthanc", why: "watch --forward is tested against a real Orthanc PACS on 127.0.0.1" },
-  { bin: "/usr/bin/systemd-analyze", pkg: "systemd", why: "the packaged watch service unit is checked with systemd-analyze verify" },
-  { bin: "/usr/share/orthanc/plugins/libOrthancDicomWeb.so", pkg: "orthanc-dicomweb", why: "Orthanc's DICOMweb plugin (STOW-RS, QIDO-RS)" },
-  { bin: "/usr/bin/xorriso", pkg: "xorriso", why: "media --iso writes ISO 9660 images with xorriso; the tests list them back" },
-  { bin: "/usr/bin/chromium", pkg: "chromium", why: "the specialist's page (INDEX.HTM) is checked in headless Chromium" },
-];
+// The one list of system packages, shared with .ci/run: "package  file  why" per line.
+const listFile = join(dirname(fileURLToPath(import.meta.url)), "system-packages.txt");
+const needs = readFileSync(listFile, "utf8")
+  .split("\n")
+  .filter((l) => l.trim() && !l.startsWith("#"))
+  .map((l) => {
+    const [pkg, bin, ...why] = l.trim().split(/\s+/);
+    return { pkg, bin, why: why.join(" ") };
+  });
 const missing = needs.filter((n) => !existsSync(n.bin));
 if (missing.length === 0) process.exit(0);
 const pkgs = [...new Set(missing.map((m) => m.pkg))];

@@ -53,6 +53,9 @@ export function reconcileFrom(options: ForwardSettings, cwd: string): ReconcileO
   const forwardUnreconciled = options.forwardUnreconciled;
   const required = !forwardUnreconciled;
   const mapFile = options.reconcileMap ? resolve(cwd, options.reconcileMap) : undefined;
+  if (options.requireReconcile === false && !forwardUnreconciled) {
+    throw new UsageError("RECONCILE_UNCLEAR", "requireReconcile is false, but packages without a local identity are held anyway", { hint: "To forward them as received, set forwardUnreconciled (--forward-unreconciled) instead; otherwise remove requireReconcile." });
+  }
   if (options.requireReconcile && forwardUnreconciled) {
     throw new UsageError("RECONCILE_CONFLICT", "--require-reconcile and --forward-unreconciled contradict each other", { hint: "Use one: require a local identity, or forward packages without one as received." });
   }

@@ -29,7 +29,7 @@ import { routingFrom } from "./route.js";
 import { forwardFrom } from "./forward.js";
 import { watchMediaHooks } from "./media.js";
 
-/** Hooks the lead wires in later (staff notifications). */
+/** What runs beside the watcher for each package: staff notifications (runWatchWithNotifications) and tests. */
 export interface WatchHooks {
   /** Called once per package filed in ready/ or quarantine/. */
   onPackage?: (o: PackageOutcome) => void | Promise<void>;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, utimes } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { InterruptedError } from "../errors.js";
@@ -454,11 +454,4 @@ export async function sweepOrphanStaging(d: IngestDirs, staleMs: number): Promis
     removed++;
   }
   return removed;
-}
-
-/** The parent folder of a path (re-exported for the watcher). */
-export const parentOf = dirname;
-/** Remove an empty folder, ignoring errors. */
-export async function removeEmptyDir(p: string): Promise<void> {
-  await rmdir(p).catch(() => {});
 }

@@ -649,11 +649,6 @@ async function nextForwardDelay(ws: WatchState): Promise<number | undefined> {
   return Math.max(250, Math.min(...queued.map((e) => e.nextAttemptAt)) - Date.now());
 }
 
-/** Exported for tests: the folders a watch uses. */
-export function watchDirs(drop: string, ready: string, state: StateDirs, modes: PrivateModes, archive?: string, quarantine?: string): IngestDirs {
-  return ingestDirs(drop, ready, state, modes, archive, quarantine);
-}
-
 /** A URL without user name, password, query or fragment (for notifications and logs). */
 function urlWithoutCredentials(raw: string): string {
   try {

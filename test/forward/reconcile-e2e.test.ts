@@ -13,6 +13,7 @@ import { decideReconciliation, reconcileDataset, validateReconciliation } from "
 import type { InstanceRef } from "../../src/forward/dicomweb.js";
 import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
 import { startOrthanc, type OrthancServer } from "../helpers/orthanc.js";
+import { untilForwardDue } from "../helpers/forward.js";
 
 const events = (out: string) => out.split("\n").filter((l) => l.startsWith("{") && l.includes('"event"')).map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -178,7 +179,7 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     expect(readdirSync(recDir)).toEqual([expect.stringMatching(/^[0-9a-f]{12}\.json$/)]);
     expect(statSync(join(recDir, readdirSync(recDir)[0]!)).mode & 0o777).toBe(0o600);
 
-    await new Promise((res) => setTimeout(res, 1200));
+    await untilForwardDue(join(home, "scanbridge-state"));
     const second = await runCli(watchArgs(drop, ready, ["--require-reconcile"]), { env });
     expect(second.code, second.stderr + second.stdout).toBe(0);
     expect(events(second.stdout).filter((e) => e.event === "forwarded")).toEqual([expect.objectContaining({ instances: 4, confirmed: 4, attempts: 2 })]);
@@ -224,7 +225,7 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
     expect(((tags.OriginalAttributesSequence as Array<Record<string, unknown>>)[0]!.ModifiedAttributesSequence as Array<Record<string, unknown>>)[0]).toMatchObject({ AccessionNumber: "ACC-EXT-72" });
     expect(await ours(`${uidB}.`)).toEqual([]);
 
-    await new Promise((res) => setTimeout(res, 1200));
+    await untilForwardDue(join(home, "scanbridge-state"));
     const w2 = await runCli(watchArgs(drop, ready, ["--reconcile-map", map, "--forward-unreconciled"]), { env });
     expect(w2.code, w2.stderr + w2.stdout).toBe(0);
     const b = await ours(`${uidB}.`);
@@ -246,6 +247,14 @@ describe("identity reconciliation before forwarding (real Orthanc)", () => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`[${code}]`);
     }
+    // requireReconcile false would suggest unreconciled packages are forwarded; they are not: refused, with the way.
+    const unclear = await runCli(base, { env: { ...env, SCANBRIDGE_REQUIRE_RECONCILE: "0" } });
+    expect(unclear.code, unclear.stderr).toBe(2);
+    expect(unclear.stderr).toContain("[RECONCILE_UNCLEAR]");
+    // config show and --help agree: not set by default (held unless forwardUnreconciled).
+    const shown = JSON.parse((await runCli(["--json", "config", "show"], { env })).stdout) as { values: Record<string, unknown>; unset: string[] };
+    expect(shown.values.requireReconcile).toBeUndefined();
+    expect(shown.unset).toContain("requireReconcile");
     const noId = await runCli(["reconcile", drop, "--issuer", "X"], { env });
     expect(noId.code).not.toBe(0);
     removeDir(drop);

@@ -9,6 +9,7 @@ import { buildDicom } from "../../fixtures/dicom-builder.js";
 import { cleanEnv, removeDir, runCli, spawnCli, testdir } from "../helpers/cli.js";
 import { until } from "../ingest/helpers.js";
 import { startOrthanc, type OrthancServer } from "../helpers/orthanc.js";
+import { untilForwardDue } from "../helpers/forward.js";
 
 const AUTH = { user: "scanbridge", password: "fw-e2e-secret" };
 
@@ -106,7 +107,7 @@ describe("watch --forward (real Orthanc)", () => {
     expect(queued).toHaveLength(1);
 
     await pacs.start();
-    await new Promise((r) => setTimeout(r, 1200));
+    await untilForwardDue(join(home, "scanbridge-state"));
     const up = await runCli(watchArgs(drop, ready, ["--forward-retry", "1s"]), { env });
     expect(up.code, up.stderr + up.stdout).toBe(0);
     expect(events(up.stdout).filter((e) => e.event === "forwarded")).toEqual([expect.objectContaining({ instances: 6, confirmed: 6, attempts: 2 })]);

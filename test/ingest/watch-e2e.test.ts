@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, openSync, closeSync, readFileSync,
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { slowIt } from "../helpers/slow.js";
 import {
   EVIL_ABSOLUTE_PATH,
   hostileVariants,
@@ -260,11 +261,14 @@ describe("watch: concurrency and volume", () => {
 });
 
 describe("watch: crash safety and stopping", () => {
-  it("kill -9 during extraction, then restart: the package ends fully in ready/, once", async () => {
+  slowIt("kill -9 during extraction, then restart: the package ends fully in ready/, once", async () => {
+    // The random kill time is logged and named in every assertion of that round, so a failure can be replayed.
+    const randomMs = 200 + Math.floor(Math.random() * 2000);
+    console.info(`kill -9 test: the third kill comes ${randomMs} ms after start (random)`);
     const plan: Array<[string, "staging" | "claim" | number]> = [
       ["during extraction", "staging"],
       ["shortly after claim", "claim"],
-      ["at a random moment", 200 + Math.floor(Math.random() * 2000)],
+      [`at a random moment (${randomMs} ms after start)`, randomMs],
     ];
     for (const [attempt, killWhen] of plan) {
       const home = tmp();
@@ -285,15 +289,15 @@ describe("watch: crash safety and stopping", () => {
       await w.done;
       if (existsSync(join(d.ready, BIG_NAME))) assertCompleteDelivery(join(d.ready, BIG_NAME)); // never half-visible
       const again = await run(["watch", d.drop, "--ready", d.ready, "--once", "--settle", "1", "--json"], home);
-      expect(again.code, again.stderr).toBe(0);
+      expect(again.code, `${attempt}: ${again.stderr}`).toBe(0);
       expect(ls(d.ready), attempt).toEqual([".scanbridge-staging", BIG_NAME]);
       assertCompleteDelivery(join(d.ready, BIG_NAME));
-      expect(ls(d.staging)).toEqual([]);
-      expect(ls(d.processing)).toEqual([]);
-      expect(ls(d.archive)).toEqual([`${BIG_NAME}.zip`, `${BIG_NAME}.zip.sha256`]);
-      expect(ls(d.drop).filter((f) => f.endsWith(".zip"))).toEqual([]);
+      expect(ls(d.staging), attempt).toEqual([]);
+      expect(ls(d.processing), attempt).toEqual([]);
+      expect(ls(d.archive), attempt).toEqual([`${BIG_NAME}.zip`, `${BIG_NAME}.zip.sha256`]);
+      expect(ls(d.drop).filter((f) => f.endsWith(".zip")), attempt).toEqual([]);
       const events = auditRecords(d.audit).map((r) => r.event);
-      expect(events.filter((e) => e === "ready")).toHaveLength(1);
+      expect(events.filter((e) => e === "ready"), attempt).toHaveLength(1);
       if (typeof killWhen === "string") expect(events).toContain("requeued");
       expect((await run(["audit", "verify", d.audit], home)).code).toBe(0);
     }

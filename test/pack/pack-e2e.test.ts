@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { slowIt } from "../helpers/slow.js";
 import { BIN, cleanEnv, removeDir, runCli, spawnCli, testdir, waitCli } from "../helpers/cli.js";
 import { writeHostilePackage } from "../../fixtures/package-builder.js";
 import { readZip, sevenZipTest, unzipTest, zipEntrySizes, zipinfoNames } from "../helpers/zip.js";
@@ -143,7 +144,7 @@ describe("scanbridge pack (documents, junk, programs)", () => {
     expect(human.stdout).toMatch(/small enough to e-mail/);
   });
 
-  it("writes Zip64 for a package over 4 GB that unzip, 7z and yauzl accept", async () => {
+  slowIt("writes Zip64 for a package over 4 GB that unzip, 7z and yauzl accept", async () => {
     const input = mk({ "small.pdf": pdf });
     // A sparse 4.3 GB file: costs no disk to create, reads as zeros; stored so the zip itself exceeds 4 GB.
     const big = join(input, "CT", "MULTIFRAME");
@@ -167,7 +168,7 @@ describe("scanbridge pack (documents, junk, programs)", () => {
     rmSync(zip);
   }, 900_000);
 
-  it("writes Zip64 and stays valid for unzip, 7z and yauzl with more than 65,535 entries", async () => {
+  slowIt("writes Zip64 and stays valid for unzip, 7z and yauzl with more than 65,535 entries", async () => {
     const input = mk();
     for (let d = 0; d < 66; d++) {
       const sub = join(input, `S${d}`);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, startSshd, type SshdServer } from "../helpers/sshd.js";
+import { until } from "../ingest/helpers.js";
 import { startRelay } from "./relay.js";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -25,7 +26,6 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
-  ms: number;
   json?: UploadJson;
 }
 
@@ -41,7 +41,6 @@ function userEnv(extra: Record<string, string | undefined> = {}): NodeJS.Process
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; done: Promise<Run> } {
-  const t0 = Date.now();
   const child = spawn(process.execPath, [bin, ...args], { env, cwd: work, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -55,7 +54,7 @@ function start(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; d
       } catch {
         /* not --json */
       }
-      resolve({ code, stdout, stderr, ms: Date.now() - t0, json });
+      resolve({ code, stdout, stderr, json });
     }),
   );
   return { child, done };
@@ -216,10 +215,10 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     const r = await run(["upload", pkg.path, "--to", sshd.url("wrongpw"), "--known-hosts", sshd.knownHostsPath], userEnv({ SCANBRIDGE_SFTP_PASSWORD: "wrong" }));
     expect(r.code).toBe(5);
     expect(r.stderr).toContain("AUTH_FAILED");
-    expect(r.ms).toBeLessThan(8000);
-    await new Promise((res) => setTimeout(res, 200));
-    const after = (sshd.log().match(/Failed password/g) ?? []).length;
-    expect(after - before).toBe(1);
+    // One refused login, not a retry storm (speed is the benchmarks' business, not a test's).
+    const failures = () => (sshd.log().match(/Failed password/g) ?? []).length - before;
+    await until(() => failures() >= 1, 10_000, "sshd to log the refused login");
+    expect(failures()).toBe(1);
     expect(r.stderr).not.toMatch(/retrying/i);
   });
 
