@@ -1,0 +1,81 @@
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanEnv, removeDir, ROOT, testdir, waitCli } from "../helpers/cli.js";
+import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
+import { startSshd, type SshdServer } from "../helpers/sshd.js";
+
+// Slow: builds the Linux single-file executable with `scripts/dist.mjs` (esbuild, SEA blob, postject into the
+// official Node binary from the npm registry, cached after the first run). SCANBRIDGE_FAST=1 skips it.
+const slow = process.env.SCANBRIDGE_FAST === "1";
+const PATIENT = "José Álvarez Núñez";
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+const dirs: string[] = [];
+const mk = () => {
+  const d = testdir();
+  dirs.push(d);
+  return d;
+};
+
+let exe: string;
+let out: string;
+let sshd: SshdServer;
+let smtp: TestSmtpServer;
+let cert: TestCert;
+beforeAll(async () => {
+  if (slow) return;
+  out = mk();
+  const build = spawnSync(process.execPath, [join(ROOT, "scripts", "dist.mjs"), "--target", "linux-x64", "--out", out], { cwd: ROOT, encoding: "utf8" });
+  if (build.status !== 0) throw new Error(`dist failed:\n${build.stderr}`);
+  exe = join(out, `scanbridge-${pkg.version}-linux-x64`);
+  sshd = await startSshd();
+  cert = makeTestCert();
+  smtp = await startSmtpServer({ cert });
+}, 600_000);
+afterAll(async () => {
+  await smtp?.stop();
+  await sshd?.stop();
+  dirs.forEach(removeDir);
+});
+
+describe.skipIf(slow)("the Linux single-file executable", () => {
+  it("is one executable file listed in SHA256SUMS", () => {
+    expect(statSync(exe).mode & 0o111).not.toBe(0);
+    expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toBe(`${sha(exe)}  scanbridge-${pkg.version}-linux-x64\n`);
+  });
+
+  it("runs without node_modules or Node: --version, and the whole send over SFTP with an e-mail to the coordinator", async () => {
+    const work = mk();
+    // No PATH to node, no NODE_PATH, run from a folder with no node_modules above it.
+    const env = { ...cleanEnv(mk(), { SCANBRIDGE_KEY_PASSPHRASE: "" }), PATH: "/usr/bin:/bin", NODE_PATH: "" };
+    const version = spawnSync(exe, ["--version"], { cwd: work, env, encoding: "utf8" });
+    expect(version.stdout.trim()).toBe(pkg.version);
+
+    const before = smtp.messages.length;
+    // Asynchronously: the SMTP server runs in this process.
+    const r = await waitCli(spawn(exe, [
+      "send", join(ROOT, "fixtures", "sample"), "--patient", PATIENT, "--to", sshd.url("inbox"), "--identity", sshd.privateKeyPath,
+      "--known-hosts", sshd.knownHostsPath, "--verify", "--email", "intl@hospital.example", "--smtp", smtp.url, "--smtp-ca", cert.caFile,
+      "--from", "clinic@clinica.example", "--json",
+    ], { cwd: work, env, stdio: ["pipe", "pipe", "pipe"] }));
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    const res = JSON.parse(r.stdout);
+    expect(res.package.files.byKind).toEqual({ dicom: 11, dicomdir: 1, document: 1 });
+    expect(res.upload.verified).toBe("sha256");
+    expect(sha(join(sshd.home, "inbox", `${PATIENT}.zip`))).toBe(res.package.sha256);
+    const mails = smtp.messages.slice(before);
+    expect(mails.flatMap((m) => m.envelopeTo)).toEqual(["intl@hospital.example"]);
+    expect(mails[0]!.text).toContain(res.package.sha256);
+  });
+
+  it("speaks the system's language, like the npm install", () => {
+    const env = { ...cleanEnv(mk()), SCANBRIDGE_LANG: "es" };
+    const r = spawnSync(exe, ["inspect", join(ROOT, "fixtures", "sample")], { cwd: mk(), env, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("Se empaquetarían 13 archivos (11 DICOM, 1 DICOMDIR, 1 documento)");
+  });
+});
