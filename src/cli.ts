@@ -5,6 +5,7 @@ import { defaultConfigPath, readConfigFile, resolveConfig, unknownConfigKeys } f
 import { everyOptionDef } from "./commands/config.js";
 import { envNameOf, type OptionDef } from "./config/options.js";
 import { ExitCode, InterruptedError, UsageError, exitCodeOf } from "./errors.js";
+import { helpText, LANGUAGES, msg, resolveLanguage, setLanguage, t, type MessageId } from "./i18n/index.js";
 import { createInquirerPrompter, type Prompter } from "./ui/prompter.js";
 import { createReporter, type ReporterMode } from "./ui/reporter.js";
 import { VERSION } from "./version.js";
@@ -29,20 +30,36 @@ interface GlobalFlags {
   debug?: boolean;
   color?: boolean;
   config?: string;
+  lang?: string;
 }
 
-function describeOption(def: OptionDef): string {
+const HELP_TITLES: Record<string, MessageId> = {
+  "Usage:": "help.usage", "Options:": "help.options", "Commands:": "help.commands", "Arguments:": "help.arguments", "Global Options:": "help.globalOptions",
+};
+
+/** The value of --lang (or --lang=xx) before commander parses, so that --help itself is in that language. */
+function langFlag(argv: string[]): string | undefined {
+  for (const [i, a] of argv.entries()) {
+    if (a === "--") break;
+    if (a === "--lang") return argv[i + 1];
+    if (a.startsWith("--lang=")) return a.slice("--lang=".length);
+  }
+  return undefined;
+}
+
+function describeOption(def: OptionDef, command: string): string {
   const extra: string[] = [];
-  if (def.default !== undefined && def.default !== false) extra.push(`default: ${JSON.stringify(def.default)}`);
+  if (def.default !== undefined && def.default !== false) extra.push(t("help.default", { value: JSON.stringify(def.default) }));
   const env = envNameOf(def);
-  if (env) extra.push(`env ${env}`);
-  return extra.length ? `${def.description} (${extra.join("; ")})` : def.description;
+  if (env) extra.push(t("help.env", { name: env }));
+  const description = helpText("options", def.key, def.description, command);
+  return extra.length ? `${description} (${extra.join("; ")})` : description;
 }
 
-function addOptions(cmd: Command, defs: readonly OptionDef[]): void {
+function addOptions(cmd: Command, defs: readonly OptionDef[], command: string): void {
   for (const def of defs) {
     if (!def.flags || def.secret) continue;
-    const opt = new Option(def.flags, describeOption(def));
+    const opt = new Option(def.flags, describeOption(def, command));
     if (def.choices) opt.choices(def.choices as string[]);
     if (def.repeatable) opt.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
     cmd.addOption(opt);
@@ -59,37 +76,44 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   const stdinIsTTY = deps.stdinIsTTY ?? Boolean(process.stdin.isTTY);
   const handleSignals = deps.handleSignals ?? deps.stdout === undefined;
   let exitCode: number = ExitCode.ok;
+  // Human messages in the reader's language; --json, error codes and logs stay English.
+  const language = resolveLanguage(langFlag(argv), env, new Intl.DateTimeFormat().resolvedOptions().locale);
+  setLanguage(language.lang);
 
   const program = new Command("scanbridge")
-    .description("Send medical imaging to a hospital's international office: pack, upload, notify, verify, watch.")
-    .version(VERSION, "-V, --version")
-    .option("--json", "print one JSON result object on stdout (JSON Lines for watch)")
-    .option("-q, --quiet", "print nothing but errors")
-    .option("-v, --verbose", "show details, including patient names in messages")
-    .option("--debug", "show stack traces for unexpected errors")
-    .option("--no-color", "disable colours (NO_COLOR is honoured too)")
-    .option("--config <file>", "config file (env SCANBRIDGE_CONFIG; default $XDG_CONFIG_HOME/scanbridge/config.json)")
-    .showHelpAfterError("(run with --help for usage)")
+    .description(t("cli.description"))
+    .version(VERSION, "-V, --version", t("cli.opt.version"))
+    .helpOption("-h, --help", t("cli.opt.help"))
+    .helpCommand("help [command]", t("cli.opt.help"))
+    .option("--json", t("cli.opt.json"))
+    .option("-q, --quiet", t("cli.opt.quiet"))
+    .option("-v, --verbose", t("cli.opt.verbose"))
+    .option("--debug", t("cli.opt.debug"))
+    .option("--no-color", t("cli.opt.noColor"))
+    .option("--config <file>", t("cli.opt.config"))
+    .option("--lang <language>", t("cli.opt.lang"))
+    .showHelpAfterError(t("cli.helpAfterError"))
+    .configureHelp({ styleTitle: (title: string) => (HELP_TITLES[title] ? t(HELP_TITLES[title]) : title) })
     .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) })
     .exitOverride();
   program.addHelpText(
     "after",
     `
-Examples:
+${t("help.examples")}
   $ scanbridge send ./cd-scans ./reports.pdf --patient "José Álvarez Núñez" --to sftp://jose@upload.example.org/incoming
   $ scanbridge pack /media/cdrom --patient "王小明" --out ~/Desktop
   $ scanbridge verify "José Álvarez Núñez.zip"
   $ scanbridge watch /srv/drop --ready /srv/ready
 
-Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 network/auth/host key,
-            6 remote verification, 7 notification pending, 130 interrupted.`,
+${t("cli.exitCodes")}`,
   );
 
   const register = (parent: Command, spec: AnyCommandSpec) => {
-    const cmd = parent.command(spec.name).description(spec.summary);
+    const path = parent === program ? spec.name : `${parent.name()} ${spec.name}`;
+    const cmd = parent.command(spec.name).description(helpText("commands", path, spec.summary)).helpOption("-h, --help", t("cli.opt.help"));
     if (spec.args) cmd.arguments(spec.args);
-    addOptions(cmd, spec.options);
-    if (spec.examples.length) cmd.addHelpText("after", `\nExamples:\n${spec.examples.map((e) => `  $ ${e}`).join("\n")}\n`);
+    addOptions(cmd, spec.options, path);
+    if (spec.examples.length) cmd.addHelpText("after", `\n${t("help.examples")}\n${spec.examples.map((e) => `  $ ${e}`).join("\n")}\n`);
     cmd.exitOverride();
     cmd.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
     for (const sub of spec.subcommands ?? []) register(cmd, sub);
@@ -116,6 +140,9 @@ Exit codes: 0 ok, 1 unexpected, 2 usage, 3 input rejected, 4 size limit, 5 netwo
         process.on("SIGTERM", onSignal);
       }
       try {
+        if (language.unsupported !== undefined) {
+          throw new UsageError("LANGUAGE_UNSUPPORTED", msg("cli.langUnsupported", { lang: language.unsupported }), { hint: msg("cli.langHint", { list: LANGUAGES.join(", ") }) });
+        }
         const explicitConfig = globals.config ?? env.SCANBRIDGE_CONFIG;
         const configPath = explicitConfig ?? defaultConfigPath(env);
         const file = readConfigFile(configPath, explicitConfig !== undefined, spec.options);

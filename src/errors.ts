@@ -1,3 +1,5 @@
+import { english, msg, type LocalText } from "./i18n/index.js";
+
 /** Exit codes, documented in README.md. The only place they are defined. */
 export const ExitCode = {
   ok: 0,
@@ -24,7 +26,8 @@ export type RetryClass = "retry" | "no-retry" | "fatal";
 
 /** Options every typed error accepts. */
 export interface ErrorOptions {
-  hint?: string;
+  /** A one-line hint: a LocalText is shown in the reader's language and kept in English in `hint`. */
+  hint?: string | LocalText;
   /** Structured details for --json output and tests. Never put PHI here unless verbose-only. */
   details?: Record<string, unknown>;
   /** Lines that may contain PHI: shown to the user at the terminal, never logged or put in JSON unless --verbose. */
@@ -46,13 +49,18 @@ export class ScanbridgeError extends Error {
   readonly retryClass: RetryClass;
   /** retryClass === "retry". */
   readonly retryable: boolean;
+  /** The message and hint to show a person, in their language (message and hint stay English for JSON and logs). */
+  readonly text: LocalText | string;
+  readonly hintText: LocalText | string | undefined;
 
-  constructor(code: string, exitCode: ExitCodeValue, message: string, opts: ErrorOptions = {}, typeClass: RetryClass = "no-retry") {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+  constructor(code: string, exitCode: ExitCodeValue, message: string | LocalText, opts: ErrorOptions = {}, typeClass: RetryClass = "no-retry") {
+    super(typeof message === "string" ? message : english(message.id, message.values), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
     this.exitCode = exitCode;
-    this.hint = opts.hint;
+    this.text = message;
+    this.hintText = opts.hint;
+    this.hint = opts.hint === undefined || typeof opts.hint === "string" ? opts.hint : english(opts.hint.id, opts.hint.values);
     this.details = opts.details ?? {};
     this.privateLines = opts.privateLines ?? [];
     this.retryClass = opts.retryClass ?? (opts.retryable ? "retry" : typeClass);
@@ -62,21 +70,21 @@ export class ScanbridgeError extends Error {
 
 /** Bad flags or arguments (exit 2). Fatal: every other item would meet the same setting. */
 export class UsageError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.usage, message, opts, "fatal");
   }
 }
 
 /** The inputs or a package were checked and rejected (exit 3). */
 export class InputError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.inputRejected, message, opts);
   }
 }
 
 /** A size limit was exceeded (exit 4). */
 export class SizeLimitError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.sizeLimit, message, opts);
   }
 }
@@ -87,35 +95,35 @@ export class SizeLimitError extends ScanbridgeError {
  * "no-retry" unless the site marks them retryable.
  */
 export class NetworkError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.network, message, opts, /^(AUTH_|HOST_KEY_)|_AUTH_FAILED$/.test(code) ? "fatal" : "no-retry");
   }
 }
 
 /** What arrived at the destination is not what was sent (exit 6). */
 export class RemoteVerificationError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.remoteVerification, message, opts);
   }
 }
 
 /** A notification could not be delivered; it stays in the outbox (exit 7). */
 export class NotifyError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.notifyFailed, message, opts);
   }
 }
 
 /** The user interrupted (Ctrl-C, SIGTERM) (exit 130). Fatal: nothing more is tried. */
 export class InterruptedError extends ScanbridgeError {
-  constructor(message = "Interrupted", opts: ErrorOptions = {}) {
+  constructor(message: string | LocalText = msg("error.interrupted"), opts: ErrorOptions = {}) {
     super("INTERRUPTED", ExitCode.interrupted, message, { ...opts, retryClass: "fatal" });
   }
 }
 
 /** Local file-system failure that is not the input's fault (disk full, permission on output). Exit 1 unless mapped. */
 export class LocalIoError extends ScanbridgeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: string, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, ExitCode.unexpected, message, opts);
   }
 }
@@ -171,23 +179,23 @@ export function describeIoError(err: unknown, what: string): ScanbridgeError {
   switch (e?.code) {
     case "ENOSPC":
     case "EDQUOT":
-      return new LocalIoError("DISK_FULL", `No space left while writing ${what}`, {
-        hint: "Free some disk space or choose another output folder with --out.",
+      return new LocalIoError("DISK_FULL", msg("error.diskFull", { what }), {
+        hint: msg("error.diskFull.hint"),
         cause: err,
         retryClass: "fatal",
       });
     case "EACCES":
     case "EPERM":
-      return new LocalIoError("PERMISSION_DENIED", `Permission denied while writing ${what}`, {
-        hint: "Choose an output folder you can write to.",
+      return new LocalIoError("PERMISSION_DENIED", msg("error.permission", { what }), {
+        hint: msg("error.permission.hint"),
         cause: err,
       });
     case "EROFS":
-      return new LocalIoError("READ_ONLY", `Read-only file system while writing ${what}`, {
-        hint: "Choose a writable output folder with --out.",
+      return new LocalIoError("READ_ONLY", msg("error.readOnly", { what }), {
+        hint: msg("error.readOnly.hint"),
         cause: err,
       });
     default:
-      return new LocalIoError("IO_ERROR", `Could not write ${what}: ${e?.message ?? String(err)}`, { cause: err });
+      return new LocalIoError("IO_ERROR", msg("error.io", { what, reason: e?.message ?? String(err) }), { cause: err });
   }
 }

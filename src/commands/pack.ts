@@ -1,5 +1,8 @@
+import { studyLabel } from "../dicom/summary.js";
+import type { StudySummary } from "../dicom/types.js";
 import { UsageError } from "../errors.js";
 import { describePatient, type PatientListing } from "../pack/inspect.js";
+import { listOf, msg, t, type MessageId } from "../i18n/index.js";
 import { packPackage, type PackOptions, type PackResult } from "../pack/package.js";
 import { formatBytes } from "../ui/format.js";
 import type { InspectCommandOptions, PackCommandOptions } from "./pack.command.js";
@@ -8,15 +11,23 @@ import type { CommandContext, CommandOutput } from "./types.js";
 /** The options packOptionsFrom reads: inspect has only the read options, send has no --dry-run. */
 type PackStageOptions = InspectCommandOptions & Partial<PackCommandOptions>;
 
-const KIND_LABEL: Record<string, [string, string]> = {
-  dicom: ["DICOM", "DICOM"], dicomdir: ["DICOMDIR", "DICOMDIR"], "dicom-unreadable": ["unreadable DICOM", "unreadable DICOM"],
-  document: ["document", "documents"], image: ["image", "images"], other: ["other", "other"],
+const KIND_LABEL: Record<string, MessageId> = {
+  dicom: "pack.kind.dicom", dicomdir: "pack.kind.dicomdir", "dicom-unreadable": "pack.kind.dicomUnreadable",
+  document: "pack.kind.document", image: "pack.kind.image", other: "pack.kind.other",
 };
-const REASON_LABEL: Record<string, string> = {
-  "os-junk": "system files", executable: "programs", "viewer-software": "files of viewer software", "symlink-outside-inputs": "links outside the inputs",
-  "symlink-loop": "looping links", "broken-symlink": "broken links", "symlinked-folder": "links (already included)", "special-file": "special files",
-  "archive-expanded": "archives (unpacked)", "other-patient": "files of other patients", "dicomdir-other-patients": "DICOMDIR (it lists other patients too)",
+const REASON_LABEL: Record<string, MessageId> = {
+  "os-junk": "pack.reason.osJunk", executable: "pack.reason.executable", "viewer-software": "pack.reason.viewerSoftware",
+  "symlink-outside-inputs": "pack.reason.symlinkOutside", "symlink-loop": "pack.reason.symlinkLoop", "broken-symlink": "pack.reason.brokenSymlink",
+  "symlinked-folder": "pack.reason.symlinkedFolder", "special-file": "pack.reason.specialFile", "archive-expanded": "pack.reason.archiveExpanded",
+  "other-patient": "pack.reason.otherPatient", "dicomdir-other-patients": "pack.reason.dicomdirOtherPatients",
 };
+
+/** The studies in the reader's language, e.g. "2 studies · CT CHEST 2025-03-02 (3 series, 12 images)". */
+function studyLine(studies: StudySummary[]): string {
+  if (studies.length === 0) return t("pack.noStudies");
+  const parts = studies.map((s) => t(s.date ? "pack.study" : "pack.studyUndated", { label: studyLabel(s), date: s.date ?? "", series: s.series, images: s.images }));
+  return [t("pack.studies", { n: studies.length }), ...parts].join(" · ");
+}
 
 /** Ask for the patient's name on a TTY, or fail with a usage error when nobody can answer. */
 export async function resolvePatient(ctx: CommandContext<{ patient?: string }>, optional = false): Promise<string> {
@@ -24,9 +35,9 @@ export async function resolvePatient(ctx: CommandContext<{ patient?: string }>, 
   if (given !== undefined && given.trim() !== "") return given;
   if (optional) return "";
   if (!ctx.interactive) {
-    throw new UsageError("PATIENT_REQUIRED", "The patient's name is required", { hint: 'Add --patient "Full Name" (as written in the passport).' });
+    throw new UsageError("PATIENT_REQUIRED", msg("pack.patientRequired"), { hint: msg("pack.patientRequired.hint") });
   }
-  return ctx.prompter.input("Patient's full name (as in the passport):", { validate: (v) => (v.trim() ? true : "Please type the name") });
+  return ctx.prompter.input(t("pack.askPatient"), { validate: (v) => (v.trim() ? true : t("pack.askPatient.empty")) });
 }
 
 /** Build PackOptions from a command context (shared by pack, inspect and send). */
@@ -53,7 +64,7 @@ export async function packOptionsFrom(ctx: CommandContext<PackStageOptions>, ove
     confirmMismatch: ctx.interactive
       ? async (lines) => {
           for (const l of lines) ctx.reporter.emit({ type: "info", message: l });
-          return ctx.prompter.confirm("These scans may not be this patient's. Package them anyway?", false);
+          return ctx.prompter.confirm(t("pack.confirmMismatch"), false);
         }
       : undefined,
     choosePatient: ctx.interactive ? async (patients) => choosePatientAtTerminal(ctx, patients) : undefined,
@@ -101,15 +112,17 @@ export function packResultData(r: PackResult): Record<string, unknown> {
 
 /** Lines a person reads after pack (their own patient's name and path are fine to show them). */
 export function packHumanLines(r: PackResult): string[] {
-  const kinds = Object.entries(r.files.byKind).map(([k, n]) => `${n} ${KIND_LABEL[k]?.[n === 1 ? 0 : 1] ?? k}`).join(", ");
-  const lines = [r.dryRun ? `Would package ${r.files.total} files (${kinds}), ${formatBytes(r.inputBytes)}` : `Packaged ${r.files.total} files (${kinds})`];
-  if (r.dicom) lines.push(`Scans: ${r.dicom.studyLine}`);
+  const kinds = Object.entries(r.files.byKind).map(([k, n]) => (KIND_LABEL[k] ? t(KIND_LABEL[k], { n }) : `${n} ${k}`));
+  const n = r.files.total;
+  const lines = [r.dryRun ? t("pack.wouldPackage", { n, kinds: listOf(kinds), size: formatBytes(r.inputBytes) }) : t("pack.packaged", { n, kinds: listOf(kinds) })];
+  if (r.dicom) lines.push(t("pack.scans", { studies: studyLine(r.dicom.summary.studies) }));
   const left = r.excludedSummary.filter((e) => e.reason !== "symlinked-folder");
-  if (left.length) lines.push(`Left out: ${left.map((e) => `${e.count} ${REASON_LABEL[e.reason] ?? e.reason}${e.viewer ? ` (${e.viewer})` : ""}`).join(", ")}`);
+  const leftOut = (e: (typeof left)[number]) => t(REASON_LABEL[e.reason] ?? "pack.reason.other", { n: e.count, reason: e.reason }) + (e.viewer ? ` (${e.viewer})` : "");
+  if (left.length) lines.push(t("pack.leftOut", { list: listOf(left.map(leftOut)) }));
   if (!r.dryRun && r.size !== undefined) {
-    lines.push(`Package: ${r.package}`);
-    lines.push(`Size: ${formatBytes(r.size)} — ${r.emailable ? "small enough to e-mail" : `too large for e-mail (limit ${formatBytes(r.emailLimit)}): upload it`}`);
-    lines.push(`SHA-256: ${r.sha256}`);
+    lines.push(t("pack.package", { path: r.package }));
+    lines.push(r.emailable ? t("pack.sizeEmailable", { size: formatBytes(r.size) }) : t("pack.sizeTooLarge", { size: formatBytes(r.size), limit: formatBytes(r.emailLimit) }));
+    lines.push(t("pack.sha256", { sha256: r.sha256 ?? "" }));
   }
   return lines;
 }

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type NotifyResult } from "../notify/stage.js";
 import { packPackage } from "../pack/package.js";
 import { formatDestination, parseDestination } from "../transfer/destination.js";
@@ -27,7 +28,7 @@ async function readReceiptIfAny(path: string): Promise<Receipt | undefined> {
 export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): Promise<CommandOutput> {
   const o = ctx.options;
   // Fail in the first milliseconds on a bad destination or notification setting, not after an hour of zipping.
-  if (!o.to) throw new UsageError("DESTINATION_MISSING", "Where to? Pass --to sftp://user@host/folder or a local folder", { hint: "Or set it once with `scanbridge init`." });
+  if (!o.to) throw new UsageError("DESTINATION_MISSING", msg("send.destinationMissing"), { hint: msg("send.destinationMissing.hint") });
   const destination = formatDestination(parseDestination(o.to, ctx.cwd));
   const channels = resolveNotifyChannels(o, ctx.sources);
   const emit = ctx.reporter.emit.bind(ctx.reporter);
@@ -37,7 +38,7 @@ export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): P
   const earlier = await readReceiptIfAny(receiptPath);
   let upload: Awaited<ReturnType<typeof uploadPackageTo>> | undefined;
   if (earlier && earlier.sha256 === packed.sha256 && earlier.destination === destination && !o.force) {
-    emit({ type: "info", message: "This package was already uploaded there; skipping the upload." });
+    emit({ type: "info", message: t("send.alreadyUploaded") });
   } else {
     upload = await uploadPackageTo(packed.package, o, uploadDepsFrom(ctx));
   }
@@ -46,16 +47,16 @@ export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): P
   if (hasChannels(channels)) {
     notified = await notifyReceipt(receiptPath, channels, { ...notifyOptionsFrom(o), signal: ctx.signal }, emit);
   } else {
-    emit({ type: "warn", code: "NOBODY_NOTIFIED", message: "No coordinator e-mail or webhook is configured: nobody was notified (see scanbridge init, --email, --webhook)" });
+    emit({ type: "warn", code: "NOBODY_NOTIFIED", ...warnText("warn.nobodyNotified") });
   }
 
   const human = [...packHumanLines(packed)];
-  if (packed.reused) human.push("  (the package from the earlier run was reused: same files)");
-  human.push(...(upload ? describeUpload(upload) : [`Already uploaded to ${destination}`]));
+  if (packed.reused) human.push(t("send.reused"));
+  human.push(...(upload ? describeUpload(upload) : [t("send.alreadyUploadedTo", { destination })]));
   if (notified) {
-    for (const d of notified.sent) human.push(`Notified ${d.target} (${d.channel})`);
-    if (notified.alreadySent.length) human.push(`${notified.alreadySent.length} notification(s) were sent by an earlier run (not repeated)`);
-    for (const d of notified.pending) human.push(`NOT notified: ${d.target} (${d.channel}): ${d.error ?? "pending"}; run \`scanbridge notify --retry\` later`);
+    for (const d of notified.sent) human.push(t("send.notified", { target: d.target, channel: d.channel }));
+    if (notified.alreadySent.length) human.push(t("send.notifiedEarlier", { n: notified.alreadySent.length }));
+    for (const d of notified.pending) human.push(t("send.notNotified", { target: d.target, channel: d.channel, error: d.error ?? t("send.pending") }));
   }
   const data = {
     package: packResultData(packed),

@@ -1,4 +1,5 @@
 import { UsageError } from "../errors.js";
+import { msg, type MessageId, type MessageValues } from "../i18n/index.js";
 
 /** Value kinds an option can have; each has one parser shared by file, environment and flags. */
 export type OptionType = "string" | "boolean" | "number" | "size" | "list" | "duration" | "json";
@@ -101,9 +102,9 @@ export function parseDuration(input: string | number): number | undefined {
 
 /** Parse one raw value for an option; throws UsageError naming the key and where the value came from. */
 export function parseOptionValue(def: OptionDef, raw: unknown, source: string): unknown {
-  const bad = (why: string) =>
-    new UsageError("BAD_OPTION", `Invalid value for ${def.key} (from ${source}): ${why}`, {
-      hint: def.flags ? `See --help for ${def.flags.split(/[ ,]/)[0]}.` : `Check ${def.key} in ${source}.`,
+  const bad = (why: MessageId, values: MessageValues = {}) =>
+    new UsageError("BAD_OPTION", msg("option.invalid", { key: def.key, source, why: msg(why, values) }), {
+      hint: def.flags ? msg("option.invalid.hintFlag", { flag: def.flags.split(/[ ,]/)[0]! }) : msg("option.invalid.hintKey", { key: def.key, source }),
     });
   switch (def.type) {
     case "boolean": {
@@ -111,25 +112,25 @@ export function parseOptionValue(def: OptionDef, raw: unknown, source: string): 
       const s = String(raw).trim().toLowerCase();
       if (["1", "true", "yes", "on"].includes(s)) return true;
       if (["0", "false", "no", "off", ""].includes(s)) return false;
-      throw bad(`expected true or false, got "${String(raw)}"`);
+      throw bad("option.expectBoolean", { value: String(raw) });
     }
     case "number": {
       const n = typeof raw === "number" ? raw : Number(String(raw).trim());
-      if (!Number.isFinite(n) || String(raw).trim() === "") throw bad(`expected a number, got "${String(raw)}"`);
-      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}`);
-      if (def.max !== undefined && n > def.max) throw bad(`must be at most ${def.max}`);
+      if (!Number.isFinite(n) || String(raw).trim() === "") throw bad("option.expectNumber", { value: String(raw) });
+      if (def.min !== undefined && n < def.min) throw bad("option.atLeast", { min: def.min });
+      if (def.max !== undefined && n > def.max) throw bad("option.atMost", { max: def.max });
       return n;
     }
     case "size": {
       const n = parseSize(raw as string | number);
-      if (n === undefined) throw bad(`expected a size such as 5MB or 2GiB, got "${String(raw)}"`);
-      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min} bytes`);
+      if (n === undefined) throw bad("option.expectSize", { value: String(raw) });
+      if (def.min !== undefined && n < def.min) throw bad("option.atLeastBytes", { min: def.min });
       return n;
     }
     case "duration": {
       const n = parseDuration(raw as string | number);
-      if (n === undefined) throw bad(`expected a duration such as 30s or 5m, got "${String(raw)}"`);
-      if (def.min !== undefined && n < def.min) throw bad(`must be at least ${def.min}s`);
+      if (n === undefined) throw bad("option.expectDuration", { value: String(raw) });
+      if (def.min !== undefined && n < def.min) throw bad("option.atLeastSeconds", { min: def.min });
       return n;
     }
     case "list": {
@@ -143,13 +144,13 @@ export function parseOptionValue(def: OptionDef, raw: unknown, source: string): 
       try {
         return JSON.parse(raw) as unknown;
       } catch (err) {
-        throw bad(`expected JSON: ${(err as Error).message}`);
+        throw bad("option.expectJson", { reason: (err as Error).message });
       }
     }
     case "string": {
-      if (typeof raw !== "string" && typeof raw !== "number") throw bad("expected text");
+      if (typeof raw !== "string" && typeof raw !== "number") throw bad("option.expectText");
       const s = String(raw);
-      if (def.choices && !def.choices.includes(s)) throw bad(`expected one of ${def.choices.join(", ")}, got "${s}"`);
+      if (def.choices && !def.choices.includes(s)) throw bad("option.expectChoice", { list: def.choices.join(", "), value: s });
       return s;
     }
   }

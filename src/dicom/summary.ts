@@ -63,7 +63,8 @@ function plural(n: number, one: string, many: string): string {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-function labelOf(s: StudySummary): string {
+/** A study's short label: its description, prefixed by the imaging modalities it does not already name. */
+export function studyLabel(s: StudySummary): string {
   const imaging = s.modalities.filter((m) => !NON_IMAGE_MODALITIES.has(m));
   const mods = imaging.length > 0 ? imaging : s.modalities;
   const desc = s.description?.replace(/\s+/g, " ").trim();
@@ -76,7 +77,7 @@ function labelOf(s: StudySummary): string {
 export function formatStudyLine(studies: StudySummary[]): string {
   if (studies.length === 0) return "no DICOM studies";
   const parts = studies.map((s) => {
-    const head = s.date ? `${labelOf(s)} ${s.date}` : labelOf(s);
+    const head = s.date ? `${studyLabel(s)} ${s.date}` : studyLabel(s);
     return `${head} (${plural(s.series, "series", "series")}, ${plural(s.images, "image", "images")})`;
   });
   return [plural(studies.length, "study", "studies"), ...parts].join(" · ");

@@ -6,6 +6,7 @@ import { crc32 } from "node:zlib";
 import { Transform } from "node:stream";
 import yauzl from "yauzl";
 import { InputError, throwIfAborted } from "../errors.js";
+import { msg, t } from "../i18n/index.js";
 import { checkEntryName, S_IFLNK, unixFileType } from "../ingest/names.js";
 import type { Emit } from "../ui/events.js";
 import { DEFAULT_EXTRACT_LIMITS, entryRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
@@ -21,8 +22,8 @@ export const DEFAULT_EXPAND_LIMITS: ExpandLimits = DEFAULT_EXTRACT_LIMITS;
 const isZip = (relPath: string) => /\.zip$/i.test(relPath);
 
 function refuse(why: string, privatePath: string): InputError {
-  return new InputError("NESTED_ARCHIVE_UNSAFE", `A nested archive cannot be unpacked safely: ${why}`, {
-    hint: "Unpack it yourself and check what is inside, then pack the folder.",
+  return new InputError("NESTED_ARCHIVE_UNSAFE", msg("pack.nestedArchiveUnsafe", { why }), {
+    hint: msg("pack.nestedArchiveUnsafe.hint"),
     privateLines: [privatePath],
   });
 }
@@ -96,7 +97,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
   const tmp = await mkdtemp(join(opts.tmpParent, ".scanbridge-expand-"));
   trackTemp(tmp);
   try {
-    opts.emit?.({ type: "step", id: "expand", label: `Unpacking ${zips.length} nested archive(s)` });
+    opts.emit?.({ type: "step", id: "expand", label: t("step.expand", { n: zips.length }) });
     for (const [i, a] of zips.entries()) {
       const dest = join(tmp, String(i));
       await unpackZip(a.absPath, dest, opts.limits ?? DEFAULT_EXPAND_LIMITS, opts.signal);
@@ -110,7 +111,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
       scan.excluded.push({ input: a.input, path: a.relPath, reason: "archive-expanded", size: a.size });
     }
     scan.archives = scan.archives.filter((a) => !isZip(a.relPath));
-    opts.emit?.({ type: "step-done", id: "expand", label: `Unpacked ${zips.length} nested archive(s)` });
+    opts.emit?.({ type: "step-done", id: "expand", label: t("step.expand.done", { n: zips.length }) });
     return tmp;
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "expand", ok: false });

@@ -3,6 +3,7 @@ import { readDicomHeader } from "../dicom/read.js";
 import { formatStudyLine, summarizeDicom } from "../dicom/summary.js";
 import type { DicomHeader, PackageDicomSummary, PatientSummary, PersonName, StudySummary } from "../dicom/types.js";
 import { InputError, throwIfAborted } from "../errors.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import type { FileKind } from "./manifest.js";
 import type { ScanResult, ScannedFile } from "./scan.js";
@@ -196,9 +197,9 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
     if (opts.onlyPatient) throw onlyPatientNotFound(opts.onlyPatient, []);
     return undefined;
   }
-  opts.emit?.({ type: "step", id: "inspect", label: "Reading DICOM headers" });
+  opts.emit?.({ type: "step", id: "inspect", label: t("step.inspect") });
   const reads = await readHeaders(dicomFiles, opts);
-  opts.emit?.({ type: "step-done", id: "inspect", label: `Read ${dicomFiles.length} DICOM headers` });
+  opts.emit?.({ type: "step-done", id: "inspect", label: t("step.inspect.done", { n: dicomFiles.length }) });
   const allowedUnchecked = guardUnreadable(reads, opts);
 
   let entries = reads.entries;
@@ -233,22 +234,22 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
       }
     }
     if (check.ok && check.unverified) {
-      opts.emit?.({ type: "warn", code: "PATIENT_UNVERIFIED", message: "The DICOM files carry no patient name, so --patient could not be checked against them" });
+      opts.emit?.({ type: "warn", code: "PATIENT_UNVERIFIED", ...warnText("warn.patientUnverified") });
     }
     if (!check.ok && !mismatch) {
       const table = check.groups.map((g: PatientGroup) => `${describePatient(g.patient)}: ${g.paths.length} file(s), e.g. ${g.paths[0]}`);
       const multiple = check.reason === "multiple-patients";
-      const message = multiple ? `The DICOM files belong to ${check.groups.length} different patients` : "The patient name in the DICOM files does not match --patient";
+      const problem = multiple ? msg("pack.multiplePatients", { n: check.groups.length }) : msg("pack.patientMismatch");
       const lines = [`--patient: ${opts.patient}`, ...table];
       if (opts.allowPatientMismatch) {
         mismatch = true;
-        opts.emit?.({ type: "warn", code: "PATIENT_MISMATCH_ALLOWED", message: `${message}; packaging anyway (--allow-patient-mismatch, recorded in the manifest)`, privateLines: lines });
-      } else if (opts.confirmMismatch && (await opts.confirmMismatch([message, ...lines]))) {
+        opts.emit?.({ type: "warn", code: "PATIENT_MISMATCH_ALLOWED", ...warnText("warn.patientMismatchAllowed", { problem }), privateLines: lines });
+      } else if (opts.confirmMismatch && (await opts.confirmMismatch([t(problem.id, problem.values), ...lines]))) {
         mismatch = true;
       } else if (multiple) {
         throw multiplePatients(check.groups.length, patients, lines);
       } else {
-        throw new InputError("PATIENT_MISMATCH", message, {
+        throw new InputError("PATIENT_MISMATCH", problem, {
           hint: "Check you have the right scans and that --patient is the name on them. If they are right (e.g. a name spelled differently), re-run with --allow-patient-mismatch.",
           privateLines: lines,
           details: { reason: check.reason, patients: check.groups.length },

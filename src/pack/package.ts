@@ -1,6 +1,7 @@
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describeIoError, InputError, SizeLimitError, throwIfAborted, UsageError } from "../errors.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { VERSION } from "../version.js";
 import { formatBytes } from "../ui/format.js";
@@ -95,15 +96,15 @@ async function exists(path: string): Promise<boolean> {
 
 function refuseBadInputs(scan: ScanResult): void {
   if (scan.unreadable.length > 0) {
-    throw new InputError("UNREADABLE_FILES", `${scan.unreadable.length} file(s) or folder(s) in the inputs cannot be read`, {
-      hint: "Fix the permissions (or the damaged disc) and try again; nothing was written.",
+    throw new InputError("UNREADABLE_FILES", msg("pack.unreadableFiles", { n: scan.unreadable.length }), {
+      hint: msg("pack.unreadableFiles.hint"),
       privateLines: scan.unreadable.slice(0, 20).map((u) => `${scan.inputs[u.input]!.given}/${u.relPath} (${u.code})`),
       details: { unreadable: scan.unreadable.length },
     });
   }
   if (scan.archives.length > 0) {
-    throw new InputError("NESTED_ARCHIVE", `Found ${scan.archives.length} archive file(s) (.zip, .rar, .7z, ...) among the inputs`, {
-      hint: "The office asks for the whole folder zipped once, not archives inside it: unpack them first, or use --expand-archives for .zip files.",
+    throw new InputError("NESTED_ARCHIVE", msg("pack.nestedArchive", { n: scan.archives.length }), {
+      hint: msg("pack.nestedArchive.hint"),
       privateLines: scan.archives.slice(0, 20).map((a) => `${scan.inputs[a.input]!.given}/${a.relPath}`),
       details: { archives: scan.archives.length },
     });
@@ -111,8 +112,8 @@ function refuseBadInputs(scan: ScanResult): void {
   if (scan.files.length === 0) {
     const empty = scan.excluded.length === 0;
     throw new InputError(empty ? "EMPTY_INPUT" : "NOTHING_TO_PACK",
-      empty ? "The inputs contain no files" : `Nothing to pack: the inputs hold only system files or programs (${scan.excluded.length} left out)`,
-      { hint: "Point scanbridge at the folder with the scans (the CD or USB stick), not an empty folder." });
+      empty ? msg("pack.emptyInput") : msg("pack.nothingToPack", { n: scan.excluded.length }),
+      { hint: msg("pack.emptyInput.hint") });
   }
 }
 
@@ -125,8 +126,8 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   const patient = opts.patient.normalize("NFC").trim();
   const root = folderNameFor(patient, { ascii: opts.ascii });
   if (root === "" && !(opts.dryRun && patient === "")) {
-    throw new UsageError("PATIENT_NAME_EMPTY", "The patient name has no characters that can be used in a folder name", {
-      hint: "Give the patient's name as written in the passport, e.g. --patient \"José Álvarez\".",
+    throw new UsageError("PATIENT_NAME_EMPTY", msg("pack.patientNameEmpty"), {
+      hint: msg("pack.patientNameEmpty.hint"),
     });
   }
   const outDir = resolve(opts.cwd, opts.outDir);
@@ -135,8 +136,8 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   const sidecarPath = `${finalPath}.sha256`;
   const existing = !opts.dryRun && !opts.force && ((await exists(finalPath)) || (await exists(sidecarPath)));
   if (existing && !opts.reuseIfUnchanged) {
-    throw new UsageError("PACKAGE_EXISTS", "A package for this patient already exists in the output folder", {
-      hint: "Use --force to replace it, or --out to write elsewhere.",
+    throw new UsageError("PACKAGE_EXISTS", msg("pack.exists"), {
+      hint: msg("pack.exists.hint"),
       privateLines: [finalPath],
     });
   }
@@ -185,14 +186,14 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   const excluded = scan.excluded.map(({ input: _i, ...e }) => e);
   const executables = excluded.filter((e) => e.reason === "executable");
   if (executables.length > 0) {
-    opts.emit?.({ type: "warn", code: "EXECUTABLES_LEFT_OUT", message: `left out ${executables.length} program file(s) (.exe, .dll, autorun.inf, ...): hospitals do not accept executables`, privateLines: executables.slice(0, 20).map((e) => e.path) });
+    opts.emit?.({ type: "warn", code: "EXECUTABLES_LEFT_OUT", ...warnText("warn.executablesLeftOut", { n: executables.length }), privateLines: executables.slice(0, 20).map((e) => e.path) });
   }
   if (viewer.files > 0) {
-    opts.emit?.({ type: "warn", code: "VIEWER_LEFT_OUT", message: `left out ${viewer.files} files of viewer software${viewer.name ? ` (${viewer.name}, ${formatBytes(viewer.bytes)})` : ` (${formatBytes(viewer.bytes)})`}` });
+    opts.emit?.({ type: "warn", code: "VIEWER_LEFT_OUT", ...(viewer.name ? warnText("warn.viewerLeftOutNamed", { n: viewer.files, viewer: viewer.name, size: formatBytes(viewer.bytes) }) : warnText("warn.viewerLeftOut", { n: viewer.files, size: formatBytes(viewer.bytes) })) });
   }
   const outside = excluded.filter((e) => e.reason === "symlink-outside-inputs" || e.reason === "symlink-loop" || e.reason === "broken-symlink");
   if (outside.length > 0) {
-    opts.emit?.({ type: "warn", code: "SYMLINKS_LEFT_OUT", message: `left out ${outside.length} symbolic link(s) that point outside the inputs, nowhere, or in a loop`, privateLines: outside.slice(0, 20).map((e) => `${e.path} (${e.reason})`) });
+    opts.emit?.({ type: "warn", code: "SYMLINKS_LEFT_OUT", ...warnText("warn.symlinksLeftOut", { n: outside.length }), privateLines: outside.slice(0, 20).map((e) => `${e.path} (${e.reason})`) });
   }
 
   const plan = planPackage(scan, { root, ascii: opts.ascii, excluded });
@@ -208,8 +209,8 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
 
   if (opts.maxSize !== undefined && opts.store && inputBytes > opts.maxSize) {
     // Stored zips are never smaller than their content: refuse before writing anything.
-    throw new SizeLimitError("MAX_SIZE_EXCEEDED", `The files add up to more than the limit of ${formatBytes(opts.maxSize)}`, {
-      hint: "Split the scans into several packages or raise --max-size.",
+    throw new SizeLimitError("MAX_SIZE_EXCEEDED", msg("pack.filesOverLimit", { limit: formatBytes(opts.maxSize) }), {
+      hint: msg("pack.filesOverLimit.hint"),
     });
   }
   try {
@@ -259,7 +260,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
         await link(written.tmpPath, finalPath);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-          throw new UsageError("PACKAGE_EXISTS", "A package for this patient appeared in the output folder while packing", { hint: "Use --force to replace it." });
+          throw new UsageError("PACKAGE_EXISTS", msg("pack.appeared"), { hint: msg("pack.appeared.hint") });
         }
         if ((err as NodeJS.ErrnoException).code !== "EPERM" && (err as NodeJS.ErrnoException).code !== "ENOTSUP") throw err;
         await rename(written.tmpPath, finalPath); // file systems without hard links (FAT, some network shares)
@@ -315,8 +316,8 @@ function summarizeExcluded(excluded: ExcludedFile[], viewer: string | undefined)
  * (hashing the inputs, never trusting dates), otherwise refuse as PACKAGE_EXISTS. Used by send re-runs.
  */
 async function reuseExisting(base: PackResult, planned: Array<{ path: string; size: number; absPath: string }>, opts: PackOptions): Promise<PackResult> {
-  const changed = () => new UsageError("PACKAGE_EXISTS", "A package for this patient already exists, made from different files", {
-    hint: "Use --force to rebuild it from the current files, or --out to write elsewhere.",
+  const changed = () => new UsageError("PACKAGE_EXISTS", msg("pack.existsDifferent"), {
+    hint: msg("pack.existsDifferent.hint"),
     privateLines: [base.package],
   });
   let manifest: Manifest;
@@ -329,14 +330,14 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   }
   if (manifest.patient.name !== base.patient || manifest.root !== base.root || manifest.files.length !== planned.length) throw changed();
   const byPath = new Map(manifest.files.map((f) => [f.path, f]));
-  opts.emit?.({ type: "step", id: "reuse", label: "Checking the existing package against the files" });
+  opts.emit?.({ type: "step", id: "reuse", label: t("step.reuse") });
   let done = 0;
   const total = planned.reduce((s, p) => s + p.size, 0);
   for (const p of planned) {
     throwIfAborted(opts.signal);
     const m = byPath.get(p.path);
     if (!m || m.size !== p.size || m.sha256 !== (await hashFile(p.absPath, opts.signal))) {
-      opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: "The existing package differs from the files" });
+      opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: t("step.reuse.differs") });
       throw changed();
     }
     done += p.size;
@@ -345,6 +346,6 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   const sha256 = parseSha256Line(sidecar)?.sha256;
   if (!sha256) throw changed();
   const size = (await stat(base.package)).size;
-  opts.emit?.({ type: "step-done", id: "reuse", label: "Reusing the existing package (same files)" });
+  opts.emit?.({ type: "step-done", id: "reuse", label: t("step.reuse.done") });
   return { ...base, manifest, sha256, size, emailable: size <= opts.emailLimit, reused: true };
 }

@@ -1,5 +1,6 @@
 import yauzl from "yauzl";
 import { InputError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { MANIFEST_NAME, type Manifest } from "./manifest.js";
 
 /** Largest manifest.json read back (a 100,000-file package has a manifest of about 25 MB). */
@@ -8,7 +9,7 @@ const MAX_MANIFEST_BYTES = 64 << 20;
 /** Read `<root>/manifest.json` from a package zip without reading the rest (central directory + one entry). */
 export function readManifestFromZip(zipPath: string): Promise<Manifest> {
   return new Promise((resolve, reject) => {
-    const bad = (why: string) => new InputError("PACKAGE_UNREADABLE", `The package cannot be read back: ${why}`, { hint: "Re-create it with scanbridge pack --force.", privateLines: [zipPath] });
+    const bad = (why: string) => new InputError("PACKAGE_UNREADABLE", msg("pack.unreadableBack", { why }), { hint: msg("pack.unreadableBack.hint"), privateLines: [zipPath] });
     yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
       if (err || !zip) return reject(bad(err?.message ?? "not a zip"));
       let found = false;

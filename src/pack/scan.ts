@@ -2,6 +2,7 @@ import { constants as fsc } from "node:fs";
 import { lstat, open, opendir, realpath, stat } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { InputError, throwIfAborted } from "../errors.js";
+import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
@@ -69,7 +70,7 @@ function isInside(child: string, parent: string): boolean {
 
 /** Resolve the command-line inputs; a missing input is an InputError naming its position (the path only privately). */
 export async function resolveInputs(given: string[], cwd: string): Promise<ScanInput[]> {
-  if (given.length === 0) throw new InputError("NO_INPUT", "No input given", { hint: "Name the folders and files to pack, e.g. scanbridge pack /media/cdrom --patient \"Name\"." });
+  if (given.length === 0) throw new InputError("NO_INPUT", msg("pack.noInput"), { hint: msg("pack.noInput.hint") });
   const inputs: ScanInput[] = [];
   for (const [i, g] of given.entries()) {
     const abs = resolve(cwd, g);
@@ -79,17 +80,17 @@ export async function resolveInputs(given: string[], cwd: string): Promise<ScanI
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new InputError(code === "ENOENT" ? "INPUT_NOT_FOUND" : "INPUT_UNREADABLE",
-        code === "ENOENT" ? `Input ${i + 1} of ${given.length} does not exist` : `Input ${i + 1} of ${given.length} cannot be opened (${code})`,
-        { hint: "Check the path: is the CD or USB stick mounted?", privateLines: [`input ${i + 1}: ${g}`], details: { input: i + 1 } });
+        code === "ENOENT" ? msg("pack.inputNotFound", { i: i + 1, n: given.length }) : msg("pack.inputCannotOpen", { i: i + 1, n: given.length, reason: String(code) }),
+        { hint: msg("pack.inputNotFound.hint"), privateLines: [`input ${i + 1}: ${g}`], details: { input: i + 1 } });
     }
     let st;
     try {
       st = await stat(real);
     } catch (err) {
-      throw new InputError("INPUT_UNREADABLE", `Input ${i + 1} of ${given.length} cannot be read (${(err as NodeJS.ErrnoException).code})`, { privateLines: [`input ${i + 1}: ${g}`] });
+      throw new InputError("INPUT_UNREADABLE", msg("pack.inputCannotRead", { i: i + 1, n: given.length, reason: String((err as NodeJS.ErrnoException).code) }), { privateLines: [`input ${i + 1}: ${g}`] });
     }
     if (!st.isDirectory() && !st.isFile()) {
-      throw new InputError("INPUT_NOT_FILE", `Input ${i + 1} of ${given.length} is neither a folder nor a file`, { privateLines: [`input ${i + 1}: ${g}`] });
+      throw new InputError("INPUT_NOT_FILE", msg("pack.inputNotFile", { i: i + 1, n: given.length }), { privateLines: [`input ${i + 1}: ${g}`] });
     }
     inputs.push({ given: g, real, isDirectory: st.isDirectory() });
   }
@@ -165,7 +166,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
 
   // Classify: read each file's head (bounded concurrency) and stat it.
   const total = pending.length;
-  opts.emit?.({ type: "step", id: "scan", label: "Checking files" });
+  opts.emit?.({ type: "step", id: "scan", label: t("step.scan") });
   await forEachConcurrent(pending, opts.concurrency ?? 16, async (p) => {
     try {
       const st = await lstat(p.abs);
@@ -182,7 +183,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
     }
   }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" }) });
-  opts.emit?.({ type: "step-done", id: "scan", label: `Checked ${total} files` });
+  opts.emit?.({ type: "step-done", id: "scan", label: t("step.scan.done", { n: total }) });
   const byPath = (a: { input: number; relPath?: string; path?: string }, b: { input: number; relPath?: string; path?: string }) =>
     a.input - b.input || ((a.relPath ?? a.path)! < (b.relPath ?? b.path)! ? -1 : 1);
   result.files.sort(byPath);

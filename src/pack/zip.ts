@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { describeIoError, InputError, InterruptedError, ScanbridgeError, SizeLimitError } from "../errors.js";
+import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
@@ -318,8 +319,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       check();
       const name = Buffer.from(`${plan.root}/${entry.path}`, "utf8");
       const dos = dosDateTime(entry.source.mtime);
-      const readFailed = (e: unknown) => new InputError("INPUT_READ_FAILED", `A file could not be read while zipping (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, {
-        hint: "Check the disc or stick for read errors, then try again.",
+      const readFailed = (e: unknown) => new InputError("INPUT_READ_FAILED", msg("pack.readFailed", { reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message }), {
+        hint: msg("pack.readFailed.hint"),
         privateLines: [entry.source.absPath],
       });
       const changed = () => new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
@@ -451,7 +452,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     }
   };
 
-  opts.emit?.({ type: "step", id: "zip", label: "Zipping" });
+  opts.emit?.({ type: "step", id: "zip", label: t("step.zip") });
   try {
     let manifest: Buffer | undefined;
     const readerRun = reader().then(
@@ -481,10 +482,10 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     await fh.sync();
     const fsyncMs = performance.now() - t0;
     await fh.close();
-    opts.emit?.({ type: "step-done", id: "zip", label: `Zipped ${files.length} files` });
+    opts.emit?.({ type: "step-done", id: "zip", label: t("step.zip.done", { n: files.length }) });
     return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs };
   } catch (err) {
-    opts.emit?.({ type: "step-done", id: "zip", ok: false, label: "Zipping stopped" });
+    opts.emit?.({ type: "step-done", id: "zip", ok: false, label: t("step.zip.failed") });
     await fh.close().catch(() => {});
     await unlink(tmpPath).catch(() => {});
     untrackTemp(tmpPath);

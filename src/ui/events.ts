@@ -1,9 +1,11 @@
+import type { LocalText } from "../i18n/index.js";
+
 /** Progress events that stages emit; the reporter decides how a person or a script sees them. */
 export type StageEvent =
   | { type: "step"; id: string; label: string }
   | { type: "progress"; id: string; done: number; total?: number; unit: "bytes" | "files" }
   | { type: "step-done"; id: string; label?: string; ok?: boolean }
-  | { type: "warn"; code: string; message: string; privateLines?: string[] }
+  | { type: "warn"; code: string; message: string; privateLines?: string[]; text?: LocalText }
   | { type: "info"; message: string };
 
 /** Callback through which a stage reports progress. Stages never print. */

@@ -3,6 +3,7 @@ import ora, { type Ora } from "ora";
 import type { StageEvent } from "./events.js";
 import { formatProgressBar } from "./format.js";
 import { ScanbridgeError } from "../errors.js";
+import { localize, t } from "../i18n/index.js";
 
 /** How output is shown: spinners on a TTY, plain lines, one JSON object, or nothing. */
 export type ReporterMode = "tty" | "plain" | "json" | "quiet";
@@ -79,7 +80,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
       if (e.type === "warn") {
         warnings.push({ code: e.code, message: e.message });
         if (opts.mode === "tty" || opts.mode === "plain") {
-          err(c.yellow(`warning: ${e.message}`));
+          err(c.yellow(t("report.warning", { message: localize(e.text ?? e.message) })));
           // PHI-bearing detail lines go to a person at a terminal, or with --verbose; never to logs.
           if (e.privateLines?.length && (opts.mode === "tty" || opts.verbose)) for (const l of e.privateLines) err(`  ${l}`);
         }
@@ -92,7 +93,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
           if (opts.mode === "tty") {
             spinner?.stop();
             spinner = ora({ text: e.label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
-          } else err(`${e.label} ...`);
+          } else err(t("report.stepStarted", { label: e.label }));
           return;
         }
         case "progress": {
@@ -113,7 +114,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
             if (e.ok === false) spinner.fail(label);
             else spinner.succeed(label);
             spinner = undefined;
-          } else err(`${e.ok === false ? "failed" : "done"}: ${label}`);
+          } else err(t(e.ok === false ? "report.failed" : "report.done", { label }));
           return;
         }
         case "info":
@@ -149,13 +150,13 @@ export function createReporter(opts: ReporterOptions): Reporter {
         return;
       }
       if (se) {
-        opts.stderr.write(c.red(`error: ${se.message}`) + ` ${c.dim(`[${se.code}]`)}\n`);
+        opts.stderr.write(c.red(t("report.error", { message: localize(se.text) })) + ` ${c.dim(`[${se.code}]`)}\n`);
         if (se.privateLines.length && (opts.mode === "tty" || opts.verbose)) for (const l of se.privateLines) opts.stderr.write(`  ${l}\n`);
-        if (se.hint) opts.stderr.write(`hint: ${se.hint}\n`);
+        if (se.hintText) opts.stderr.write(`${t("report.hint", { hint: localize(se.hintText) })}\n`);
         if (debug && se.cause) opts.stderr.write(`${se.cause instanceof Error ? (se.cause.stack ?? se.cause.message) : inspect(se.cause)}\n`);
       } else {
-        opts.stderr.write(c.red(`error: unexpected failure: ${(e as Error)?.message ?? String(e)}`) + "\n");
-        opts.stderr.write("This is a bug in scanbridge; please report it with the output of --debug.\n");
+        opts.stderr.write(c.red(t("report.unexpected", { message: (e as Error)?.message ?? String(e) })) + "\n");
+        opts.stderr.write(t("report.pleaseReport") + "\n");
         if (debug) opts.stderr.write(`${(e as Error)?.stack ?? ""}\n`);
       }
     },

@@ -17,11 +17,11 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Environment for CLI runs: isolated HOME and config, no colours, no inherited SCANBRIDGE_*. */
+/** Environment for CLI runs: isolated HOME and config, no colours, no inherited SCANBRIDGE_*, English messages. */
 export function cleanEnv(home: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SCANBRIDGE_") && k !== "SSH_AUTH_SOCK") env[k] = v;
-  return { ...env, HOME: home, XDG_CONFIG_HOME: join(home, ".config"), NO_COLOR: "1", ...extra };
+  return { ...env, HOME: home, XDG_CONFIG_HOME: join(home, ".config"), NO_COLOR: "1", SCANBRIDGE_LANG: "en", ...extra };
 }
 
 /** Spawn the built CLI and wait for it to exit. */
