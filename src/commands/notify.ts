@@ -1,14 +1,15 @@
 import { basename, resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import { findOutboxes, receiptPathForOutbox } from "../notify/outbox.js";
 import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type DeliveryReport, type NotifyResult } from "../notify/stage.js";
 import type { NotifyCommandOptions } from "./notify.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 function line(d: DeliveryReport): string {
-  const what = d.channel === "email" ? `e-mail to ${d.target}` : `webhook ${d.target}`;
-  if (d.status === "sent") return `  sent     ${what}`;
-  return `  PENDING  ${what}: ${d.error ?? "not delivered"}${d.hint ? `\n           hint: ${d.hint}` : ""}`;
+  const what = t(d.channel === "email" ? "notify.emailTo" : "notify.webhookTo", { target: d.target });
+  if (d.status === "sent") return t("notify.sent", { what });
+  return t("notify.pendingLine", { what, error: d.error ?? t("notify.notDelivered") }) + (d.hint ? `\n${t("notify.pendingHint", { hint: d.hint })}` : "");
 }
 
 /** Run `scanbridge notify`: deliver (or retry) the notifications of one receipt, or of every outbox in the folder. */
@@ -18,18 +19,18 @@ export async function runNotifyCommand(ctx: CommandContext<NotifyCommandOptions>
   const channels = resolveNotifyChannels(o, ctx.sources);
   const receiptArg = o.receipt;
   if (!receiptArg && !retryOnly) {
-    throw new UsageError("RECEIPT_MISSING", "Which upload? Pass --receipt <Name>.receipt.json", { hint: "Or run `scanbridge notify --retry` to send whatever is pending in this folder." });
+    throw new UsageError("RECEIPT_MISSING", msg("notify.receiptMissing"), { hint: msg("notify.receiptMissing.hint") });
   }
   if (!retryOnly && !hasChannels(channels)) {
-    throw new UsageError("NO_CHANNELS", "No one to notify: no coordinator e-mail and no webhook configured", {
-      hint: "Pass --email ADDR --smtp URL and/or --webhook URL, or run `scanbridge init`.",
+    throw new UsageError("NO_CHANNELS", msg("notify.noChannels"), {
+      hint: msg("notify.noChannels.hint"),
     });
   }
   if (!channels.webhooks.some((w) => w.secret) && channels.webhooks.length > 0) {
-    ctx.reporter.emit({ type: "warn", code: "WEBHOOK_UNSIGNED", message: "No webhook secret set (SCANBRIDGE_WEBHOOK_SECRET): webhook requests go unsigned" });
+    ctx.reporter.emit({ type: "warn", code: "WEBHOOK_UNSIGNED", ...warnText("warn.webhookUnsigned") });
   }
   if (channels.smtp?.insecure) {
-    ctx.reporter.emit({ type: "warn", code: "SMTP_INSECURE", message: "--smtp-insecure: e-mail may travel without TLS and the server certificate is not checked" });
+    ctx.reporter.emit({ type: "warn", code: "SMTP_INSECURE", ...warnText("warn.smtpInsecure") });
   }
   const receipts = receiptArg ? [resolve(ctx.cwd, receiptArg)] : (await findOutboxes(ctx.cwd)).map(receiptPathForOutbox);
   const base = notifyOptionsFrom(o);
@@ -44,13 +45,13 @@ export async function runNotifyCommand(ctx: CommandContext<NotifyCommandOptions>
   const human: string[] = [];
   for (const r of results) {
     const rows = [...r.sent, ...r.pending];
-    human.push(`Package ${r.packageId}: ${rows.length === 0 ? "nothing to send" : ""}`.trimEnd());
+    human.push(t(rows.length === 0 ? "notify.packageNothing" : "notify.package", { id: r.packageId }));
     for (const d of rows) human.push(line(d));
-    if (r.alreadySent.length) human.push(`  (${r.alreadySent.length} delivered earlier, not repeated)`);
+    if (r.alreadySent.length) human.push(t("notify.deliveredEarlier", { n: r.alreadySent.length }));
     // The outbox is named after the patient: only shown with --verbose.
-    if (r.pending.length) human.push(`  Kept in ${verbose ? basename(r.outboxPath) : "the outbox beside the receipt"}; run \`scanbridge notify --retry\` to send it.`);
+    if (r.pending.length) human.push(t("notify.keptIn", { where: verbose ? basename(r.outboxPath) : t("notify.theOutbox") }));
   }
-  if (results.length === 0) human.push("Nothing pending.");
+  if (results.length === 0) human.push(t("notify.nothingPending"));
   const data = {
     ok: pending.length === 0,
     packages: results.map((r) => ({ packageId: r.packageId, ...(verbose ? { outbox: r.outboxPath } : {}), sent: r.sent, pending: r.pending, alreadySent: r.alreadySent })),

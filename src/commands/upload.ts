@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import { formatBytes } from "../ui/format.js";
 import { createConnector, type ConnectDeps, type ConnectOptions } from "../transfer/connect.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
@@ -30,11 +31,11 @@ export interface UploadStageOptions extends ConnectOptions {
 /** Validate options and read local key material before any network work, so bad values fail at once. */
 function prepare(options: UploadStageOptions, deps: UploadStageDeps): { spec: DestinationSpec; policy: RetryPolicy } {
   if (!options.to) {
-    throw new UsageError("DESTINATION_MISSING", "Where to? Pass --to sftp://user@host/folder or a local folder", { hint: "Or set it once with `scanbridge init`." });
+    throw new UsageError("DESTINATION_MISSING", msg("send.destinationMissing"), { hint: msg("send.destinationMissing.hint") });
   }
   const spec = parseDestination(options.to, deps.cwd);
   if (spec.kind === "sftp" && !spec.user) {
-    throw new UsageError("DESTINATION_NO_USER", "The sftp:// address has no user name", { hint: "Use sftp://user@host/folder as the hospital gave it." });
+    throw new UsageError("DESTINATION_NO_USER", msg("upload.destinationNoUser"), { hint: msg("upload.destinationNoUser.hint") });
   }
   if (options.hostFingerprint) normaliseFingerprint(options.hostFingerprint);
   const policy: RetryPolicy = {
@@ -54,18 +55,18 @@ export async function uploadPackageTo(packagePath: string, options: UploadStageO
   const abs = resolve(deps.cwd, packagePath);
   // A missing package is reported before anyone is asked for a password.
   if (!existsSync(abs)) {
-    throw new InputError("PACKAGE_NOT_FOUND", "The package file does not exist", { privateLines: [abs], hint: "Check the path, or run `scanbridge pack` first." });
+    throw new InputError("PACKAGE_NOT_FOUND", msg("upload.packageNotFound"), { privateLines: [abs], hint: msg("upload.packageNotFound.hint") });
   }
   const connectNew = await createConnector(spec, options, deps);
   // Log in once before hashing a large package, so a wrong password or host key fails in seconds.
-  deps.emit({ type: "step", id: "upload-connect", label: spec.kind === "sftp" ? `Connecting to ${spec.host}` : "Opening the destination folder" });
+  deps.emit({ type: "step", id: "upload-connect", label: spec.kind === "sftp" ? t("step.connect", { host: spec.host }) : t("step.openFolder") });
   let first: Destination | undefined;
   try {
     first = (await withRetries(() => connectNew(), {
       policy,
       signal: deps.signal,
       onRetry: ({ attempt, delayMs, error }) =>
-        deps.emit({ type: "warn", code: "CONNECT_RETRY", message: `Connecting failed (${(error as Error).message}); attempt ${attempt + 1} in ${(delayMs / 1000).toFixed(1)} s` }),
+        deps.emit({ type: "warn", code: "CONNECT_RETRY", ...warnText("warn.connectRetry", { reason: (error as Error).message, attempt: attempt + 1, seconds: (delayMs / 1000).toFixed(1) }) }),
     })).value;
   } catch (err) {
     deps.emit({ type: "step-done", id: "upload-connect", ok: false });
@@ -99,11 +100,11 @@ export async function uploadPackageTo(packagePath: string, options: UploadStageO
 /** Human lines for an upload result (may name the package: shown only at the end, to the person who ran it). */
 export function describeUpload(r: UploadResult): string[] {
   const secs = r.durationMs / 1000;
-  const rate = secs > 0 ? ` (${formatBytes(r.bytesSent / secs)}/s)` : "";
+  const what = { name: r.receipt.package, size: formatBytes(r.size), destination: r.receipt.destination, seconds: secs.toFixed(1) };
   const lines = [
-    `Uploaded ${r.receipt.package} (${formatBytes(r.size)}) to ${r.receipt.destination} in ${secs.toFixed(1)} s${rate}`,
-    `  remote path: ${r.remotePath}`,
-    `  check: ${r.verified === "sha256" ? "read back, SHA-256 matches" : "size matches"} · sha256 ${r.sha256}`,
+    secs > 0 ? t("upload.uploadedRate", { ...what, rate: formatBytes(r.bytesSent / secs) }) : t("upload.uploaded", what),
+    t("upload.remotePath", { path: r.remotePath }),
+    t(r.verified === "sha256" ? "upload.checkSha" : "upload.checkSize", { sha256: r.sha256 }),
   ];
   if (r.resumedFrom > 0) lines.push(`  resumed from ${formatBytes(r.resumedFrom)} already at the destination`);
   if (r.lanes > 1) lines.push(`  over ${r.lanes} parallel channels${r.rttMs !== undefined ? ` (round trip ${Math.round(r.rttMs)} ms)` : ""}`);
@@ -129,7 +130,7 @@ export function uploadDepsFrom(ctx: CommandContext<unknown>): UploadStageDeps {
 /** Run `scanbridge upload <package>`. */
 export async function runUploadCommand(ctx: CommandContext<UploadCommandOptions>): Promise<CommandOutput> {
   const pkg = ctx.args[0];
-  if (!pkg) throw new UsageError("PACKAGE_MISSING", "Which package? Pass the <Name>.zip to upload");
+  if (!pkg) throw new UsageError("PACKAGE_MISSING", msg("upload.packageMissing"));
   const r = await uploadPackageTo(pkg, ctx.options, uploadDepsFrom(ctx));
   return {
     data: {

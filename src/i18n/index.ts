@@ -78,7 +78,8 @@ function format(lang: Language, id: MessageId, values?: MessageValues): string {
   let f = compiled.get(key);
   if (!f) {
     const source = CATALOGS[lang][id] ?? en[id];
-    f = new IntlMessageFormat(source, lang);
+    // ignoreTag: "<Name>.zip" in a message is text, not a rich-text tag.
+    f = new IntlMessageFormat(source, lang, undefined, { ignoreTag: true });
     compiled.set(key, f);
   }
   if (!values) return String(f.format());

@@ -2,6 +2,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError, InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError, describeIoError } from "../errors.js";
+import { t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
@@ -311,7 +312,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   /** The package's SHA-256: pack's, or the one hashed while sending (reading from disk only what was not sent now). */
   const packageHash = async (): Promise<string> => {
     if (!sha256 && st.hasher) {
-      emit({ type: "step", id: "upload-hash", label: "Computing the package checksum" });
+      emit({ type: "step", id: "upload-hash", label: t("step.uploadHash") });
       sha256 = await st.hasher.digest(size, input.signal);
       marker = Buffer.from(`${sha256}  ${zipName}\n`, "utf8");
       emit({ type: "step-done", id: "upload-hash" });
@@ -504,7 +505,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
     async function finalise(dest: Destination, workPath: string, finalPath: string, markerPath: string, replacing: boolean): Promise<void> {
       if (replacing && input.force) await dest.remove(markerPath); // The old package must not look complete while it is replaced.
-      emit({ type: "step", id: "upload-finish", label: "Moving into place" });
+      emit({ type: "step", id: "upload-finish", label: t("step.uploadFinish") });
       try {
         const r = await dest.rename(workPath, finalPath);
         placement = r.atomic ? "atomic-rename" : "rename";
@@ -603,7 +604,7 @@ async function checkPrefix(dest: Destination, remotePath: string, localPath: str
   const reader = await dest.openRead(remotePath);
   try {
     if (byHash) {
-      emit({ type: "step", id: "upload-resume-check", label: "Checking the partial upload" });
+      emit({ type: "step", id: "upload-resume-check", label: t("step.uploadResumeCheck") });
       let done = 0;
       const remote = await hashRemoteRange(reader, 0, length, dest.window, (k) => {
         done += k;
@@ -640,7 +641,7 @@ async function verifyRemote(
   signal: AbortSignal | undefined,
   onMismatch: () => Promise<ScanbridgeError | undefined>,
 ): Promise<void> {
-  emit({ type: "step", id: "upload-verify", label: "Verifying (reading back)" });
+  emit({ type: "step", id: "upload-verify", label: t("step.uploadVerify") });
   const reader = await dest.openRead(path);
   let remote: string;
   let bytes: number;
