@@ -17,6 +17,8 @@ export const helpEs: HelpCatalog = {
     asciiNames: "translitera los nombres a ASCII para sistemas receptores sin Unicode",
     expandArchives: "descomprime los archivos .zip anidados en la carpeta en lugar de rechazarlos",
     allowPatientMismatch: "empaqueta aunque las cabeceras DICOM nombren a otro paciente (queda registrado en el manifiesto)",
+    onlyPatient: "un disco con varios pacientes: conserva las imágenes de este paciente (ID de paciente o nombre) y excluye las demás",
+    allowUnchecked: "empaqueta archivos con aspecto DICOM cuyo paciente no se puede leer (queda registrado en el manifiesto y se muestra al hospital)",
     strict: "rechaza archivos DICOM ilegibles o truncados en lugar de avisar",
     out: "carpeta donde escribir <Nombre>.zip",
     force: "sustituye un paquete existente con el mismo nombre",

@@ -17,6 +17,8 @@ export const helpZhHans: HelpCatalog = {
     asciiNames: "将名称转写为 ASCII 字符，供不支持 Unicode 的接收系统使用",
     expandArchives: "将嵌套的 .zip 压缩包解压到文件夹中，而不是拒绝",
     allowPatientMismatch: "即使 DICOM 文件头中是另一位患者也照样打包（记录在清单中）",
+    onlyPatient: "光盘中有多位患者时：只保留该患者的影像（患者 ID 或姓名），排除其他患者",
+    allowUnchecked: "打包看似 DICOM 但无法读取患者信息的文件（记录在清单中，并告知医院）",
     strict: "拒绝无法读取或不完整的 DICOM 文件，而不仅是警告",
     out: "写入 <姓名>.zip 的文件夹",
     force: "覆盖同名的现有数据包",
