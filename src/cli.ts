@@ -187,6 +187,13 @@ ${t("cli.exitCodes")}`,
   const allOptions = everyOptionDef(commandSpecs);
   for (const spec of commandSpecs) register(program, spec);
 
+  // No command at all: the usage goes to stderr and the exit code says "usage error" (as git, curl and tar do), so
+  // a script that lost its arguments fails instead of silently succeeding.
+  if (argv.slice(2).length === 0) {
+    stderr.write(program.helpInformation());
+    return ExitCode.usage;
+  }
+
   try {
     await program.parseAsync(argv);
   } catch (err) {

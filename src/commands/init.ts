@@ -98,6 +98,8 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   const cfg: Record<string, unknown> = {};
   const secretsStored: string[] = [];
   const secretsNotStored: string[] = [];
+  /** "Save anyway?" questions, asked once every other question is answered. */
+  const saveQuestions: Array<{ message: string; default: boolean; data: Record<string, unknown> }> = [];
   const current = (key: InitKey): string | undefined => {
     const v = o[key];
     if (v === undefined) return undefined;
@@ -122,13 +124,13 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
     return v;
   };
   /** A secret: from the environment/config, or typed at the terminal; stored only if the user insists. */
-  const secret = async (key: InitKey, message: string, envName: string): Promise<string | undefined> => {
+  const secret = async (key: InitKey & keyof typeof SECRET_LABELS, message: string, envName: string): Promise<string | undefined> => {
     let v = current(key);
     if (!v && interactive) v = (await p.password(`${message} (leave empty to use ${envName} later)`)) || undefined;
     if (!v) return undefined;
     let store = Boolean(o.storeSecrets);
     if (interactive && !store) {
-      store = await p.confirm(`Store the ${key} in ${ctx.configPath}? Not recommended: anyone with your account can read it. (No: set ${envName} when you run scanbridge)`, false);
+      store = await p.confirm(`Store the ${SECRET_LABELS[key]} in ${ctx.configPath}? Not recommended: anyone with your account can read it. (No: set ${envName} when you run scanbridge)`, false);
     }
     if (store) {
       cfg[key] = v;
@@ -208,9 +210,7 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
         if (seen === undefined) {
           if (given) cfg.hostFingerprint = given;
           hostCheck = given ? "pinned as given (server not reachable)" : "not pinned (server not reachable)";
-          if (interactive && !(await p.confirm("Save the configuration without checking the server?", true))) {
-            return { data: { written: false, configFile: ctx.configPath }, human: ["Nothing written."] };
-          }
+          if (interactive) saveQuestions.push({ message: "The SFTP server could not be checked. Save the configuration anyway?", default: true, data: {} });
         } else if (given && given !== seen) {
           throw new NetworkError("HOST_KEY_MISMATCH", `The server ${dest.host}:${dest.port} presents ${seen}, not the fingerprint you gave (${given}). Nothing was written.`, {
             hint: "Do not use this server until the hospital confirms its key by phone or another channel.",
@@ -270,9 +270,7 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
       } catch (err) {
         smtpCheck = `failed: ${(err as Error).message}`;
         warn("SMTP_CHECK_FAILED", `SMTP test failed: ${(err as Error).message}`);
-        if (interactive && !(await p.confirm("Save the configuration anyway?", false))) {
-          return { data: { written: false, configFile: ctx.configPath, smtpCheck }, human: ["Nothing written."] };
-        }
+        if (interactive) saveQuestions.push({ message: "The SMTP test failed. Save the configuration anyway?", default: false, data: { smtpCheck } });
       }
     }
   }
@@ -283,6 +281,11 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
     includeName = await p.confirm("Put the patient's name in notifications? (No is safer: e-mail is not a place for medical details)", includeName);
   }
   cfg.includePatientName = includeName;
+
+  // Asked after the last question, so answering No never throws away answers still to come.
+  for (const q of saveQuestions) {
+    if (!(await p.confirm(q.message, q.default))) return { data: { written: false, configFile: ctx.configPath, ...q.data }, human: ["Nothing written."] };
+  }
 
   await writeConfigFile(ctx.configPath, cfg);
   const human = [
@@ -298,6 +301,9 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
     human,
   };
 }
+
+/** How the wizard names each secret to a person. */
+const SECRET_LABELS = { smtpPassword: "SMTP password", webhookSecret: "webhook signing secret", sftpPassword: "SFTP password" } as const;
 
 function envOf(key: string): string {
   return { smtpPassword: "SCANBRIDGE_SMTP_PASSWORD", webhookSecret: "SCANBRIDGE_WEBHOOK_SECRET", sftpPassword: "SCANBRIDGE_SFTP_PASSWORD" }[key] ?? key;

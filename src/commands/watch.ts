@@ -1,3 +1,4 @@
+import { OVERRIDE_WARNING_CODES } from "../pack/manifest.js";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -261,6 +262,7 @@ export async function runWatchCommand(ctx: CommandContext<WatchCommandOptions>, 
     sha256: o.sha256,
     ...(verbose ? { file: o.file, readyPath: o.readyPath, quarantinePath: o.quarantinePath } : {}),
     problems: o.problems.map((p) => p.code),
+    warnings: o.warnings.map((w) => w.code),
   }));
   return {
     data: { ready: s.ready, quarantined: s.quarantined, requeued: s.requeued, errors: s.errors, packages: outcomes, ...(remoteTotals ? { remote: remoteTotals } : {}), ...(opts.forward ? { forward: { delivered: s.forwarded ?? 0, queued: s.forwardQueued ?? 0 } } : {}) },
@@ -391,6 +393,7 @@ function staffNotifier(ctx: CommandContext<WatchCommandOptions>, state: string, 
       event: o.result,
       ...(o.result === "quarantined" ? { problems: [...new Set(o.problems.map((p) => String(p.code)))], problemCounts: countCodes(o.problems), hint: problemHint(o.problems) } : {}),
       intake: { ...intakeRecord({ sealed: o.sealed, nameEncoding: o.nameEncoding ?? { encoding: "utf-8", evidence: "ascii", legacyNames: 0 } }, o.intake, base.includePatientName ? o.readyRel : undefined) },
+      ...(o.warnings.some((w) => OVERRIDE_WARNING_CODES.has(w.code)) ? { warnings: [...new Set(o.warnings.filter((w) => OVERRIDE_WARNING_CODES.has(w.code)).map((w) => w.message))] } : {}),
       summary: {
         files: o.summary.files,
         byKind: { ...(o.summary.byKind ?? {}) },

@@ -581,7 +581,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
   // record and does not write a second one; a crash before it is audited by recovery.
   const readyRel = relativeReady(dirs.ready, readyPath, true);
   const where = intakeRecord(r, intake, opts.auditNames ? readyRel : undefined);
-  await audit(ws, { event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...where, ...names(ws, file) });
+  await audit(ws, { event: "ready", id: r.id, sha256: r.sha256, result: "ready", sealed: r.sealed, files: r.summary.files, bytes: r.summary.bytes, durationMs, ...(r.warnings.length ? { warnings: [...new Set(r.warnings.map((w) => w.code))] } : {}), ...(route ? { route: route.name, routeFolder: route.folder } : {}), ...where, ...names(ws, file) });
   const filed = await ws.deps.afterFiling?.(readyPath, { id: r.id, sha256: r.sha256 }).catch((err: Error) => ({ event: "media", id: r.id, result: "failed", code: errorCode(err, "MEDIA_FAILED") }));
   if (filed) await audit(ws, filed);
   await archiveAndRelease(dirs, claim);

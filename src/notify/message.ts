@@ -28,6 +28,8 @@ export interface NotificationFacts {
   hint?: string;
   /** Packages taken by watch: unsealed (hand-made), name code page, what was left out, review flags. */
   intake?: Receipt["intake"];
+  /** For package.ready: warnings staff must see (sender overrides, unchecked files); no names. */
+  warnings?: string[];
   /** First 12 hex digits of the package SHA-256. */
   packageId: string;
   sha256: string;
@@ -94,6 +96,7 @@ export function factsFromReceipt(receipt: Receipt, opts: MessageOptions): Notifi
     ...(receipt.problemCounts ? { problemCounts: { ...receipt.problemCounts } } : {}),
     ...(receipt.hint ? { hint: receipt.hint } : {}),
     ...(receipt.intake ? { intake: { ...receipt.intake, ...(opts.includePatientName ? {} : { readyRel: undefined }) } } : {}),
+    ...(receipt.warnings?.length ? { warnings: [...receipt.warnings] } : {}),
     packageId: packageIdOf(receipt.sha256),
     sha256: receipt.sha256.toLowerCase(),
     size: receipt.size,
@@ -155,7 +158,7 @@ function countsLine(byKind: Record<string, number> | undefined): string | undefi
 export function subjectOf(facts: NotificationFacts): string {
   const bits = [facts.files !== undefined ? `${facts.files} files` : undefined, formatBytes(facts.size)].filter(Boolean).join(", ");
   const who = facts.patientName ? ` - ${facts.patientName}` : "";
-  if (facts.event === "package.ready") return `[scanbridge] Imaging package ${facts.packageId} ready for review (${bits})${who}`;
+  if (facts.event === "package.ready") return `[scanbridge] Imaging package ${facts.packageId} ready for review (${bits})${facts.warnings?.length ? ` - ${facts.warnings.length} WARNING(S)` : ""}${who}`;
   if (facts.event === "package.forwarded") return `[scanbridge] Imaging package ${facts.packageId} delivered to the PACS (${facts.forward?.instances ?? 0} instances)${who}`;
   if (facts.event === "package.quarantined") return `[scanbridge] Imaging package ${facts.packageId} QUARANTINED (${(facts.problems ?? []).slice(0, 3).join(", ") || "failed checks"})${who}`;
   return `[scanbridge] New imaging package ${facts.packageId} (${bits})${who}`;
@@ -196,6 +199,7 @@ function rowsOf(facts: NotificationFacts): Array<[string, string]> {
   if (i?.nameEncoding) rows.push(["File names", `${i.nameEncoding.legacyNames} name(s) without the UTF-8 flag, read as ${i.nameEncoding.encoding} (${i.nameEncoding.evidence})`]);
   if (i?.leftOut && Object.keys(i.leftOut).length) rows.push(["Left out", Object.entries(i.leftOut).map(([r, n]) => `${n} ${r}`).join(", ")]);
   if (i?.readyRel) rows.push(["Ready folder", i.readyRel]);
+  for (const w of facts.warnings ?? []) rows.push(["WARNING", w]);
   rows.push(["Folder", facts.destinationFolder]);
   if (facts.event === "package.uploaded") {
     rows.push(["Checked after upload", facts.verified === "sha256" ? "SHA-256 of the remote copy" : "size of the remote copy"]);

@@ -27,7 +27,8 @@ export interface SmtpSettings extends SmtpServer {
 
 /** One message to one recipient (header To may list every coordinator, the envelope only this one). */
 export interface SmtpMessage {
-  recipient: string;
+  /** Envelope recipient(s): one coordinator for notifications, every address for an e-mailed package. */
+  recipient: string | string[];
   to: string[];
   subject: string;
   text: string;
@@ -36,6 +37,8 @@ export interface SmtpMessage {
   /** The sender's own address, so a coordinator's reply reaches a person even when `from` is a no-reply account. */
   replyTo?: string;
   headers?: Record<string, string>;
+  /** Files attached from memory (content already read and bounded by the caller; never a path: file access is off). */
+  attachments?: Array<{ filename: string; content: Buffer; contentType: string }>;
 }
 
 /** What the server said when it accepted a message. */
@@ -158,13 +161,14 @@ export function createSmtpSender(s: SmtpSettings): SmtpSender {
         info = await transporter.sendMail({
           from: s.from,
           to: m.to,
-          envelope: { from: s.from, to: [m.recipient] },
+          envelope: { from: s.from, to: Array.isArray(m.recipient) ? m.recipient : [m.recipient] },
           subject: m.subject,
           text: m.text,
           html: m.html,
           messageId: m.messageId,
           ...(m.replyTo && m.replyTo.toLowerCase() !== s.from.toLowerCase() ? { replyTo: m.replyTo } : {}),
           headers: { "X-Mailer": `scanbridge ${VERSION}`, ...m.headers },
+          ...(m.attachments ? { attachments: m.attachments } : {}),
         });
       } catch (err) {
         throw classifySmtpError(err, s);

@@ -126,7 +126,8 @@ export function resolveNotifyChannels(values: NotifySettings, sources: Sources =
   return channels;
 }
 
-function resolveSmtp(values: NotifySettings, sources: Sources, readText: (p: string) => string): SmtpSettings {
+/** The configured SMTP server, validated (TLS rules, password from env/config only); throws UsageError naming the key. */
+export function resolveSmtp(values: NotifySettings, sources: Sources, readText: (p: string) => string): SmtpSettings {
   const smtpUrl = values.smtp;
   if (!smtpUrl) {
     throw new UsageError("SMTP_MISSING", "Coordinator e-mail addresses are set but no SMTP server", { hint: "Pass --smtp smtp://[user@]host[:port] or run `scanbridge init`." });

@@ -66,6 +66,9 @@ export interface OverrideWarning {
   entry?: string;
 }
 
+/** Codes of overrideWarnings, so intake can pick them out of verify's other warnings. */
+export const OVERRIDE_WARNING_CODES: ReadonlySet<string> = new Set(["PATIENT_MISMATCH_ALLOWED", "UNCHECKED_ALLOWED", "DICOM_UNREADABLE_FILES", "OTHER_PATIENTS_LEFT_OUT"]);
+
 /** Most unchecked files named one by one in warnings (the count is always given). */
 const MAX_NAMED = 20;
 

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
+import { isEmailAddress } from "../notify/stage.js";
 
 /** A parsed `--to` value. */
 export type DestinationSpec =
@@ -87,7 +88,37 @@ export interface Destination {
   close(): Promise<void>;
 }
 
-/** Parse `sftp://user@host:port/path`, `file:///path` or a plain local folder (relative to `cwd`). */
+/** Where `send` can deliver: an upload destination, or e-mail (`mailto:`) for small packages. */
+export type SendTarget = DestinationSpec | { kind: "email"; recipients: string[] };
+
+/** A URL scheme prefix ("ftp:", "mailto:"): two letters or more, so a Windows drive ("C:\scans") is not one. */
+const SCHEME_RE = /^([a-z][a-z0-9+.-]+):/i;
+
+/** Parse `send --to`: `mailto:ADDR[,ADDR]` is e-mail, anything else as parseDestination. */
+export function parseSendTarget(input: string, cwd: string): SendTarget {
+  const s = input.trim();
+  if (!/^mailto:/i.test(s)) return parseDestination(s, cwd);
+  const rest = s.slice("mailto:".length);
+  if (rest.includes("?") || rest.includes("#")) {
+    throw new UsageError("BAD_DESTINATION", "A mailto: destination takes addresses only (no ?subject= or other fields)", { hint: "Use --to mailto:intl@hospital.example[,second@hospital.example]." });
+  }
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rest);
+  } catch {
+    throw new UsageError("BAD_DESTINATION", "The mailto: destination is not valid", { hint: "Use --to mailto:intl@hospital.example" });
+  }
+  const recipients = [...new Set(decoded.split(",").map((a) => a.trim().toLowerCase()).filter(Boolean))];
+  if (recipients.length === 0) throw new UsageError("BAD_DESTINATION", "The mailto: destination names no address", { hint: "Use --to mailto:intl@hospital.example" });
+  const bad = recipients.filter((a) => !isEmailAddress(a));
+  if (bad.length > 0) throw new UsageError("BAD_DESTINATION", `Not an e-mail address in --to: "${bad[0]}"`, { hint: "Use --to mailto:intl@hospital.example[,second@hospital.example]." });
+  return { kind: "email", recipients };
+}
+
+/**
+ * Parse `sftp://user@host:port/path`, `file:///path` or a plain local folder (relative to `cwd`). Any other scheme
+ * (`ftp:`, `https:`, `mailto:` here, a misspelt `mailto`) is a usage error, never a folder name.
+ */
 export function parseDestination(input: string, cwd: string): DestinationSpec {
   const s = input.trim();
   if (s === "") throw new UsageError("BAD_DESTINATION", "The destination (--to) is empty");
@@ -107,9 +138,11 @@ export function parseDestination(input: string, cwd: string): DestinationSpec {
     if (u.search || u.hash) throw new UsageError("BAD_DESTINATION", "The sftp:// destination must not contain ? or #");
     const port = u.port ? Number(u.port) : 22;
     const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-    // sftp://host/incoming is relative to the login folder, sftp://host//srv/in is absolute (as in curl).
+    // As OpenSSH's sftp(1) reads host:path: sftp://host/incoming is "incoming" in the login folder;
+    // sftp://host//srv/in is the absolute /srv/in; sftp://host/~/in is "in" in the login folder too.
+    // (curl differs: it reads sftp://host/incoming as the absolute /incoming.)
     let folder = decodeURIComponent(u.pathname);
-    folder = folder.startsWith("//") ? folder.slice(1) : folder.replace(/^\/+/, "");
+    folder = folder.startsWith("//") ? folder.slice(1) : folder.replace(/^\/+/, "").replace(/^~(\/+|$)/, "");
     folder = folder.replace(/\/+$/, "");
     if (folder === "") folder = ".";
     return { kind: "sftp", user: u.username ? decodeURIComponent(u.username) : undefined, host, port, folder };
@@ -121,8 +154,17 @@ export function parseDestination(input: string, cwd: string): DestinationSpec {
       throw new UsageError("BAD_DESTINATION", "The file:// destination is not a valid local path");
     }
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
-    throw new UsageError("BAD_DESTINATION", `Unsupported destination scheme ${s.split(":")[0]}://`, { hint: "Use sftp://user@host/folder or a local folder." });
+  const scheme = SCHEME_RE.exec(s)?.[1];
+  if (scheme !== undefined) {
+    if (scheme.toLowerCase() === "mailto") {
+      throw new UsageError("BAD_DESTINATION", "E-mail (mailto:) is a destination of `scanbridge send` only", { hint: "Use `scanbridge send ... --to mailto:ADDR`, or upload to sftp://user@host/folder or a local folder." });
+    }
+    throw new UsageError("BAD_DESTINATION", `Unsupported destination scheme ${scheme}:`, {
+      hint: "Use sftp://user@host/folder, mailto:ADDR (send only) or a local folder (write ./name for a folder whose name has a colon).",
+    });
+  }
+  if (!s.includes("/") && !s.includes("\\") && isEmailAddress(s)) {
+    throw new UsageError("BAD_DESTINATION", "The destination looks like an e-mail address, not a folder", { hint: `To e-mail the package use --to mailto:${s} (scanbridge send); for a folder of that name write ./${s}.` });
   }
   return { kind: "local", folder: isAbsolute(s) ? s : resolve(cwd, s) };
 }

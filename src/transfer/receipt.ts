@@ -43,6 +43,8 @@ export interface Receipt {
     studies?: number;
     readyRel?: string;
   };
+  /** For "ready": package warnings staff must see (sender overrides, unchecked or damaged files); no names. */
+  warnings?: string[];
   /** The package manifest's summary, copied so notify needs no access to the zip. */
   summary?: {
     files: number;

@@ -1,3 +1,5 @@
+import { InterruptedError } from "../errors.js";
+
 /** Questions asked of a person at a terminal; injectable so tests can answer without a TTY. */
 export interface Prompter {
   input(message: string, opts?: { default?: string; validate?: (v: string) => true | string }): Promise<string>;
@@ -12,8 +14,14 @@ export function createInquirerPrompter(output: NodeJS.WritableStream = process.s
   const ask = async <T>(question: Record<string, unknown>): Promise<T> => {
     const inquirer = await load();
     const prompt = inquirer.createPromptModule({ output: output as NodeJS.WriteStream });
-    const answers = (await prompt([{ name: "v", ...question } as never])) as { v: T };
-    return answers.v;
+    try {
+      const answers = (await prompt([{ name: "v", ...question } as never])) as { v: T };
+      return answers.v;
+    } catch (err) {
+      // Ctrl-C (or Ctrl-D) at a prompt: @inquirer/core rejects with ExitPromptError; that is the user leaving, not a bug.
+      if (isPromptExit(err)) throw new InterruptedError("Interrupted", { cause: err });
+      throw err;
+    }
   };
   return {
     input: (message, opts) => ask<string>({ type: "input", message, default: opts?.default, validate: opts?.validate }),
@@ -21,6 +29,11 @@ export function createInquirerPrompter(output: NodeJS.WritableStream = process.s
     confirm: (message, defaultValue = false) => ask<boolean>({ type: "confirm", message, default: defaultValue }),
     select: (message, choices, defaultValue) => ask({ type: "list", message, choices, default: defaultValue }),
   };
+}
+
+function isPromptExit(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === "ExitPromptError" || name === "AbortPromptError";
 }
 
 /** A prompter for non-interactive runs: any question is a bug, so it throws. */

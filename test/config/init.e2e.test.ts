@@ -137,19 +137,21 @@ describe.skipIf(!hasTmux)("scanbridge init at a real terminal (tmux send-keys)",
     // No key in the fresh HOME, so "With a password" is the default.
     await answer(/How do you log in/, undefined);
     await answer(/SFTP password/, "sftp-typed-pw");
-    await answer(/Store the sftpPassword/, "n");
+    await answer(/Store the SFTP password/, "n");
     const s = await waitFor(/Is this the fingerprint/);
     expect(s).toContain(ssh.fingerprint);
     await answer(/Is this the fingerprint/, "y");
     await answer(/SMTP server for sending/, smtp.url);
     await answer(/Send notification e-mails from/, undefined);
     await answer(/SMTP password for clinic/, SMTP_PW);
-    await answer(/Store the smtpPassword/, "n");
+    await answer(/Store the SMTP password/, "n");
     await answer(/patient's name in notifications/, undefined);
     const done = await waitFor(/EXIT=\d+/, 30_000);
     expect(done).toMatch(/SMTP server .* connected \(STARTTLS\), logged in/);
     expect(done).toContain("EXIT=0");
     expect(done).not.toContain(SMTP_PW);
+    // Human labels, never internal option names (issue 12).
+    expect(done).not.toMatch(/smtpPassword|sftpPassword/);
 
     const path = configOf(home);
     expect(statSync(path).mode & 0o777).toBe(0o600);
