@@ -114,6 +114,18 @@ async function lastLine(file: string): Promise<string | undefined> {
   }
 }
 
+/** The hash of line `index` (0-based) of a file, and how many lines it has: streamed, for the rare check after a crash. */
+async function lineHashAt(file: string, index: number): Promise<{ hash?: string; lines: number }> {
+  let n = 0;
+  let hash: string | undefined;
+  const rl = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (n === index) hash = hashLine(line);
+    n++;
+  }
+  return { hash, lines: n };
+}
+
 async function countLines(file: string): Promise<number> {
   let n = 0;
   try {
@@ -157,9 +169,15 @@ async function appendLocked(log: AuditLog, record: { event: string; [field: stri
       const head = await readJsonFile<AuditHead>(log.headFile, "the audit head checkpoint").catch(() => undefined);
       if (head && head.mac === mac(key, `${head.records}:${head.head}`)) {
         records = head.records + 1;
-        // The log no longer ends where the checkpoint says (cut or rewritten): chain to the checkpoint, so the
-        // break stays visible to `audit verify` instead of being sealed over by this record.
-        if (head.head !== prev) prev = head.head;
+        if (head.head !== prev) {
+          // A crash between appending a line and rewriting the checkpoint leaves the log one step ahead of it:
+          // the checkpointed record is still in place, so the log was only extended and chains on as it is.
+          // Otherwise (cut or rewritten) chain to the checkpoint, so the break stays visible to `audit verify`
+          // instead of being sealed over by this record.
+          const extended = await lineHashAt(log.file, head.records - 1);
+          if (extended.hash === head.head && extended.lines > head.records) records = extended.lines + 1;
+          else prev = head.head;
+        }
       }
     }
     records ??= (await countLines(log.file)) + 1;

@@ -94,6 +94,17 @@ describe("keyed audit log (HMAC key and head checkpoint in the state folder)", (
     expect(r.broken.map((b) => b.reason).join("\n")).toMatch(/tail was removed/);
   });
 
+  it("a crash between appending a line and rewriting the checkpoint leaves a log that still verifies and chains on", async () => {
+    const { log } = await keyedLog();
+    const checkpoint = readFileSync(log.headFile!);
+    await appendAudit(log, { event: "ready", id: "id5" });
+    writeFileSync(log.headFile!, checkpoint); // as if killed right after the line was synced
+    expect(await verifyAuditLog(log)).toMatchObject({ ok: true, records: 6 });
+    await appendAudit(log, { event: "watch-started" });
+    const r = await verifyAuditLog(log);
+    expect(r).toMatchObject({ ok: true, records: 7, checkpoint: "match", broken: [] });
+  });
+
   it("an append after a cut tail chains to the checkpoint, so the cut stays visible", async () => {
     const { log, lines } = await keyedLog();
     writeFileSync(log.file, lines.slice(0, 3).join("\n") + "\n");

@@ -279,7 +279,9 @@ describe("watch: crash safety and stopping", () => {
       if (killWhen === "staging") {
         await until(() => walk(d.staging).length >= 2, 30_000, "extraction under way");
       } else if (killWhen === "claim") {
-        await until(() => ls(d.processing).length > 0, 30_000, "claim").catch((e: Error) => {
+        // Claimed = the package has left the drop (renamed into a claim folder); a claim folder still being
+        // prepared (.new-*) leaves the package in the drop, and a restart simply claims it afresh.
+        await until(() => !existsSync(join(d.drop, `${BIG_NAME}.zip`)), 30_000, "claim").catch((e: Error) => {
           throw new Error(`${e.message}\n${w.output()}\n${walk(home).join("\n")}`);
         });
       } else {
@@ -298,8 +300,9 @@ describe("watch: crash safety and stopping", () => {
       expect(ls(d.drop).filter((f) => f.endsWith(".zip")), attempt).toEqual([]);
       const events = auditRecords(d.audit).map((r) => r.event);
       expect(events.filter((e) => e === "ready"), attempt).toHaveLength(1);
-      if (typeof killWhen === "string") expect(events).toContain("requeued");
-      expect((await run(["audit", "verify", d.audit], home)).code).toBe(0);
+      if (typeof killWhen === "string") expect(events, `${attempt}: ${events.join(",")}`).toContain("requeued");
+      const verified = await run(["audit", "verify", d.audit], home);
+      expect(verified.code, `${attempt}: ${verified.stderr}`).toBe(0);
     }
   }, 150_000);
 
