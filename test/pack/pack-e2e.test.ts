@@ -329,11 +329,13 @@ describe("scanbridge pack: bad input gets a clear error, the documented exit cod
     const out = mk();
     chmodSync(out, 0o777);
     chmodSync(input, 0o755);
-    // As root every file is readable: run the CLI as an unprivileged user when we are root.
-    const asNobody = process.getuid?.() === 0;
+    // As root every file is readable: drop the two capabilities that let root ignore file modes. The CLI stays
+    // root, so it still reads its own build wherever the clone lives (a 0700 folder included), but a 0000 file
+    // is as unreadable to it as to anyone.
+    const asRoot = process.getuid?.() === 0;
     const args = ["pack", input, "--patient", "Ana Lima", "--out", out];
-    const r = asNobody
-      ? spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, BIN, ...args], { encoding: "utf8", env: { ...env, HOME: "/nonexistent", XDG_CONFIG_HOME: "/nonexistent" } })
+    const r = asRoot
+      ? spawnSync("setpriv", ["--bounding-set", "-dac_override,-dac_read_search", "--", process.execPath, BIN, ...args], { encoding: "utf8", env })
       : spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env });
     expect(r.status, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/UNREADABLE_FILES/);
