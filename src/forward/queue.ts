@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { errorCode, RemoteVerificationError, retryClassOf, type RetryClass } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
 import type { RetryPolicy } from "../transfer/retry.js";
+import { INTAKE_MANIFEST_NAME } from "../ingest/intake.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
 import { stowAndConfirm, type DicomwebTarget, type InstanceRef } from "./dicomweb.js";
 import { decideReconciliation, reconcileFileFor, reconciledCopies, type ReconcileOptions } from "./reconcile.js";
@@ -92,15 +93,30 @@ export async function listForwardQueue(stateDir: string, dueOnly = false, now = 
   return out.sort((a, b) => a.queuedAt.localeCompare(b.queuedAt));
 }
 
+/**
+ * The files list of a ready folder: the sender's manifest of a sealed package, else the intake manifest the
+ * watcher itself wrote for a hand-made one (a package carrying a file of that name is refused at intake).
+ */
+async function readyFiles(readyPath: string): Promise<Manifest["files"] | undefined> {
+  for (const name of [MANIFEST_NAME, INTAKE_MANIFEST_NAME]) {
+    let m: { format?: string; files?: Manifest["files"] };
+    try {
+      m = JSON.parse(await readFile(join(readyPath, name), "utf8")) as typeof m;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw err;
+    }
+    if (name === INTAKE_MANIFEST_NAME && m.format !== "scanbridge-intake") return undefined;
+    return Array.isArray(m.files) ? m.files : undefined;
+  }
+  return undefined;
+}
+
 /** The DICOM instances of an extracted package, from its manifest; UIDs from each file's own header. */
 export async function instancesOf(readyPath: string): Promise<InstanceRef[] | undefined> {
-  let m: Manifest;
-  try {
-    m = JSON.parse(await readFile(join(readyPath, MANIFEST_NAME), "utf8")) as Manifest;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+  const files = await readyFiles(readyPath);
+  if (!files) return undefined;
+  const m = { files };
   const out: InstanceRef[] = [];
   for (const f of m.files) {
     if (f.kind !== "dicom") continue;

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildDicom } from "../../fixtures/dicom-builder.js";
-import { enqueueForward, forwardDirs, forwardOne, listForwardQueue } from "../../src/forward/queue.js";
+import { enqueueForward, forwardDirs, forwardOne, instancesOf, listForwardQueue } from "../../src/forward/queue.js";
 import { removeDir, testdir } from "../helpers/cli.js";
 
 const ID = "0123456789ab";
@@ -33,6 +33,24 @@ describe("forward queue", () => {
     expect(a).toMatchObject({ result: "skipped", id: ID });
     expect(await listForwardQueue(drop)).toEqual([]);
     expect(readdirSync(forwardDirs(drop).done)).toEqual([`${ID}.json`]);
+    removeDir(drop);
+  });
+
+  it("a hand-made package is forwarded from the watcher's own intake manifest", async () => {
+    const drop = testdir({}, "sb-fwq-");
+    const ready = join(drop, "ready", "Handmade");
+    mkdirSync(join(ready, "CT"), { recursive: true });
+    writeFileSync(join(ready, "CT", "img1"), buildDicom({ studyInstanceUid: "1.2.3.7", seriesInstanceUid: "1.2.3.7.1", sopInstanceUid: "1.2.3.7.1.1", pixelDataBytes: 16 }));
+    writeFileSync(join(ready, "letter.pdf"), "%PDF-1.4\n");
+    const files = [
+      { path: "CT/img1", size: 1, sha256: "c".repeat(64), kind: "dicom" },
+      { path: "letter.pdf", size: 1, sha256: "d".repeat(64), kind: "document" },
+    ];
+    writeFileSync(join(ready, "scanbridge-intake.json"), JSON.stringify({ format: "scanbridge-intake", files }));
+    expect(await instancesOf(ready)).toEqual([{ path: join(ready, "CT", "img1"), studyInstanceUid: "1.2.3.7", seriesInstanceUid: "1.2.3.7.1", sopInstanceUid: "1.2.3.7.1.1" }]);
+    // Not the watcher's format: nothing is taken from it.
+    writeFileSync(join(ready, "scanbridge-intake.json"), JSON.stringify({ format: "something-else", files }));
+    expect(await instancesOf(ready)).toBeUndefined();
     removeDir(drop);
   });
 
