@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
 import { parseDicomwebUrl, type DicomwebTarget } from "../forward/dicomweb.js";
 import type { ForwardOptions } from "../forward/queue.js";
-import { validateReconciliation, type ReconcileOptions } from "../forward/reconcile.js";
+import { parseReconcileMap, type ReconcileOptions } from "../forward/reconcile.js";
 import type { OptionsOf } from "../config/options.js";
 import type { forwardOptions } from "./forward.command.js";
 
@@ -61,14 +61,13 @@ export function reconcileFrom(options: ForwardSettings, cwd: string): ReconcileO
   }
   if (mapFile) {
     // Checked at start so a typo fails now; read again at every attempt so staff can add entries while watch runs.
-    let j: unknown;
+    let text: string;
     try {
-      j = JSON.parse(readFileSync(mapFile, "utf8"));
+      text = readFileSync(mapFile, "utf8");
     } catch (err) {
       throw new UsageError("RECONCILE_MAP_UNREADABLE", `Cannot read --reconcile-map: ${(err as Error).message}`);
     }
-    if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", "--reconcile-map must be a JSON object keyed by package id or source Patient ID");
-    for (const [k, v] of Object.entries(j as Record<string, unknown>)) validateReconciliation((v ?? {}) as Record<string, unknown>, `--reconcile-map entry ${JSON.stringify(k)}`);
+    parseReconcileMap(text, "--reconcile-map");
   }
   return { required, forwardUnreconciled, ...(mapFile ? { mapFile } : {}) };
 }

@@ -86,20 +86,34 @@ export async function readReconcileFile(path: string): Promise<Reconciliation | 
   return j === undefined ? undefined : validateReconciliation(j, basename(path));
 }
 
-/** Parse a mapping file: `{ "<package id or source Patient ID>": { patientId, issuer, patientName? } }`. */
-export async function readReconcileMap(file: string): Promise<Map<string, Reconciliation>> {
+/**
+ * Parse the text of a mapping file: `{ "<package id or source Patient ID>": { patientId, issuer, patientName? } }`.
+ * `where` names it in errors (the flag at start-up, "the reconcile map" at each attempt).
+ */
+export function parseReconcileMap(text: string, where: string): Map<string, Reconciliation> {
   let j: unknown;
   try {
-    j = JSON.parse(await readFile(file, "utf8"));
+    j = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError("RECONCILE_MAP_UNREADABLE", `Cannot read ${where}: ${(err as Error).message}`);
+  }
+  if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", `${where} must be a JSON object keyed by package id or source Patient ID`);
+  const out = new Map<string, Reconciliation>();
+  for (const [k, v] of Object.entries(j as Record<string, unknown>)) {
+    out.set(k, validateReconciliation((v ?? {}) as Record<string, unknown>, `${where} entry ${JSON.stringify(k)}`));
+  }
+  return out;
+}
+
+/** Read and parse a mapping file (again at every attempt, so staff can add entries while watch runs). */
+export async function readReconcileMap(file: string): Promise<Map<string, Reconciliation>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
   } catch (err) {
     throw new UsageError("RECONCILE_MAP_UNREADABLE", `Cannot read the reconcile map: ${(err as Error).message}`);
   }
-  if (!j || typeof j !== "object" || Array.isArray(j)) throw new UsageError("RECONCILE_MAP_INVALID", "The reconcile map must be a JSON object keyed by package id or source Patient ID");
-  const out = new Map<string, Reconciliation>();
-  for (const [k, v] of Object.entries(j as Record<string, unknown>)) {
-    out.set(k, validateReconciliation((v ?? {}) as Record<string, unknown>, `reconcile map entry ${JSON.stringify(k)}`));
-  }
-  return out;
+  return parseReconcileMap(text, "the reconcile map");
 }
 
 /** The outcome of looking for a package's local identity. */
