@@ -291,7 +291,7 @@ describe("scanbridge pack: bad input gets a clear error, the documented exit cod
 
   it("--max-size exceeded: exit 4 and nothing left behind", async () => {
     const out = mk();
-    const input = mk({ "big.bin": randomBytes(300_000) });
+    const input = mk({ "big.dat": randomBytes(300_000) });
     const r = await runCli(["pack", input, "--patient", "Ana Lima", "--out", out, "--max-size", "100kB", "--level", "1"], { env });
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/MAX_SIZE_EXCEEDED/);
@@ -347,7 +347,7 @@ describe("scanbridge pack: bad input gets a clear error, the documented exit cod
     const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", out]);
     if (mounted.status !== 0) ctx.skip();
     try {
-      const input = mk({ "big.bin": randomBytes(2_000_000) });
+      const input = mk({ "big.dat": randomBytes(2_000_000) });
       const r = await runCli(["pack", input, "--patient", "Ana Lima", "--out", out, "--store"], { env });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/DISK_FULL/);
