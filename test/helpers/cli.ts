@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll } from "vitest";
 
 /** Repository root. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -65,6 +66,22 @@ export function testdir(files: Record<string, string | Buffer> = {}, prefix = "s
     writeFileSync(p, content);
   }
   return dir;
+}
+
+/**
+ * Throw-away folders for one test file: `const mk = tempDirs(); const dir = mk({ "a.txt": "x" });`.
+ * Every folder it made is removed after the file's tests (one `afterAll`, registered here).
+ */
+export function tempDirs(prefix?: string): (files?: Record<string, string | Buffer>) => string {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs.splice(0)) removeDir(d);
+  });
+  return (files = {}) => {
+    const d = testdir(files, prefix);
+    dirs.push(d);
+    return d;
+  };
 }
 
 /** Remove a throw-away folder. */

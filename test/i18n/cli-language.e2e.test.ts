@@ -1,16 +1,10 @@
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { cleanEnv, removeDir, ROOT, runCli, testdir } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
+import { cleanEnv, ROOT, runCli, tempDirs } from "../helpers/cli.js";
 
 const PATIENT = "José Álvarez Núñez";
 const SAMPLE = join(ROOT, "fixtures", "sample");
-const dirs: string[] = [];
-const mk = () => {
-  const d = testdir();
-  dirs.push(d);
-  return d;
-};
-afterAll(() => dirs.forEach(removeDir));
+const mk = tempDirs();
 
 describe("the patient's language", () => {
   it("speaks Spanish with --lang es: steps, warnings, the result and the summary of studies", async () => {

@@ -3,15 +3,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeDicomTree } from "../../fixtures/dicom-builder.js";
 import { writeHostilePackage } from "../../fixtures/package-builder.js";
-import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
+import { cleanEnv, runCli, tempDirs } from "../helpers/cli.js";
 import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 
-const dirs: string[] = [];
-const mk = () => {
-  const d = testdir();
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 let smtp: TestSmtpServer;
 let cert: TestCert;
 beforeAll(async () => {
@@ -20,7 +15,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await smtp?.stop();
-  dirs.forEach(removeDir);
 });
 
 describe("pack → watch, with staff notifications", () => {

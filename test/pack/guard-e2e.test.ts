@@ -5,23 +5,17 @@
  */
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { TransferSyntax, buildDicom, buildTruncatedDicom, writeDicomTree, type DicomBuildOptions } from "../../fixtures/dicom-builder.js";
 import type { Manifest } from "../../src/pack/manifest.js";
-import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
+import { cleanEnv, runCli, tempDirs } from "../helpers/cli.js";
 import { readZip } from "../helpers/zip.js";
 
-const dirs: string[] = [];
-const mk = (files: Record<string, string | Buffer> = {}) => {
-  const d = testdir(files);
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 let env: NodeJS.ProcessEnv;
 beforeAll(() => {
   env = cleanEnv(mk());
 });
-afterAll(() => dirs.forEach(removeDir));
 
 let uid = 0;
 const img = (o: DicomBuildOptions): Buffer => {

@@ -1,22 +1,16 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { buildDicom, buildTruncatedDicom, CHARSET_SAMPLES, writeDicom, writeDicomTree } from "../../fixtures/dicom-builder.js";
-import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
+import { cleanEnv, runCli, tempDirs } from "../helpers/cli.js";
 import { readZip, unzipTest } from "../helpers/zip.js";
 
-const dirs: string[] = [];
-const mk = (files: Record<string, string | Buffer> = {}) => {
-  const d = testdir(files);
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 let env: NodeJS.ProcessEnv;
 beforeAll(() => {
   env = cleanEnv(mk());
 });
-afterAll(() => dirs.forEach(removeDir));
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 

@@ -2,19 +2,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { slowIt } from "../helpers/slow.js";
-import { BIN, cleanEnv, removeDir, runCli, spawnCli, testdir, waitCli } from "../helpers/cli.js";
+import { BIN, cleanEnv, runCli, spawnCli, waitCli, tempDirs } from "../helpers/cli.js";
 import { writeHostilePackage } from "../../fixtures/package-builder.js";
 import { readZip, sevenZipTest, unzipTest, zipEntrySizes, zipinfoNames } from "../helpers/zip.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-const dirs: string[] = [];
-const mk = (files: Record<string, string | Buffer> = {}) => {
-  const d = testdir(files);
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 let home: string;
 let env: NodeJS.ProcessEnv;
 
@@ -22,7 +17,6 @@ beforeAll(() => {
   home = mk();
   env = cleanEnv(home);
 });
-afterAll(() => dirs.forEach(removeDir));
 
 /** Files in a folder other than the ones named. */
 const strays = (dir: string, expected: string[]) => readdirSync(dir).filter((f) => !expected.includes(f));

@@ -2,20 +2,14 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { writeDicomTree } from "../../fixtures/dicom-builder.js";
-import { BIN, cleanEnv, removeDir, testdir } from "../helpers/cli.js";
+import { BIN, cleanEnv, tempDirs } from "../helpers/cli.js";
 import { hasTmux, startTerminal, type Terminal } from "../helpers/tmux.js";
 import { readZip } from "../helpers/zip.js";
 
-const dirs: string[] = [];
 const terms: Terminal[] = [];
-const mk = () => {
-  const d = testdir();
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 afterAll(() => {
   terms.forEach((t) => t.close());
-  dirs.forEach(removeDir);
 });
 
 describe.skipIf(!hasTmux)("pack at a real terminal (tmux)", () => {

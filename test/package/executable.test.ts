@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanEnv, removeDir, ROOT, testdir, waitCli } from "../helpers/cli.js";
+import { cleanEnv, ROOT, waitCli, tempDirs } from "../helpers/cli.js";
 import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 import { startSshd, type SshdServer } from "../helpers/sshd.js";
 
@@ -13,12 +13,7 @@ const slow = process.env.SCANBRIDGE_FAST === "1";
 const PATIENT = "José Álvarez Núñez";
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-const dirs: string[] = [];
-const mk = () => {
-  const d = testdir();
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 
 let exe: string;
 let out: string;
@@ -38,7 +33,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await smtp?.stop();
   await sshd?.stop();
-  dirs.forEach(removeDir);
 });
 
 describe.skipIf(slow)("the Linux single-file executable", () => {

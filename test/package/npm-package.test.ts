@@ -2,13 +2,12 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { cleanEnv, removeDir, ROOT, testdir } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
+import { cleanEnv, ROOT, tempDirs } from "../helpers/cli.js";
 
 const PATIENT = "José Álvarez Núñez";
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string; scripts: Record<string, string>; files: string[]; license: string };
-const dirs: string[] = [];
-afterAll(() => dirs.forEach(removeDir));
+const mk = tempDirs();
 
 /** `npm pack` of this clone, without the prepack build: global setup already built dist/, and rebuilding it here would rewrite files other test files are running. */
 function packTarball(dest: string): { filename: string; files: string[] } {
@@ -20,8 +19,7 @@ function packTarball(dest: string): { filename: string; files: string[] } {
 
 describe("the npm package", () => {
   it("holds the built code, the sample, the service unit, README and LICENSE, and nothing for developers", () => {
-    const dir = testdir();
-    dirs.push(dir);
+    const dir = mk();
     const { files } = packTarball(dir);
     for (const f of ["bin/scanbridge.js", "dist/src/cli.js", "README.md", "LICENSE", "package.json", "fixtures/sample/DICOMDIR", "packaging/scanbridge-watch@.service"]) {
       expect(files).toContain(f);
@@ -36,8 +34,7 @@ describe("the npm package", () => {
 
   // Slow (npm installs the dependencies, from the cache when it can): SCANBRIDGE_FAST=1 skips it.
   it.skipIf(process.env.SCANBRIDGE_FAST === "1")("installs globally from the tarball and sends the bundled sample from there", () => {
-    const dir = testdir();
-    dirs.push(dir);
+    const dir = mk();
     const { filename } = packTarball(dir);
     const prefix = join(dir, "prefix");
     const env = cleanEnv(join(dir, "home"));

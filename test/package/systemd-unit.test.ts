@@ -1,17 +1,15 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { BIN, removeDir, ROOT, runCli, testdir } from "../helpers/cli.js";
+import { describe, expect, it } from "vitest";
+import { BIN, ROOT, runCli, tempDirs } from "../helpers/cli.js";
 
 const UNIT = join(ROOT, "packaging", "scanbridge-watch@.service");
-const dirs: string[] = [];
-afterAll(() => dirs.forEach(removeDir));
+const mk = tempDirs();
 
 describe("the systemd unit for scanbridge watch", () => {
   it("passes systemd-analyze verify as an instance (ExecStart pointed at this clone's bin)", () => {
-    const dir = testdir();
-    dirs.push(dir);
+    const dir = mk();
     const text = readFileSync(UNIT, "utf8");
     expect(text).toMatch(/^ExecStart=\/usr\/local\/bin\/scanbridge watch /m);
     // verify checks that ExecStart exists and is executable; a template is verified through an instance.

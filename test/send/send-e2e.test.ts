@@ -3,19 +3,14 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeDicomTree } from "../../fixtures/dicom-builder.js";
-import { cleanEnv, removeDir, ROOT, runCli, spawnCli, testdir, waitCli } from "../helpers/cli.js";
+import { cleanEnv, ROOT, runCli, spawnCli, waitCli, tempDirs } from "../helpers/cli.js";
 import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 import { startSshd, type SshdServer } from "../helpers/sshd.js";
 import { startRelay } from "../transfer/relay.js";
 
 const PATIENT = "José Álvarez Núñez";
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-const dirs: string[] = [];
-const mk = () => {
-  const d = testdir();
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 
 let sshd: SshdServer;
 let smtp: TestSmtpServer;
@@ -28,7 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await smtp?.stop();
   await sshd?.stop();
-  dirs.forEach(removeDir);
 });
 
 async function cd(pixelBytes = 256): Promise<string> {

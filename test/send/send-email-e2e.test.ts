@@ -7,15 +7,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDicom } from "../../fixtures/dicom-builder.js";
-import { cleanEnv, removeDir, runCli, testdir } from "../helpers/cli.js";
+import { cleanEnv, runCli, tempDirs } from "../helpers/cli.js";
 import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 
-const dirs: string[] = [];
-const mk = (files: Record<string, string | Buffer> = {}) => {
-  const d = testdir(files);
-  dirs.push(d);
-  return d;
-};
+const mk = tempDirs();
 let smtp: TestSmtpServer;
 let cert: TestCert;
 beforeAll(async () => {
@@ -25,7 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await smtp?.stop();
   rmSync(cert.dir, { recursive: true, force: true });
-  dirs.forEach(removeDir);
 });
 
 const input = () =>
