@@ -7,7 +7,7 @@ import { envNameOf, type OptionDef } from "./config/options.js";
 import { ExitCode, InterruptedError, UsageError, exitCodeOf } from "./errors.js";
 import { helpText, LANGUAGES, msg, resolveLanguage, setLanguage, t, type MessageId } from "./i18n/index.js";
 import { createInquirerPrompter, type Prompter } from "./ui/prompter.js";
-import { createReporter, type ReporterMode } from "./ui/reporter.js";
+import { createReporter, loadSpinner, type ReporterMode } from "./ui/reporter.js";
 import { VERSION } from "./version.js";
 import { removeTrackedTemps } from "./util/tempfiles.js";
 
@@ -123,6 +123,7 @@ ${t("cli.exitCodes")}`,
       const positional = command.processedArgs.flatMap((a: string | string[] | undefined) => (Array.isArray(a) ? a.map(String) : a === undefined ? [] : [String(a)]));
       const color = globals.color !== false && env.NO_COLOR === undefined && stderrIsTTY;
       const mode: ReporterMode = globals.json ? "json" : globals.quiet ? "quiet" : stderrIsTTY ? "tty" : "plain";
+      if (mode === "tty") await loadSpinner();
       const reporter = createReporter({ mode, color, verbose: Boolean(globals.verbose), stdout, stderr });
       const controller = new AbortController();
       let interrupts = 0;

@@ -14,7 +14,8 @@ const TS_EXPLICIT_LE = "1.2.840.10008.1.2.1";
 const TS_DEFLATED = "1.2.840.10008.1.2.1.99";
 const TS_EXPLICIT_BE = "1.2.840.10008.1.2.2";
 
-const FIRST_CHUNK = 16 * 1024;
+/** Bytes read first; pack's scan reads this much of every file, so one read classifies a file and parses its header. */
+export const FIRST_CHUNK = 16 * 1024;
 /** Default cap on header bytes read: generous for private blocks, still bounded. */
 const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
 /** Cap on inflated bytes for the deflated transfer syntax (protects against deflate bombs). */
@@ -411,11 +412,24 @@ export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions
   }
 }
 
+/**
+ * readDicomHeader on a file already open, whose first bytes (`head`, from position 0) and size were already read:
+ * pack's scan classifies and inspects a file with one open and one read. `fh` stays open.
+ */
+export async function readDicomHeaderFromOpen(fh: FileHandle, path: string, start: { head: Buffer; size: number }, opts: ReadDicomHeaderOptions = {}): Promise<DicomHeader> {
+  try {
+    return await readHeaderFrom(fh, path, Math.max(opts.maxBytes ?? DEFAULT_MAX_BYTES, 256), opts.tolerateTruncation === true, start);
+  } catch (err) {
+    throw err instanceof DicomReadError ? err : describeFsError(err, path);
+  }
+}
+
 /** The reading loop of readDicomHeader on an open file. */
-async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, tolerate: boolean): Promise<DicomHeader> {
-  const size = (await fh.stat()).size;
+async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, tolerate: boolean, start?: { head: Buffer; size: number }): Promise<DicomHeader> {
+  const size = start?.size ?? (await fh.stat()).size;
   const reader = new CountingReader(fh);
-  let head = Buffer.alloc(0);
+  let head = start ? start.head.subarray(0, Math.min(start.head.length, maxBytes)) : Buffer.alloc(0);
+  reader.bytesRead = head.length;
   let want = Math.min(FIRST_CHUNK, size, maxBytes);
   const fail = (code: DicomReadErrorCode, message: string, reason: string): DicomReadError =>
     new DicomReadError(code, message, {

@@ -106,6 +106,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
       const prefix = a.relPath.replace(/\.zip$/i, "");
       const asIfFolder = (rel: string) => (prefix === "" ? rel : posix.join(prefix, rel));
       for (const f of inner.files) scan.files.push({ ...f, input: a.input, relPath: asIfFolder(f.relPath), dir: asIfFolder(f.dir) });
+      for (const [path, read] of inner.dicomHeaders ?? []) scan.dicomHeaders?.set(path, read);
       for (const e of inner.excluded) scan.excluded.push({ ...e, input: a.input, path: asIfFolder(e.path) });
       for (const u of inner.unreadable) scan.unreadable.push({ ...u, input: a.input, relPath: asIfFolder(u.relPath) });
       scan.excluded.push({ input: a.input, path: a.relPath, reason: "archive-expanded", size: a.size });

@@ -87,13 +87,18 @@ interface HeaderReads {
   bytesRead: number;
 }
 
-/** Read every DICOM-looking file's header (tolerating cut-off pixel data), fixing each file's kind on the way. */
-async function readHeaders(files: ScannedFile[], opts: InspectOptions): Promise<HeaderReads> {
+/**
+ * Read every DICOM-looking file's header (tolerating cut-off pixel data), fixing each file's kind on the way. The
+ * scan already read most of them (`known`); the others (e.g. unpacked from an archive) are read here.
+ */
+async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders"], opts: InspectOptions): Promise<HeaderReads> {
   const out: HeaderReads = { entries: [], byPath: new Map(), unchecked: [], truncated: [], bytesRead: 0 };
   await forEachConcurrent(files, opts.concurrency ?? 8, async (f) => {
     let header: DicomHeader;
     try {
-      header = await readDicomHeader(f.absPath, { tolerateTruncation: true });
+      const read = known?.get(f.absPath);
+      if (read && "error" in read) throw read.error;
+      header = read ? read.header : await readDicomHeader(f.absPath, { tolerateTruncation: true });
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       out.unchecked.push(f.absPath);
@@ -198,7 +203,7 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
     return undefined;
   }
   opts.emit?.({ type: "step", id: "inspect", label: t("step.inspect") });
-  const reads = await readHeaders(dicomFiles, opts);
+  const reads = await readHeaders(dicomFiles, scan.dicomHeaders, opts);
   opts.emit?.({ type: "step-done", id: "inspect", label: t("step.inspect.done", { n: dicomFiles.length }) });
   const allowedUnchecked = guardUnreadable(reads, opts);
 

@@ -1,5 +1,5 @@
 import { constants as fsc } from "node:fs";
-import { lstat, open, opendir, realpath, stat } from "node:fs/promises";
+import { open, opendir, realpath, stat, type FileHandle } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { InputError, throwIfAborted } from "../errors.js";
 import { msg, t } from "../i18n/index.js";
@@ -7,6 +7,8 @@ import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
 import { forEachConcurrent } from "../util/concurrency.js";
+import { FIRST_CHUNK, readDicomHeaderFromOpen } from "../dicom/read.js";
+import type { DicomHeader } from "../dicom/types.js";
 
 /** One input as given on the command line, resolved. */
 export interface ScanInput {
@@ -41,6 +43,11 @@ export interface ScanResult {
   archives: Array<{ input: number; relPath: string; absPath: string; size: number }>;
   /** Files or folders that could not be read. */
   unreadable: Array<{ input: number; relPath: string; code: string }>;
+  /**
+   * The DICOM header of every DICOM-looking file, read while classifying it (same open, same first read), or why
+   * it could not be read; pack's inspection uses these instead of opening the files again.
+   */
+  dicomHeaders?: Map<string, { header: DicomHeader } | { error: unknown }>;
 }
 
 /** Options for scanInputs. */
@@ -52,16 +59,19 @@ export interface ScanOptions {
   concurrency?: number;
 }
 
-async function readHead(path: string): Promise<Buffer> {
-  const fh = await open(path, fsc.O_RDONLY);
-  try {
-    const buf = Buffer.alloc(HEAD_BYTES);
-    const { bytesRead } = await fh.read(buf, 0, HEAD_BYTES, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
+/** The first FIRST_CHUNK bytes of an open file (enough to classify it and, usually, for its whole DICOM header). */
+async function readHead(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(Math.min(FIRST_CHUNK, size));
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
   }
+  return buf.subarray(0, got);
 }
+
+const DICOM_KINDS = new Set<FileKind>(["dicom", "dicomdir", "dicom-unreadable"]);
 
 function isInside(child: string, parent: string): boolean {
   const rel = relative(parent, child);
@@ -103,7 +113,7 @@ export async function resolveInputs(given: string[], cwd: string): Promise<ScanI
  */
 export async function scanInputs(given: string[], opts: ScanOptions): Promise<ScanResult> {
   const inputs = await resolveInputs(given, opts.cwd);
-  const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [] };
+  const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [], dicomHeaders: new Map() };
   const pending: Array<{ input: number; abs: string; rel: string; dir: string }> = [];
   const roots = inputs.map((i) => i.real);
   const seenFiles = new Set<string>();
@@ -164,15 +174,22 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
     }
   }
 
-  // Classify: read each file's head (bounded concurrency) and stat it.
+  // Classify: open each file (never following a link put there since the walk), stat it, read its head and, for a
+  // DICOM file, its header (bounded concurrency).
   const total = pending.length;
   opts.emit?.({ type: "step", id: "scan", label: t("step.scan") });
   await forEachConcurrent(pending, opts.concurrency ?? 16, async (p) => {
+    let fh: FileHandle | undefined;
     try {
-      const st = await lstat(p.abs);
-      const head = await readHead(p.abs);
-      const c = classifyFile(p.rel, head);
+      fh = await open(p.abs, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
+      const st = await fh.stat();
+      const head = await readHead(fh, st.size);
+      const c = classifyFile(p.rel, head.subarray(0, HEAD_BYTES));
       if (c.action === "include") {
+        if (DICOM_KINDS.has(c.kind)) {
+          const header = await readDicomHeaderFromOpen(fh, p.abs, { head, size: st.size }, { tolerateTruncation: true }).then((h) => ({ header: h }), (error: unknown) => ({ error }));
+          result.dicomHeaders!.set(p.abs, header);
+        }
         result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: st.size, mtime: st.mtime, kind: c.kind, dir: p.dir });
       } else if (c.action === "exclude") {
         result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: st.size });
@@ -181,6 +198,8 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       }
     } catch (err) {
       result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+    } finally {
+      await fh?.close().catch(() => {});
     }
   }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" }) });
   opts.emit?.({ type: "step-done", id: "scan", label: t("step.scan.done", { n: total }) });

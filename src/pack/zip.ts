@@ -10,7 +10,8 @@ import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
-import type { PackagePlan } from "./plan.js";
+import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest } from "./piece-loader.js";
+import type { PackagePlan, PlannedEntry } from "./plan.js";
 
 /** Options for writeZip. */
 export interface WriteZipOptions {
@@ -30,6 +31,8 @@ export interface WriteZipOptions {
   manifestTime?: Date;
   /** Write Zip64 records even when not needed (tests; pack decides from the sizes and the entry count). */
   forceZip64?: boolean;
+  /** Read and hash the files (CRC-32, SHA-256) on a worker thread (default: when there are 32 MB or more to read). */
+  readThread?: boolean;
 }
 
 /** A zip written under a temporary name, ready to be moved into place. */
@@ -61,8 +64,9 @@ const PIECE_BYTES = 1 << 20;
 const STORE_PIECE_BYTES = 4 << 20;
 /** Files larger than this are sampled to decide between deflate and store; smaller ones are deflated and compared. */
 const SAMPLE_BYTES = 64 * 1024;
-/** Output writes are gathered up to this size. */
+/** Output writes are gathered up to this size (larger when storing: fewer, bigger writes). */
 const COALESCE_BYTES = 1 << 20;
+const STORE_COALESCE_BYTES = 2 << 20;
 
 const deflateRaw = promisify(zlib.deflateRaw) as (buf: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>;
 const crc32 = (zlib as unknown as { crc32: (data: Buffer, value?: number) => number }).crc32;
@@ -79,6 +83,18 @@ const FLAG_UTF8 = 0x0800;
 const MADE_BY_UNIX = 3 << 8;
 /** Regular file, rw-r--r--, in the high half of the external attributes (Unix). */
 const EXTERNAL_ATTRS = ((0o100000 | 0o644) << 16) >>> 0;
+
+/** SAMPLE_BYTES from the middle of a file. */
+async function readSample(path: string, size: number): Promise<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const sample = Buffer.allocUnsafe(SAMPLE_BYTES);
+    const { bytesRead } = await fh.read(sample, 0, SAMPLE_BYTES, Math.max(0, Math.min(size - SAMPLE_BYTES, Math.floor(size / 2))));
+    return sample.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
 
 /** Whether deflating a sample of the data gains less than 5%: already-compressed content is stored. */
 async function sampleIncompressible(sample: Buffer): Promise<boolean> {
@@ -112,10 +128,17 @@ class ZipOutput {
   offset = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  constructor(private readonly fh: FileHandle, private readonly maxSize: number | undefined) {}
+  /** Called once the bytes appended so far are on disk (pooled read buffers go back to the pool). */
+  private releases: Array<() => void> = [];
+  /** The one write in flight: the writer goes on with the next pieces meanwhile. */
+  private writing: Promise<void> = Promise.resolve();
+  private written = 0;
+  constructor(private readonly fh: FileHandle, private readonly maxSize: number | undefined, private readonly coalesce: number) {}
 
-  async append(buf: Buffer): Promise<void> {
-    if (buf.length === 0) return;
+  /** Queue `buf` for writing; `release` runs once it is written. Returns a promise only when a write had to wait. */
+  append(buf: Buffer, release?: () => void): Promise<void> | undefined {
+    if (release) this.releases.push(release);
+    if (buf.length === 0) return undefined;
     this.offset += buf.length;
     if (this.maxSize !== undefined && this.offset > this.maxSize) {
       throw new SizeLimitError("MAX_SIZE_EXCEEDED", `The package would be larger than the limit of ${formatBytes(this.maxSize)}`, {
@@ -126,30 +149,91 @@ class ZipOutput {
     this.hash.update(buf);
     this.pending.push(buf);
     this.pendingBytes += buf.length;
-    if (this.pendingBytes >= COALESCE_BYTES || this.pending.length >= 512) await this.flush();
+    if (this.pendingBytes >= this.coalesce || this.pending.length >= 512) return this.flush();
+    return undefined;
   }
 
+  /** Start writing what is pending once the previous write is done (waits for that one only). */
   async flush(): Promise<void> {
+    await this.writing;
+    if (this.pending.length === 0 && this.releases.length === 0) return;
     const bufs = this.pending;
+    const releases = this.releases;
+    const position = this.written;
     this.pending = [];
+    this.releases = [];
+    this.written += this.pendingBytes;
     this.pendingBytes = 0;
-    while (bufs.length > 0) {
-      const { bytesWritten } = await this.fh.writev(bufs);
-      // A short write (rare): drop what was written and go on with the rest.
-      let left = bytesWritten;
-      while (bufs.length > 0 && left >= bufs[0]!.length) left -= bufs.shift()!.length;
-      if (left > 0) bufs[0] = bufs[0]!.subarray(left);
-    }
+    const run = async () => {
+      let at = position;
+      while (bufs.length > 0) {
+        const { bytesWritten } = await this.fh.writev(bufs, at);
+        at += bytesWritten;
+        // A short write (rare): drop what was written and go on with the rest.
+        let left = bytesWritten;
+        while (bufs.length > 0 && left >= bufs[0]!.length) left -= bufs.shift()!.length;
+        if (left > 0) bufs[0] = bufs[0]!.subarray(left);
+      }
+      for (const r of releases) r();
+    };
+    this.writing = run();
+  }
+
+  /** Write everything pending and wait for it. */
+  async drain(): Promise<void> {
+    await this.flush();
+    await this.writing;
   }
 }
 
-/** What the reader hands the writer, in plan order. */
+/**
+ * Read buffers, reused: taking one is also what bounds the pieces in flight (a counting semaphore). Each holds one
+ * piece plus one byte, so that a one-piece file is read in one call that also shows whether it grew.
+ */
+class BufferPool {
+  private free: Buffer[] = [];
+  private waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
+  private made = 0;
+  private failed: { error: unknown } | undefined;
+  constructor(private readonly count: number, private readonly bytes: number, private readonly alloc: (bytes: number) => Buffer) {}
+
+  /** A buffer now, or undefined when all are in use. */
+  tryTake(): Buffer | undefined {
+    if (this.failed) return undefined;
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.made < this.count) {
+      this.made++;
+      return this.alloc(this.bytes);
+    }
+    return undefined;
+  }
+
+  async take(): Promise<Buffer> {
+    if (this.failed) throw this.failed.error;
+    return this.tryTake() ?? new Promise<Buffer>((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  give(b: Buffer): void {
+    const w = this.waiting.shift();
+    if (w) w.resolve(b);
+    else this.free.push(b);
+  }
+
+  /** Fail every waiting and later take (the zip is abandoned). */
+  fail(error: unknown): void {
+    this.failed ??= { error };
+    for (const w of this.waiting.splice(0)) w.reject(error);
+  }
+}
+
+/** What the reader hands the writer, in plan order. `buf` is a pooled read buffer to give back once written. */
 type Piece =
   /** A whole entry in one piece: exact local header, no data descriptor. */
-  | { kind: "whole"; name: Buffer; dos: number; crc: number; size: number; raw: Buffer | undefined; data: Promise<Buffer> | Buffer; deflated: boolean; manifest?: true }
+  | { kind: "whole"; name: Buffer; dos: number; crc: number; size: number; raw: Buffer | undefined; data: Promise<Buffer> | Buffer; deflated: boolean; buf?: Buffer; manifest?: true }
   /** Start of a longer entry (local header with a data descriptor to follow). */
   | { kind: "begin"; name: Buffer; dos: number; deflated: boolean }
-  | { kind: "part"; data: Promise<Buffer> | Buffer; rawBytes: number }
+  | { kind: "part"; data: Promise<Buffer> | Buffer; rawBytes: number; buf: Buffer; hashed: Promise<unknown> }
   | { kind: "end"; crc: number; size: number };
 
 /** Header builders (little-endian, APPNOTE 6.3). */
@@ -244,38 +328,27 @@ function endRecords(entries: number, cdOffset: number, cdSize: number, zip64: bo
   return Buffer.concat([end64, locator, end]);
 }
 
-/** A counting semaphore: the reader waits while too many pieces are in flight. */
-class Slots {
-  private waiting: Array<() => void> = [];
-  constructor(private free: number) {}
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  give(): void {
-    const w = this.waiting.shift();
-    if (w) w();
-    else this.free++;
-  }
-}
+/** From this many bytes to read, the files are read and hashed on a worker thread (starting one costs about 40 ms). */
+const READ_THREAD_BYTES = 32e6;
 
 /**
  * Write every planned file into `<outDir>/.<fileName>.<random>.tmp` as a zip with one root folder, hashing each
- * file on the way, then append manifest.json; deflate runs on several threads (see above). Memory stays flat:
- * at most `parallel` pieces of 1 MiB (4 MiB when storing) are in flight. On any failure or interrupt the
- * temporary file is removed.
+ * file on the way, then append manifest.json; deflate runs on several threads (see above). One-piece files are
+ * read ahead, several at once, into pooled buffers (one read per file, which also shows whether it grew); a worker
+ * thread computes their CRC-32 and SHA-256 in place (shared memory) while the main thread computes the zip's own
+ * SHA-256 and drives the I/O, and one write is in flight while the next pieces are prepared. Memory stays flat: at most `parallel` pieces of 1 MiB (4 MiB
+ * when storing) are in flight. On any failure or interrupt the temporary file is removed.
  */
 export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promise<WrittenZip> {
   const tmpPath = join(opts.outDir, `.${opts.fileName}.${randomBytes(4).toString("hex")}.tmp`);
-  const totalBytes = plan.entries.reduce((s, e) => s + e.source.size, 0);
+  const entries = plan.entries;
+  const totalBytes = entries.reduce((s, e) => s + e.source.size, 0);
   // Zip64 from the start when it will be needed, so local headers carry Zip64 sizes (wider tool support).
-  const zip64 = Boolean(opts.forceZip64) || totalBytes >= 0xfffff000 || plan.entries.length + 1 >= 0xffff;
+  const zip64 = Boolean(opts.forceZip64) || totalBytes >= 0xfffff000 || entries.length + 1 >= 0xffff;
   const parallel = Math.max(1, opts.parallel ?? Math.min(8, availableParallelism() * 2));
   const pieceBytes = opts.store ? STORE_PIECE_BYTES : PIECE_BYTES;
   const level = opts.level;
+  const storeAll = opts.store || level === 0;
   let fh: FileHandle;
   try {
     fh = await open(tmpPath, "wx", 0o600);
@@ -283,16 +356,20 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   } catch (err) {
     throw describeIoError(err, "the package");
   }
-  const out = new ZipOutput(fh, opts.maxSize);
+  const out = new ZipOutput(fh, opts.maxSize, opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES);
   const files: ManifestFile[] = [];
   const central: CentralRecord[] = [];
   let storedEntries = 0;
   let doneBytes = 0;
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
-  const onAbort = () => {
-    failure ??= { error: new InterruptedError() };
+  const loader = (opts.readThread ?? totalBytes >= READ_THREAD_BYTES) ? workerLoader() : inlineLoader();
+  const pool = new BufferPool(parallel, pieceBytes + 1, (bytes) => loader.buffer(bytes));
+  const fail = (err: unknown) => {
+    failure ??= { error: err };
+    pool.fail(failure.error);
   };
+  const onAbort = () => fail(new InterruptedError());
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
   const check = () => {
@@ -303,7 +380,6 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   const queue: Piece[] = [];
   let queueWake: (() => void) | undefined;
   let readerDone = false;
-  const slots = new Slots(parallel);
   const push = (p: Piece) => {
     queue.push(p);
     queueWake?.();
@@ -313,91 +389,107 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     p.catch(() => {}); // awaited by the writer
     return p;
   };
+  const readFailed = (entry: PlannedEntry, e: unknown) => new InputError("INPUT_READ_FAILED", msg("pack.readFailed", { reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message }), {
+    hint: msg("pack.readFailed.hint"),
+    privateLines: [entry.source.absPath],
+  });
+  const changed = (entry: PlannedEntry) => new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
+    hint: "Wait until copying has finished, then run pack again.",
+    privateLines: [entry.source.absPath],
+  });
+  const recordFile = (entry: PlannedEntry, sha256: string) => {
+    files.push({ path: entry.path, size: entry.source.size, sha256, kind: entry.kind });
+  };
+
+  /** Read and hash a piece of file i on the loader, with the pack's own errors. */
+  const loadPiece = (i: number, buf: Buffer, position: number, length: number, first: boolean, last: boolean): Promise<PieceDigest> => {
+    const entry = entries[i]!;
+    return loader.load(i, entry.source.absPath, buf, position, length, first, last).catch((e: unknown) => {
+      throw e instanceof PieceLoadError && e.reason === "changed" ? changed(entry) : readFailed(entry, e instanceof PieceLoadError ? { code: e.code } : e);
+    });
+  };
+  /** A one-piece file, read whole in one call (plus one byte to see whether it grew), with its CRC and hash. */
+  interface Loaded { raw: Buffer; buf: Buffer; crc: number; sha: string }
+  const loadWhole = async (i: number, buf: Buffer): Promise<Loaded> => {
+    const size = entries[i]!.source.size;
+    const digest = await loadPiece(i, buf, 0, size, true, true);
+    return { raw: buf.subarray(0, size), buf, crc: digest.crc, sha: digest.sha256! };
+  };
+  const isWhole = (i: number) => entries[i]!.source.size <= pieceBytes;
+  // Read-ahead of one-piece files, never past a longer file (its pieces need the buffers to move on).
+  const ahead = new Map<number, Promise<Loaded>>();
+  let nextAhead = 0;
+  const readAhead = (from: number) => {
+    nextAhead = Math.max(nextAhead, from);
+    while (nextAhead < entries.length && isWhole(nextAhead) && !failure) {
+      const buf = pool.tryTake();
+      if (!buf) return;
+      const p = loadWhole(nextAhead, buf);
+      p.catch(() => {}); // awaited in order below
+      ahead.set(nextAhead++, p);
+    }
+  };
+
+  const readLong = async (i: number, name: Buffer, dos: number) => {
+    const entry = entries[i]!;
+    const size = entry.source.size;
+    let store = storeAll || entry.store === true;
+    if (!store && entry.store === undefined) {
+      store = await sampleIncompressible(await readSample(entry.source.absPath, size).catch((e: unknown) => {
+        throw readFailed(entry, e);
+      }));
+      if (store) storedEntries++;
+    } else if (entry.store === true && !opts.store) storedEntries++;
+    push({ kind: "begin", name, dos, deflated: !store });
+    let digest: Promise<PieceDigest> | undefined;
+    for (let pos = 0; pos < size;) {
+      check();
+      const buf = await pool.take();
+      const len = Math.min(pieceBytes, size - pos);
+      // Not awaited: the next pieces are read meanwhile (the loader keeps their order); the writer waits for each.
+      const loaded = loadPiece(i, buf, pos, len, pos === 0, pos + len >= size);
+      loaded.catch(() => {}); // awaited by the writer, and below for the last piece
+      digest = loaded;
+      pos += len;
+      const last = pos >= size;
+      const raw = buf.subarray(0, len);
+      const data = store ? loaded.then(() => raw) : loaded.then(() => deflatePiece(raw, last));
+      data.catch(() => {}); // awaited by the writer
+      push({ kind: "part", data, rawBytes: len, buf, hashed: loaded });
+    }
+    const { crc, sha256 } = await digest!;
+    push({ kind: "end", crc, size });
+    recordFile(entry, sha256!);
+  };
 
   const reader = async () => {
-    for (const entry of plan.entries) {
+    for (let i = 0; i < entries.length; i++) {
       check();
+      const entry = entries[i]!;
       const name = Buffer.from(`${plan.root}/${entry.path}`, "utf8");
       const dos = dosDateTime(entry.source.mtime);
-      const readFailed = (e: unknown) => new InputError("INPUT_READ_FAILED", msg("pack.readFailed", { reason: (e as NodeJS.ErrnoException).code ?? (e as Error).message }), {
-        hint: msg("pack.readFailed.hint"),
-        privateLines: [entry.source.absPath],
-      });
-      const changed = () => new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
-        hint: "Wait until copying has finished, then run pack again.",
-        privateLines: [entry.source.absPath],
-      });
-      let file: FileHandle;
-      try {
-        file = await open(entry.source.absPath, "r");
-      } catch (e) {
-        throw readFailed(e);
+      if (!isWhole(i)) {
+        await readLong(i, name, dos);
+        continue;
       }
-      try {
-        const size = entry.source.size;
-        const sha = createHash("sha256");
-        let crc = 0;
-        let pos = 0;
-        const readPiece = async (len: number): Promise<Buffer> => {
-          const buf = Buffer.allocUnsafe(len);
-          let got = 0;
-          try {
-            while (got < len) {
-              const { bytesRead } = await file.read(buf, got, len - got, pos + got);
-              if (bytesRead === 0) break;
-              got += bytesRead;
-            }
-          } catch (e) {
-            throw readFailed(e);
-          }
-          if (got < len) throw changed();
-          pos += len;
-          sha.update(buf);
-          crc = crc32(buf, crc);
-          return buf;
-        };
-        const grew = async () => (await file.read(Buffer.allocUnsafe(1), 0, 1, size)).bytesRead > 0;
-        if (size <= pieceBytes) {
-          await slots.take();
-          const raw = await readPiece(size);
-          if (await grew()) throw changed();
-          // Small files: deflate the whole file and compare (exact), unless it is known to be compressed already.
-          const store = opts.store || level === 0 || entry.store === true || size === 0;
-          if (entry.store === true && !opts.store) storedEntries++;
-          push({ kind: "whole", name, dos, crc, size, raw: store ? undefined : raw, data: store ? raw : deflatePiece(raw, true), deflated: !store });
-        } else {
-          let store = opts.store || level === 0 || entry.store === true;
-          if (!store && entry.store === undefined) {
-            const sample = Buffer.allocUnsafe(SAMPLE_BYTES);
-            const at = Math.max(0, Math.min(size - SAMPLE_BYTES, Math.floor(size / 2)));
-            const { bytesRead } = await file.read(sample, 0, SAMPLE_BYTES, at).catch((e: unknown) => {
-              throw readFailed(e);
-            });
-            store = await sampleIncompressible(sample.subarray(0, bytesRead));
-            if (store) storedEntries++;
-          } else if (entry.store === true && !opts.store) storedEntries++;
-          push({ kind: "begin", name, dos, deflated: !store });
-          while (pos < size) {
-            check();
-            await slots.take();
-            const len = Math.min(pieceBytes, size - pos);
-            const raw = await readPiece(len);
-            push({ kind: "part", data: store ? raw : deflatePiece(raw, pos >= size), rawBytes: len });
-          }
-          if (await grew()) throw changed();
-          push({ kind: "end", crc, size });
-        }
-        files.push({ path: entry.path, size, sha256: sha.digest("hex"), kind: entry.kind });
-      } finally {
-        await file.close().catch(() => {});
-      }
+      let loading = ahead.get(i);
+      if (loading) ahead.delete(i);
+      else loading = loadWhole(i, await pool.take());
+      readAhead(i + 1);
+      const { raw, buf, crc, sha } = await loading;
+      const size = raw.length;
+      // Small files: deflate the whole file and compare (exact), unless it is known to be compressed already.
+      const store = storeAll || entry.store === true || size === 0;
+      if (entry.store === true && !opts.store) storedEntries++;
+      push({ kind: "whole", name, dos, crc, size, raw: store ? undefined : raw, data: store ? raw : deflatePiece(raw, true), deflated: !store, buf });
+      recordFile(entry, sha);
+      readAhead(i + 1);
     }
     // manifest.json last: it lists every file's hash.
     const manifest = opts.buildManifest(files);
-    await slots.take();
     push({
       kind: "whole", name: Buffer.from(`${plan.root}/${MANIFEST_NAME}`, "utf8"), dos: dosDateTime(opts.manifestTime ?? new Date()), crc: crc32(manifest, 0), size: manifest.length,
-      raw: manifest, data: opts.store || level === 0 ? manifest : deflatePiece(manifest, true), deflated: !(opts.store || level === 0), manifest: true,
+      raw: manifest, data: storeAll ? manifest : deflatePiece(manifest, true), deflated: !storeAll, manifest: true,
     });
     return manifest;
   };
@@ -407,15 +499,21 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     for (;;) {
       if (queue.length === 0) {
         if (readerDone) return;
+        // Nothing to do until the reader pushes: write what is pending, so its buffers come back.
+        await out.flush();
+        if (queue.length > 0 || readerDone) continue;
         await new Promise<void>((resolve) => (queueWake = resolve));
         queueWake = undefined;
         continue;
       }
       check();
       const piece = queue.shift()!;
+      const buf = "buf" in piece ? piece.buf : undefined;
+      // A piece's buffer goes back to the pool once written and hashed.
+      const hashed = piece.kind === "part" ? piece.hashed : undefined;
+      const release = buf ? () => (hashed ? void hashed.then(() => pool.give(buf), () => {}) : pool.give(buf)) : undefined;
       if (piece.kind === "whole") {
         let data = await piece.data;
-        slots.give();
         let method: 0 | 8 = piece.deflated ? 8 : 0;
         // The store-when-incompressible rule: a file that deflates by less than 5% is stored as it is.
         if (piece.deflated && piece.raw && data.length > piece.raw.length * 0.95) {
@@ -425,7 +523,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         }
         const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8, method, dos: piece.dos, crc: piece.crc, size: piece.size, csize: data.length, offset: out.offset };
         await out.append(localHeader(record, zip64));
-        await out.append(data);
+        await out.append(data, release);
         central.push(record);
         if (!piece.manifest) doneBytes += piece.size;
       } else if (piece.kind === "begin") {
@@ -435,8 +533,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         continue;
       } else if (piece.kind === "part") {
         const data = await piece.data;
-        slots.give();
-        await out.append(data);
+        await out.append(data, release);
         current!.csize += data.length;
         doneBytes += piece.rawBytes;
       } else {
@@ -459,25 +556,19 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       (m) => {
         manifest = m;
       },
-      (err: unknown) => {
-        failure ??= { error: err };
-      },
+      fail,
     ).finally(() => {
       readerDone = true;
       queueWake?.();
     });
-    const writerRun = writer().catch((err: unknown) => {
-      failure ??= { error: err };
-      // Unblock the reader if it waits for a slot.
-      for (let i = 0; i < parallel + 1; i++) slots.give();
-    });
+    const writerRun = writer().catch(fail);
     await Promise.all([readerRun, writerRun]);
     check();
     // Pieces left in the queue after a failure are dropped; their deflate jobs finish on their own.
     const cdOffset = out.offset;
     for (const r of central) await out.append(centralHeader(r, zip64));
     await out.append(endRecords(central.length, cdOffset, out.offset - cdOffset, zip64));
-    await out.flush();
+    await out.drain();
     const t0 = performance.now();
     await fh.sync();
     const fsyncMs = performance.now() - t0;
@@ -486,11 +577,13 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs };
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "zip", ok: false, label: t("step.zip.failed") });
+    await out.drain().catch(() => {});
     await fh.close().catch(() => {});
     await unlink(tmpPath).catch(() => {});
     untrackTemp(tmpPath);
     throw err instanceof ScanbridgeError ? err : describeIoError(err, "the package");
   } finally {
+    loader.close();
     opts.signal?.removeEventListener("abort", onAbort);
   }
 }

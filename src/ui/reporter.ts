@@ -1,5 +1,5 @@
 import { inspect } from "node:util";
-import ora, { type Ora } from "ora";
+import type { Ora } from "ora";
 import type { StageEvent } from "./events.js";
 import { formatProgressBar } from "./format.js";
 import { ScanbridgeError } from "../errors.js";
@@ -50,6 +50,17 @@ interface ProgressState {
   samples: Array<[number, number]>;
 }
 
+let makeSpinner: typeof import("ora").default | undefined;
+
+/**
+ * Load the spinner library: only a terminal needs it, so --json, --quiet and piped runs start without it (it and
+ * its dependencies take tens of milliseconds to load). The CLI calls this before a "tty" reporter is made; without
+ * it, steps are plain lines.
+ */
+export async function loadSpinner(): Promise<void> {
+  makeSpinner ??= (await import("ora")).default;
+}
+
 /** Build the reporter for a mode. */
 export function createReporter(opts: ReporterOptions): Reporter {
   const c = ansi(opts.color);
@@ -90,9 +101,9 @@ export function createReporter(opts: ReporterOptions): Reporter {
       switch (e.type) {
         case "step": {
           steps.set(e.id, { label: e.label, started: Date.now(), lastDraw: 0, samples: [] });
-          if (opts.mode === "tty") {
+          if (opts.mode === "tty" && makeSpinner) {
             spinner?.stop();
-            spinner = ora({ text: e.label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
+            spinner = makeSpinner({ text: e.label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
           } else err(t("report.stepStarted", { label: e.label }));
           return;
         }

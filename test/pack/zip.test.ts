@@ -67,6 +67,43 @@ describe("writeZip", () => {
     expect(zipinfoNames(one.tmpPath)).toEqual([...plan.entries.map((e) => `Zoë Test/${e.path}`), "Zoë Test/manifest.json"]);
   });
 
+  it("reads the same bytes on the reading thread as inline, deflating and storing, at any read-ahead", async () => {
+    for (const store of [false, true]) {
+      const inline = await write(`inline-${store}.zip`, { store, readThread: false, parallel: 1 });
+      const thread = await write(`thread-${store}.zip`, { store, readThread: true, parallel: 8 });
+      const threadOne = await write(`thread1-${store}.zip`, { store, readThread: true, parallel: 1 });
+      const a = readFileSync(inline.tmpPath);
+      expect(readFileSync(thread.tmpPath).equals(a), `store=${store}`).toBe(true);
+      expect(readFileSync(threadOne.tmpPath).equals(a), `store=${store}`).toBe(true);
+      expect(thread.files).toEqual(inline.files);
+      expect(thread.sha256).toBe(createHash("sha256").update(a).digest("hex"));
+    }
+  });
+
+  for (const readThread of [false, true]) {
+    const how = readThread ? "on the reading thread" : "inline";
+    it(`a file that grew, shrank or vanished since the scan stops the zip (${how}) and the temporary file is removed`, async () => {
+      const cases: Array<[string, (abs: string) => void, string]> = [
+        ["one-piece grew", (abs) => writeFileSync(abs, Buffer.concat([readFileSync(abs), Buffer.from("more")])), "INPUT_CHANGED"],
+        ["one-piece shrank", (abs) => writeFileSync(abs, readFileSync(abs).subarray(0, 10)), "INPUT_CHANGED"],
+        ["multi-piece grew", (abs) => writeFileSync(abs, Buffer.concat([readFileSync(abs), Buffer.from("more")])), "INPUT_CHANGED"],
+        ["multi-piece shrank", (abs) => writeFileSync(abs, readFileSync(abs).subarray(0, 2_000_000)), "INPUT_CHANGED"],
+        ["vanished", (abs) => rmSync(abs), "INPUT_READ_FAILED"],
+      ];
+      for (const [what, change, code] of cases) {
+        const src = what.startsWith("multi") ? plan.entries[3]! : plan.entries[2]!;
+        const copy = join(dir, "in", `changing-${readThread}-${what.replace(/ /g, "-")}`);
+        writeFileSync(copy, readFileSync(src.source.absPath));
+        const changing: PackagePlan = { ...plan, entries: plan.entries.map((e) => (e === src ? { ...e, source: { ...e.source, absPath: copy } } : e)) };
+        change(copy);
+        const name = `changed-${readThread}-${what.replace(/ /g, "-")}.zip`;
+        const err = await writeZip(changing, { outDir: join(dir, "out"), fileName: name, level: 6, store: false, buildManifest, readThread }).catch((e: unknown) => e);
+        expect((err as { code?: string }).code, what).toBe(code);
+        expect(readdirSync(join(dir, "out")).filter((f) => f.includes(name)), what).toEqual([]);
+      }
+    });
+  }
+
   it("every entry reads back identical with yauzl; unzip -t and 7z t accept the zip; hashes match the files", async () => {
     const w = await write("read.zip");
     expect(unzipTest(w.tmpPath).ok).toBe(true);
