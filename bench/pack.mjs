@@ -4,9 +4,13 @@
 // Kinds: smooth (CT-like, little noise), noisy (CT-like, 10 bits of noise), mixed (CT-like DICOM with JPEG and
 // PDF files, i.e. already-compressed content), ct (the earlier bundled data). Generated once into .bench-cache/.
 // Store mode is reported with and without the final fsync (pack --json gives its timings).
+// Every scanbridge run also prints its phases from pack --json (start-up, scan, inspection, zip, fsync, finish).
 // Usage: npm run bench:pack [-- --size-mb 300 --files 600 --rounds 2 --kinds smooth,noisy,mixed --inspection]
+//        node bench/pack.mjs --rss-scan [100,1000,5000]   peak RSS of pack (deflate and --store) at each size in MB:
+//        one 100 MB set of noisy CT-like files, hard-linked as many times as needed (no extra disk for the input;
+//        the zip itself is written and deleted after each run; check `df` first).
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -20,6 +24,9 @@ const FILES = arg("files", 600);
 const ROUNDS = arg("rounds", 1);
 const KINDS = (process.argv.includes("--kinds") ? process.argv[process.argv.indexOf("--kinds") + 1] : "smooth,noisy,mixed").split(",");
 const INSPECTION = process.argv.includes("--inspection");
+const RSS_SCAN = process.argv.includes("--rss-scan")
+  ? (process.argv[process.argv.indexOf("--rss-scan") + 1]?.match(/^[\d,]+$/) ? process.argv[process.argv.indexOf("--rss-scan") + 1] : "100,1000,5000").split(",").map(Number)
+  : undefined;
 const CACHE = join(ROOT, ".bench-cache");
 let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
@@ -66,6 +73,10 @@ function compressedLike(kind, i, bytes) {
 
 async function generate(kind) {
   DATA = join(CACHE, `${kind}-${SIZE_MB}mb-${FILES}`);
+  await generateInto(kind, DATA, SIZE_MB, FILES);
+}
+
+async function generateInto(kind, DATA, SIZE_MB, FILES) {
   if (existsSync(join(DATA, ".complete"))) return;
   rmSync(DATA, { recursive: true, force: true });
   mkdirSync(DATA, { recursive: true });
@@ -129,7 +140,58 @@ function clean() {
   mkdirSync(OUT, { recursive: true });
 }
 
+/** A folder of `totalMB` of input: hard links to one generated 100 MB set, in numbered sub-folders. */
+async function linkFarm(totalMB) {
+  const base = join(CACHE, "noisy-100mb-200");
+  await generateInto("noisy", base, 100, 200);
+  const dir = join(CACHE, `rss-${totalMB}mb`);
+  if (existsSync(join(dir, ".complete"))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  const copies = Math.max(1, Math.round(totalMB / 100));
+  const files = readdirSync(base, { recursive: true, withFileTypes: true }).filter((f) => f.isFile() && f.name !== ".complete");
+  for (let c = 0; c < copies; c++) {
+    for (const f of files) {
+      const from = join(f.parentPath ?? f.path, f.name);
+      const to = join(dir, `copy-${String(c + 1).padStart(3, "0")}`, from.slice(base.length + 1));
+      mkdirSync(dirname(to), { recursive: true });
+      linkSync(from, to);
+    }
+  }
+  writeFileSync(join(dir, ".complete"), new Date().toISOString());
+  return dir;
+}
+
+/** Peak RSS of pack (deflate -6 and --store) at each size: flat means memory does not grow with the package. */
+async function rssScan(sizes) {
+  const lines = [];
+  const load = () => spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
+  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files); ${load()}`);
+  lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms |");
+  lines.push("|---:|---|---:|---:|---:|---:|---:|---:|");
+  for (const mb of sizes) {
+    const dir = await linkFarm(mb);
+    const { bytes } = totalBytes(dir);
+    for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]]) {
+      clean();
+      const x = timed(`pack ${mode}`, process.execPath, [BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
+      const j = JSON.parse(x.stdout);
+      const line = `| ${(bytes / 1e6).toFixed(0)} MB | ${mode} | ${x.seconds.toFixed(2)} | ${(bytes / 1e6 / x.seconds).toFixed(0)} | ${(j.size / 1e6).toFixed(0)} | ${x.rssMB.toFixed(0)} | ${j.timings.zipMs - j.timings.fsyncMs} | ${j.timings.fsyncMs} |`;
+      console.error(line);
+      lines.push(line);
+    }
+    clean();
+  }
+  lines.push(`(${load()} at the end)`);
+  return lines;
+}
+
 async function main() {
+  if (RSS_SCAN) {
+    const lines = await rssScan(RSS_SCAN);
+    console.log(lines.join("\n"));
+    writeFileSync(join(CACHE, "pack-rss.md"), lines.join("\n") + "\n");
+    return;
+  }
   need("zip", "zip");
   need("7z", "p7zip-full");
   if (INSPECTION) need("dcmdump", "dcmtk");
@@ -161,7 +223,7 @@ async function benchKind(kind) {
   const sb = (label, extra) => () => {
     const x = timed(label, process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env });
     const j = JSON.parse(x.stdout);
-    return { ...x, fsyncS: (j.timings?.fsyncMs ?? 0) / 1000 };
+    return { ...x, fsyncS: (j.timings?.fsyncMs ?? 0) / 1000, timings: j.timings };
   };
   const runs = [
     ["scanbridge pack --level 6", sb("scanbridge -6", ["--level", "6"]), () => join(OUT, "Bench Synthetic.zip")],
@@ -195,8 +257,11 @@ async function benchKind(kind) {
     const sb6 = g("scanbridge pack --level 6"), z6 = g("zip -r -6"), s5 = g("7z a -tzip -mx=5 -mmt=2"), sbs = g("scanbridge pack --store");
     lines.push(`[${kind}] round ${r + 1}: deflate ${(z6.seconds / sb6.seconds).toFixed(2)}x zip -6 (target >= 1.8), ${(s5.seconds / sb6.seconds).toFixed(2)}x 7z -mx=5 2 threads (target >= 1.0); ` +
       `size ${(sb6.size / z6.size).toFixed(3)} of zip's, ${(sb6.size / s5.size).toFixed(3)} of 7z's; RSS ${sb6.rssMB.toFixed(0)} MB; ` +
-      `store ${(mb / sbs.seconds).toFixed(0)} MB/s with fsync, ${(mb / (sbs.seconds - sbs.fsyncS)).toFixed(0)} MB/s without (fsync ${sbs.fsyncS.toFixed(2)} s; target >= 600), ` +
-      `zip -0 ${(mb / g("zip -r -0").seconds).toFixed(0)} MB/s, 7z -mx=0 ${(mb / g("7z a -tzip -mx=0").seconds).toFixed(0)} MB/s`);
+      `store: whole run ${(mb / sbs.seconds).toFixed(0)} MB/s with fsync, ${(mb / (sbs.seconds - sbs.fsyncS)).toFixed(0)} MB/s without; ` +
+      `zip phase without fsync ${(mb / ((sbs.timings.zipMs - sbs.timings.fsyncMs) / 1000)).toFixed(0)} MB/s (target >= 600; fsync ${sbs.fsyncS.toFixed(2)} s), ` +
+      `zip -0 ${(mb / g("zip -r -0").seconds).toFixed(0)} MB/s, 7z -mx=0 ${(mb / g("7z a -tzip -mx=0").seconds).toFixed(0)} MB/s (whole runs, ${(g("zip -r -0").seconds / sbs.seconds).toFixed(2)}x and ${(g("7z a -tzip -mx=0").seconds / sbs.seconds).toFixed(2)}x)`);
+    const phases = (x) => Object.entries(x.timings).map(([k, v]) => `${k.replace(/Ms$/, "")} ${v}`).join(", ");
+    lines.push(`[${kind}] round ${r + 1} phases (ms): pack -6: ${phases(sb6)}; pack --store: ${phases(sbs)}`);
   }
   return lines;
 }
