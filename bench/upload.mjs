@@ -17,10 +17,10 @@ import { fileURLToPath } from "node:url";
 import { runnerImport } from "vite";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const SIZES_MB = (process.env.BENCH_SIZES_MB ?? process.env.BENCH_SIZE_MB ?? "200,1024").split(",").map(Number);
-const SIZE_MB = Math.max(...SIZES_MB);
+const SIZES_MB = (process.env.BENCH_SIZES_MB ?? process.env.BENCH_SIZE_MB ?? "200,1024").split(",").filter(Boolean).map(Number);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const RELAY_SIZES_MB = (process.env.BENCH_RELAY_SIZES_MB ?? process.env.BENCH_RELAY_MB ?? "50,500").split(",").map(Number);
+const RELAY_SIZES_MB = (process.env.BENCH_RELAY_SIZES_MB ?? process.env.BENCH_RELAY_MB ?? "50,500").split(",").filter(Boolean).map(Number);
+const SIZE_MB = Math.max(1, ...SIZES_MB, ...RELAY_SIZES_MB);
 const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 150);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const bin = join(root, "bin", "scanbridge.js");

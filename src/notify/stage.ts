@@ -7,6 +7,7 @@ import type { Receipt } from "../transfer/receipt.js";
 import type { Emit } from "../ui/events.js";
 import { factsFromReceipt, renderMessage, type SenderContact } from "./message.js";
 import type { NotifySettings } from "./options.js";
+import { isEmailAddress } from "./address.js";
 import { outboxPathFor, pendingItems, readOutbox, saveOutbox, withOutboxLock, type Outbox, type OutboxItem } from "./outbox.js";
 import { createSmtpSender, describeSmtp, parseSmtpUrl, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "./smtp.js";
 import {
@@ -70,12 +71,7 @@ export interface NotifyResult {
   pending: DeliveryReport[];
 }
 
-const EMAIL_RE = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]+$|^[^\s@<>(),;:"[\]\\]+@(localhost|\[[0-9a-fA-F:.]+\])$/;
-
-/** Check an e-mail address well enough to catch typos and header injection (no spaces, commas or angle brackets). */
-export function isEmailAddress(s: string): boolean {
-  return EMAIL_RE.test(s);
-}
+export { isEmailAddress } from "./address.js";
 
 /** Where each setting came from ("flag", "config file", ...), for errors that say what to fix. */
 type Sources = Readonly<Record<string, string>>;

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
-import { isEmailAddress } from "../notify/stage.js";
+import { isEmailAddress } from "../notify/address.js";
 
 /** A parsed `--to` value. */
 export type DestinationSpec =
@@ -35,6 +35,12 @@ export interface DownloadResult {
 export interface RemoteWriter {
   /** Write `data` at `position`; resolves when the server acknowledged it. */
   write(data: Buffer, position: number): Promise<void>;
+  /**
+   * Flush to disk, close, and return the file's size as the destination saw it just before closing (over SFTP:
+   * fsync, fstat and close go out together, one round trip). Call after every write was acknowledged.
+   */
+  finish(): Promise<number>;
+  /** Close without the checks (cleanup after a failure). */
   close(): Promise<void>;
 }
 
@@ -74,6 +80,11 @@ export interface Destination {
    * destination without channels (a local folder) has one lane.
    */
   openLanes?(n: number): Promise<number>;
+  /**
+   * Round-trip time to the destination in milliseconds, measured with one request the server answers at once (an
+   * SSH keepalive), or undefined when it cannot be measured. Optional: a local folder has none.
+   */
+  measureRtt?(): Promise<number | undefined>;
   /** Rename, replacing `to` if it exists; reports whether the replacement was atomic. */
   rename(from: string, to: string): Promise<{ atomic: boolean }>;
   /** Remove a file; a missing file is fine. */
@@ -82,7 +93,7 @@ export interface Destination {
   list(folder: string): Promise<RemoteEntry[]>;
   /** Copy a remote file to a local file (created or emptied; flushed to disk), hashing it on the way. */
   download(remotePath: string, localPath: string, opts?: { signal?: AbortSignal; lane?: number }): Promise<DownloadResult>;
-  /** Write a small file whole (the .sha256 marker). */
+  /** Write a small file whole (the .sha256 marker); fails with REMOTE_SIZE_MISMATCH when the destination stored another size. */
   writeSmall(path: string, data: Buffer): Promise<void>;
   /** Release connections; the object is not used afterwards. */
   close(): Promise<void>;

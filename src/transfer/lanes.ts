@@ -18,6 +18,11 @@ export const CHANNEL_WINDOW_BYTES = 2 * 1024 * 1024;
 export const TARGET_BYTES_PER_SEC = 80e6;
 /** Most channels chosen automatically (OpenSSH's default MaxSessions is 10). */
 export const MAX_AUTO_LANES = 8;
+/**
+ * A round trip this long at connect is a long-haul link for sure (a busy machine can slow a loopback answer to
+ * tens of milliseconds): the extra channels are opened at once, before the first requests confirm the figure.
+ */
+export const EARLY_LANES_RTT_MS = 50;
 /** Smallest piece of a file worth its own channel. */
 export const MIN_SEGMENT_BYTES = 8 * 1024 * 1024;
 
@@ -27,4 +32,17 @@ export function autoLanes(rttMs: number, bytes: number): number {
   const forWindow = Math.ceil((TARGET_BYTES_PER_SEC * (rttMs / 1000)) / CHANNEL_WINDOW_BYTES);
   const forSize = Math.max(1, Math.floor(bytes / MIN_SEGMENT_BYTES));
   return Math.max(1, Math.min(MAX_AUTO_LANES, forWindow, forSize));
+}
+
+/**
+ * Bytes in flight across all lanes of one upload. One lane keeps its full window (32 x 128 KiB); with more lanes
+ * each gets its share, so memory stays bounded however many channels are used. A lane needs only its SSH window
+ * (2 MiB at OpenSSH) in flight to move at full speed: what is beyond it waits in ssh2's buffers.
+ */
+export const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+
+/** Requests in flight per lane when `lanes` lanes share MAX_BYTES_IN_FLIGHT (at least 4 each). */
+export function laneWindow(window: { requests: number; chunkSize: number }, lanes: number): { requests: number; chunkSize: number } {
+  const share = Math.floor(MAX_BYTES_IN_FLIGHT / (Math.max(1, lanes) * window.chunkSize));
+  return { requests: Math.max(4, Math.min(window.requests, share)), chunkSize: window.chunkSize };
 }

@@ -2,6 +2,7 @@ import { mkdir, open, readdir, rename, stat, unlink, writeFile } from "node:fs/p
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
+import { RemoteVerificationError } from "../errors.js";
 import { readerToFile } from "./download.js";
 import { UPLOAD_DIR_MODE, UPLOAD_FILE_MODE, describeRemoteError } from "./sftp.js";
 
@@ -63,13 +64,17 @@ export class LocalDestination implements Destination {
           throw describeRemoteError(err, "write");
         }
       },
-      async close() {
+      async finish() {
         try {
           await handle.sync();
+          return (await handle.stat()).size;
+        } catch (err) {
+          throw describeRemoteError(err, "close the upload file");
         } finally {
           await handle.close();
         }
       },
+      close: () => handle.close(),
     };
   }
 
@@ -145,10 +150,11 @@ export class LocalDestination implements Destination {
 
   async writeSmall(path: string, data: Buffer): Promise<void> {
     try {
-      await writeFile(path, data, { mode: UPLOAD_FILE_MODE });
+      await writeFile(path, data, { mode: UPLOAD_FILE_MODE, flush: true });
     } catch (err) {
       throw describeRemoteError(err, "write the checksum file");
     }
+    if ((await this.stat(path))?.size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
   }
 
   async close(): Promise<void> {}

@@ -1,4 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
+import { readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { InputError, InterruptedError } from "../errors.js";
 import { hashFileRange } from "../util/hash.js";
@@ -70,9 +71,11 @@ export function pumpSegment(
             next += len;
             const whole = free.pop() ?? Buffer.allocUnsafeSlow(window.chunkSize);
             const buf = whole.subarray(0, len);
+            // A synchronous read: the package is usually in the page cache (just packed), where a 128 KiB read
+            // costs less than a trip through libuv's thread pool (measured: a third of the CPU time).
             let got = 0;
             while (got < len) {
-              const { bytesRead } = await src.read(buf, got, len - got, pos + got);
+              const bytesRead = readSync(src.fd, buf, got, len - got, pos + got);
               if (bytesRead === 0) throw new InputError("PACKAGE_CHANGED", "The package got shorter while it was being uploaded");
               got += bytesRead;
             }

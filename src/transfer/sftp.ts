@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import { Client, type AnyAuthMethod, type SFTPWrapper } from "ssh2";
-import { InterruptedError, NetworkError, ScanbridgeError } from "../errors.js";
+import { InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError } from "../errors.js";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
 import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
@@ -171,6 +171,15 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
   return new SftpDestination(client, opts);
 }
 
+/**
+ * The parts of ssh2's Client measureRtt reaches into (ssh2 1.x, as its own keepalive uses them): without them the
+ * RTT is not measured this way and the upload times its first requests instead.
+ */
+interface Ssh2Internals {
+  _protocol?: { ping?: () => void };
+  _callbacks?: Array<(hadErr: boolean) => void>;
+}
+
 function sftpCall<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
 }
@@ -296,6 +305,23 @@ export class SftpDestination implements Destination {
     }
   }
 
+  /** One SSH keepalive request (answered by the server's SSH layer at once), timed. */
+  measureRtt(): Promise<number | undefined> {
+    const c = this.client as unknown as Ssh2Internals;
+    if (this.failure || !Array.isArray(c._callbacks) || typeof c._protocol?.ping !== "function") return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const t0 = performance.now();
+      const timer = setTimeout(() => resolve(undefined), this.opts.connectTimeoutMs);
+      timer.unref();
+      // Replies to global requests come in order; ssh2's own keepalives push their callbacks the same way.
+      c._callbacks!.push(() => {
+        clearTimeout(timer);
+        resolve(performance.now() - t0);
+      });
+      c._protocol!.ping!();
+    });
+  }
+
   async openLanes(n: number): Promise<number> {
     // Channels are opened together (one round trip); one the server refuses is dropped, not fatal.
     const opened = await Promise.all(Array.from({ length: Math.max(1, n) }, (_, i) => this.lane(i).then(() => true, () => i === 0 ? Promise.reject(this.failure ?? new NetworkError("REMOTE_FAILURE", "The server refused the SFTP session")) : false)));
@@ -331,14 +357,17 @@ export class SftpDestination implements Destination {
           }
         }
       },
-      close: async () => {
-        // fsync and close go out together: the server answers in order, so this costs one round trip.
+      finish: async () => {
+        // fsync, fstat and close go out together: the server answers in order, so this costs one round trip.
         const fsync = (await this.hasExtension("fsync@openssh.com"))
           ? this.op<void>("flush the upload file", (s, cb) => s.ext_openssh_fsync(handle, cb as never), lane)
           : Promise.resolve();
+        const fstat = this.op<{ size: number }>("check the upload file", (s, cb) => s.fstat(handle, cb as never), lane);
         const close = this.op<void>("close the upload file", (s, cb) => s.close(handle, cb as never), lane);
-        await Promise.all([fsync, close]);
+        const [, st] = await Promise.all([fsync, fstat, close]);
+        return Number(st.size);
       },
+      close: () => this.op<void>("close the upload file", (s, cb) => s.close(handle, cb as never), lane),
     };
   }
 
@@ -402,10 +431,11 @@ export class SftpDestination implements Destination {
 
   async writeSmall(path: string, data: Buffer): Promise<void> {
     const w = await this.openWrite(path, { truncate: true });
-    // Write, fsync and close pipelined (answered in order).
+    // Write, fsync, fstat and close pipelined (answered in order): one round trip after the open.
     const written = w.write(data, 0);
-    const closed = w.close();
-    await Promise.all([written, closed]);
+    const finished = w.finish();
+    const [, size] = await Promise.all([written, finished]);
+    if (size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
   }
 
   /** OpenSSH reports a full disk as a bare "Failure": ask statvfs whether space ran out. */

@@ -6,9 +6,8 @@ import { t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
-import { autoLanes } from "./lanes.js";
+import { EARLY_LANES_RTT_MS, autoLanes, laneWindow } from "./lanes.js";
 import { receiptNameFor, type Receipt } from "./receipt.js";
-import { readManifestFromZip, summaryFromManifest } from "../pack/read-manifest.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "./retry.js";
 import { InlineHasher, assignLanes, pumpSegment, splitSegments, type Segment } from "./segments.js";
 
@@ -70,8 +69,8 @@ interface Journal {
 }
 
 /** Names used at the destination for a package file name. */
-export function remoteNamesFor(zipName: string): { partial: string; parts: string; final: string; marker: string } {
-  return { partial: `.${zipName}.partial`, parts: `.${zipName}.parts`, final: zipName, marker: `${zipName}.sha256` };
+export function remoteNamesFor(zipName: string): { partial: string; parts: string; final: string; marker: string; markerPartial: string } {
+  return { partial: `.${zipName}.partial`, parts: `.${zipName}.parts`, final: zipName, marker: `${zipName}.sha256`, markerPartial: `.${zipName}.sha256.partial` };
 }
 
 /** SHA-256 of a local file range [start, end), streaming. */
@@ -204,10 +203,12 @@ interface SendState {
 
 /**
  * Send the open parts of `segs` into `path`, the segments dealt out over `lanes` channels (each lane opens its
- * own handle; the first one creates/truncates before the others open). With `journal`, the segments' progress is
- * saved locally about once a second so a re-run can resume them.
+ * own handle; all open at once, and no byte is written before every open, so the first one's truncation comes
+ * first). With `journal`, the segments' progress is saved locally about once a second so a re-run can resume them.
+ * Returns the file's size at the destination after the last write (checked at close, no extra round trip).
+ * `atDataEnd` runs once every byte is acknowledged, alongside the closes.
  */
-async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal }): Promise<void> {
+async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown> }): Promise<number> {
   const { plan, emit } = st;
   const total = plan.size;
   emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? `Uploading (attempt ${o.attempt})` : "Uploading") });
@@ -224,10 +225,14 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
     if (fst.size !== plan.size || fst.mtimeMs !== plan.mtimeMs) throw new InputError("PACKAGE_CHANGED", "The package changed after it was checked", { hint: "Do not edit the package while uploading it." });
     const open_ = segs.filter((s) => s.done < s.end);
     const byLane = assignLanes(open_.length ? open_ : segs, o.lanes);
-    // The first writer creates/truncates; the others open the same file without truncating, after it.
-    writers.push(await dest.openWrite(path, { truncate: o.truncate, lane: 0 }));
-    writers.push(...(await Promise.all(byLane.slice(1).map((_, i) => dest.openWrite(path, { truncate: false, lane: i + 1 })))));
-    const window = { requests: dest.window.requests, chunkSize: dest.window.chunkSize };
+    // Every lane opens at once (one round trip); lane 0 creates/truncates, the others open without truncating.
+    const opening = byLane.map((_, lane) => dest.openWrite(path, { truncate: o.truncate && lane === 0, lane }));
+    const opened = await Promise.allSettled(opening);
+    for (const r of opened) if (r.status === "fulfilled") writers.push(r.value);
+    const refused = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (refused) throw refused.reason;
+    // All bytes in flight together stay under one budget, however many lanes (memory is bounded by it).
+    const window = laneWindow(dest.window, byLane.length);
     const onBytes = (k: number) => {
       done += k;
       st.bytesSent += k;
@@ -246,8 +251,12 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
         for (const seg of laneSegs) await pumpSegment(src, writers[lane]!, seg, window, onBytes, st.signal, st.hasher?.feed);
       }),
     );
-    await Promise.all(writers.splice(0).map((w) => w.close()));
+    // The closes go out together with whatever the caller has waiting for the end of the data (one round trip).
+    const ending = o.atDataEnd?.();
+    const sizes = await Promise.all(writers.splice(0).map((w) => w.finish()));
+    await ending;
     emit({ type: "step-done", id: "upload" });
+    return Math.max(...sizes);
   } catch (err) {
     emit({ type: "step-done", id: "upload", ok: false });
     throw err;
@@ -258,12 +267,20 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
   }
 }
 
-/** How many lanes this attempt uses: --connections, or chosen from the round-trip time; then what the server grants. */
-async function chooseLanes(dest: Destination, requested: number | undefined, rttMs: number, bytes: number, emit: Emit): Promise<number> {
-  const wanted = requested !== undefined ? Math.max(1, Math.floor(requested)) : autoLanes(rttMs, bytes);
+/** How many lanes to ask for: --connections, or chosen from the round-trip time and the bytes to send. */
+function wantedLanes(requested: number | undefined, rttMs: number, bytes: number): number {
+  return requested !== undefined ? Math.max(1, Math.floor(requested)) : autoLanes(rttMs, bytes);
+}
+
+/**
+ * Lanes for this attempt: `wanted`, as far as the server grants them. Channels opened early on this connection
+ * (`early`: asked for and granted) are used without asking again.
+ */
+async function grantLanes(dest: Destination, wanted: number, explicit: boolean, early: Promise<{ asked: number; got: number }>, emit: Emit): Promise<number> {
   if (wanted <= 1) return 1;
-  if (!dest.openLanes) return requested !== undefined ? wanted : 1; // a local folder: no channels to open
-  const got = await dest.openLanes(wanted);
+  if (!dest.openLanes) return explicit ? wanted : 1; // a local folder: no channels to open
+  const e = await early;
+  const got = wanted <= e.asked ? Math.min(wanted, e.got) : await dest.openLanes(wanted);
   if (got < wanted) {
     emit({ type: "warn", code: "CHANNELS_LIMITED", message: `The server allowed ${got} of ${wanted} parallel channels; uploading over ${got}` });
   }
@@ -308,6 +325,11 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   let remoteFinal = "";
   let lanes = 1;
   let rttMs: number | undefined;
+  /** The marker's file opened under its hidden name during this attempt's sending, and the write of it. */
+  let markerStaged: Promise<RemoteWriter | undefined> | undefined;
+  let markerWritten: Promise<boolean> | undefined;
+  /** Channels opened early on the current connection (asked for, granted). */
+  let earlyLanes: Promise<{ asked: number; got: number }> = Promise.resolve({ asked: 1, got: 1 });
 
   /** The package's SHA-256: pack's, or the one hashed while sending (reading from disk only what was not sent now). */
   const packageHash = async (): Promise<string> => {
@@ -322,6 +344,10 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 
   const attempt = async (n: number): Promise<void> => {
     const dest = await input.connect();
+    markerStaged = undefined;
+    markerWritten = undefined;
+    let atDataEnd: (() => Promise<unknown>) | undefined;
+    let oldMarkerRemoved = false;
     try {
       const finalPath = dest.pathOf(names.final);
       destUrl = dest.url;
@@ -329,8 +355,20 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       const markerPath = dest.pathOf(names.marker);
       const partsPath = dest.pathOf(names.parts);
       const partialPath = dest.pathOf(names.partial);
-      // One round trip for the folder and all three questions (on a 150 ms link every sequential request costs);
-      // the round trips are timed: the fastest is the link's RTT, which sizes the parallel channels.
+      // The link's round-trip time sizes the parallel channels: the fastest of a keepalive and the stats below (one
+      // sample alone may be slowed down by a busy machine). The keepalive's answer comes one round trip after
+      // login, while the first channel (4 round trips) is still being set up: on a clearly long link the extra
+      // channels open then, alongside the first, instead of after it.
+      const rttProbe = dest.measureRtt?.() ?? Promise.resolve(undefined);
+      const firstLane = dest.openLanes?.(1);
+      const early = rttProbe.then(async (ms) => {
+        if (ms !== undefined) rttMs = rttMs === undefined ? ms : Math.min(rttMs, ms);
+        const asked = rttMs !== undefined && rttMs >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, rttMs, size) : 1;
+        if (asked <= 1 || !dest.openLanes) return { asked: 1, got: 1 };
+        return { asked, got: await dest.openLanes(asked) };
+      });
+      early.catch(() => {}); // a refused first channel fails below, through firstLane
+      earlyLanes = early.catch(() => ({ asked: 1, got: 1 }));
       const timed = <T>(p: Promise<T>): Promise<T> => {
         const t0 = performance.now();
         return p.then((v) => {
@@ -339,13 +377,13 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
           return v;
         });
       };
-      // The first channel is opened before timing: its set-up takes several round trips and would inflate the RTT.
-      await dest.openLanes?.(1);
+      await firstLane;
+      // One round trip for the folder and all three questions (on a 150 ms link every sequential request costs).
       const [folderStat, finalStat, partsStat, partialStat] = await Promise.all([
         folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
         timed(dest.stat(finalPath)),
-        dest.stat(partsPath),
-        dest.stat(partialPath),
+        timed(dest.stat(partsPath)),
+        timed(dest.stat(partialPath)),
       ]);
       if (!folderReady) {
         if (!folderStat?.isDirectory) await dest.mkdirp(dest.folder);
@@ -381,6 +419,14 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         workPath = finalPath;
         if (completedEarlier && resumedFrom < 0) resumedFrom = size;
       } else {
+        // Without --verify nothing is read back: the old marker (when replacing) goes and the staged marker is
+        // written in the same round trip as the closes.
+        atDataEnd = input.verify
+          ? undefined
+          : () => Promise.all([
+            finalStat && input.force ? dest.remove(markerPath).then(() => (oldMarkerRemoved = true)) : undefined,
+            markerStaged ? (markerWritten = writeStagedMarker()) : undefined,
+          ]);
         workPath = await sendData(dest, { finalPath, partsPath, partialPath, partsStat, partialStat });
       }
 
@@ -411,10 +457,24 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         await finalise(dest, workPath, finalPath, markerPath, Boolean(finalStat));
       }
       placed = true;
-      await dest.writeSmall(markerPath, marker);
-      const m = await dest.stat(markerPath);
-      if (!m || m.size !== marker.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
+      const staged = markerWritten as Promise<boolean> | undefined; // set by finalise or at the end of the data
+      markerWritten = undefined;
+      if (staged && (await staged) && !inPlace) {
+        await dest.rename(dest.pathOf(names.markerPartial), markerPath);
+      } else {
+        await dest.writeSmall(markerPath, marker);
+        if (markerStaged) await dest.remove(dest.pathOf(names.markerPartial)).catch(() => {});
+      }
+      markerStaged = undefined;
       await unlink(plan.journalPath).catch(() => {});
+    } catch (err) {
+      // A staged marker is empty until the data is complete; remove it while the connection still works.
+      const staged = markerStaged as Promise<RemoteWriter | undefined> | undefined; // set by stageMarker
+      if (staged && !dest.connectionFailure) {
+        await (await staged)?.close().catch(() => {});
+        await dest.remove(dest.pathOf(names.markerPartial)).catch(() => {});
+      }
+      throw err;
     } finally {
       await dest.close().catch(() => {});
     }
@@ -450,7 +510,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         }
         truncate = from === 0;
         if (resumedFrom < 0) resumedFrom = from;
-        lanes = await chooseLanes(dest, input.connections, rttMs ?? 0, size - from, emit);
+        lanes = await grantLanes(dest, wantedLanes(input.connections, rttMs ?? 0, size - from), input.connections !== undefined, earlyLanes, emit);
         if (lanes > 1 && from === 0) {
           segments = splitSegments(0, size, lanes);
           workPath = p.partsPath;
@@ -465,35 +525,62 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         } else {
           // One channel, in order: the checksum (when pack wrote none) is computed from these very reads.
           await st.hasher?.catchUp(from, input.signal);
-          await sendSegments(st, dest, workPath, [{ start: from, end: size, done: from }], { truncate, lanes: 1, attempt: n });
+          stageMarker(dest);
+          await checkSent(dest, workPath, await sendSegments(st, dest, workPath, [{ start: from, end: size, done: from }], { truncate, lanes: 1, attempt: n, atDataEnd }));
           return workPath;
         }
       }
       if (resumedFrom < 0) resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
       const openBytes = segments.reduce((a, s) => a + (s.end - s.done), 0);
-      if (!truncate && lanes <= 1) lanes = await chooseLanes(dest, input.connections ?? segments.filter((s) => s.done < s.end).length, rttMs ?? 0, openBytes, emit);
+      if (!truncate && lanes <= 1) lanes = await grantLanes(dest, wantedLanes(input.connections ?? segments.filter((s) => s.done < s.end).length, rttMs ?? 0, openBytes), true, earlyLanes, emit);
       const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
       await writeJournal(plan.journalPath, journal);
-      await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal });
-
-      const there = await dest.stat(workPath);
-      if (!there || there.size !== size) {
-        await dest.remove(workPath);
-        segments = undefined;
-        // Retryable: the next attempt starts over from nothing.
-        throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", `The uploaded file has ${there?.size ?? 0} bytes at the destination, expected ${size}; it was removed`, {
-          hint: "Run the upload again; if it happens again, the server is damaging uploads.",
-          retryable: true,
-        });
-      }
+      stageMarker(dest);
+      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd }));
       return workPath;
+    }
+
+    /** The size the destination reported at close (every write acknowledged) must be the package's. */
+    async function checkSent(dest: Destination, workPath: string, there: number): Promise<void> {
+      if (there === size) return;
+      await dest.remove(workPath);
+      segments = undefined;
+      // Retryable: the next attempt starts over from nothing.
+      throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", `The uploaded file has ${there} bytes at the destination, expected ${size}; it was removed`, {
+        hint: "Run the upload again; if it happens again, the server is damaging uploads.",
+        retryable: true,
+      });
+    }
+
+    /**
+     * With pack's checksum known up front, the marker's file is opened under a hidden name while the data is
+     * sent (no round trip of its own), written once the data is complete, and renamed into place after the
+     * package: it appears whole, and last. (An interrupted upload may leave it empty beside the partial; the next
+     * run reuses it.)
+     */
+    function stageMarker(dest: Destination): void {
+      if (!plan.claimed || inPlace) return;
+      const staged = dest.openWrite(dest.pathOf(names.markerPartial), { truncate: true }).catch(() => undefined);
+      markerStaged = staged;
+    }
+
+    /** Write the staged marker (write, fsync, size check and close in one round trip); resolves to whether it worked. */
+    async function writeStagedMarker(): Promise<boolean> {
+      const w = await markerStaged;
+      if (!w) return false;
+      try {
+        const [, n] = await Promise.all([w.write(marker, 0), w.finish()]);
+        return n === marker.length;
+      } catch {
+        await w.close().catch(() => {});
+        return false;
+      }
     }
 
     async function writeInPlace(dest: Destination, finalPath: string, from: number): Promise<void> {
       await st.hasher?.catchUp(from, input.signal);
-      await sendSegments(st, dest, finalPath, [{ start: from, end: size, done: from }], { truncate: from === 0, lanes: 1, attempt: n });
-      const there = await dest.stat(finalPath);
-      if (!there || there.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file has the wrong size at the destination", { retryable: true });
+      const there = await sendSegments(st, dest, finalPath, [{ start: from, end: size, done: from }], { truncate: from === 0, lanes: 1, attempt: n });
+      if (there !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file has the wrong size at the destination", { retryable: true });
       if (input.verify) {
         await verifyRemote(dest, finalPath, size, await packageHash(), emit, input.signal, async () => {
           await dest.remove(finalPath);
@@ -504,8 +591,11 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 
     /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
     async function finalise(dest: Destination, workPath: string, finalPath: string, markerPath: string, replacing: boolean): Promise<void> {
-      if (replacing && input.force) await dest.remove(markerPath); // The old package must not look complete while it is replaced.
+      // The old package must not look complete while it is replaced.
+      if (replacing && input.force && !oldMarkerRemoved) await dest.remove(markerPath);
       emit({ type: "step", id: "upload-finish", label: t("step.uploadFinish") });
+      // The staged marker is written after the last data (beside the rename: one round trip for both).
+      if (markerStaged && !markerWritten) markerWritten = writeStagedMarker();
       try {
         const r = await dest.rename(workPath, finalPath);
         placement = r.atomic ? "atomic-rename" : "rename";
@@ -565,6 +655,8 @@ async function receiptFor(plan: UploadPlan, r: {
   destination: string; remotePath: string; sha256: string; verified: "size" | "sha256"; attempts: number; resumedFrom: number; startedAt: Date; finishedAt: Date;
 }): Promise<Receipt> {
   // Counts and studies for the coordinators' notification (no names): from the package's own manifest.
+  // (Imported here: the zip reader is needed only once per upload, after the data is sent.)
+  const { readManifestFromZip, summaryFromManifest } = await import("../pack/read-manifest.js");
   const summary = await readManifestFromZip(plan.packagePath).then(summaryFromManifest, () => undefined);
   return {
     format: "scanbridge-receipt",

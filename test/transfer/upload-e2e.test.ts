@@ -76,6 +76,17 @@ function makePackage(name: string, size: number): { path: string; sha256: string
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
 const keyArgs = () => ["--identity", sshd.privateKeyPath, "--known-hosts", sshd.knownHostsPath];
 
+/**
+ * What an unfinished upload left in `dir`. The marker's file is opened under a hidden name while the data is sent
+ * and written only once the data is complete: an interrupted upload may leave it, always empty.
+ */
+function unfinished(dir: string): string[] {
+  const staged = `.${PATIENT}.zip.sha256.partial`;
+  const names = readdirSync(dir).sort();
+  if (names.includes(staged)) expect(statSync(join(dir, staged)).size).toBe(0);
+  return names.filter((n) => n !== staged);
+}
+
 beforeAll(async () => {
   if (!existsSync(join(root, "dist", "src", "cli.js"))) throw new Error("Build first: npm run build");
   sshd = await startSshd();
@@ -285,7 +296,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
       const partSize = statSync(partial).size;
       expect(partSize).toBeGreaterThan(0.3 * size);
       expect(partSize).toBeLessThan(0.55 * size);
-      expect(readdirSync(join(sshd.home, "rerun"))).toEqual([`.${PATIENT}.zip.partial`]);
+      expect(unfinished(join(sshd.home, "rerun"))).toEqual([`.${PATIENT}.zip.partial`]);
       const second = await run(args, userEnv());
       expect(second.code, second.stdout).toBe(0);
       expect(second.json).toMatchObject({ resumedFrom: partSize, bytesSent: size - partSize, verified: "sha256" });
@@ -387,7 +398,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
       const args = ["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/parallel-rerun`, "--identity", sshd.privateKeyPath, "--known-hosts", kh, "--connections", "4", "--retries", "0"];
       const first = await run(args, userEnv());
       expect(first.code).toBe(5);
-      expect(readdirSync(join(sshd.home, "parallel-rerun"))).toEqual([`.${PATIENT}.zip.parts`]);
+      expect(unfinished(join(sshd.home, "parallel-rerun"))).toEqual([`.${PATIENT}.zip.parts`]);
       expect(existsSync(join(pkg.path, "..", `.${PATIENT}.zip.upload.json`))).toBe(true);
       const second = await run([...args, "--verify"], userEnv());
       expect(second.code, second.stdout).toBe(0);
@@ -418,7 +429,7 @@ describe("scanbridge upload (e2e, real sshd)", () => {
       expect(r.code).toBe(130);
       expect(r.stderr).toContain("INTERRUPTED");
       expect(r.stderr).not.toContain("Zoë");
-      expect(readdirSync(dir)).toEqual([`.${PATIENT}.zip.partial`]);
+      expect(unfinished(dir)).toEqual([`.${PATIENT}.zip.partial`]);
       const partSize = statSync(partial).size;
       expect(partSize).toBeLessThan(size);
       const again = await run(["--json", "upload", pkg.path, "--to", sshd.url("ctrlc"), ...keyArgs(), "--verify", "--connections", "1"], userEnv());
