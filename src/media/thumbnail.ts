@@ -1,10 +1,15 @@
 /*
  * Series thumbnails for the specialist's page: one image's pixel data decoded with dcmjs-imaging (its WebAssembly
  * codecs: RLE, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HT-JPEG 2000, JPEG XL) and encoded as a small
- * JPEG with jpeg-js. A file that cannot be decoded gives a reason, never an exception.
+ * JPEG (jpeg.ts). Uncompressed grey and RGB images (most CT, MR, CR) are rendered here directly (renderNative):
+ * loading dcmjs and dcmjs-imaging costs 0.5-1 s of CPU per process, more than the page's previews themselves.
+ * dcmjs-imaging is loaded for everything else, and its WebAssembly codecs only for compressed pixel data. A file
+ * that cannot be decoded gives a reason, never an exception.
  */
 import { readFile, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
+import dicomParser from "dicom-parser";
+import { encodeJpeg } from "./jpeg.js";
 
 /** Longest side of a thumbnail in pixels. */
 export const THUMBNAIL_SIZE = 192;
@@ -15,25 +20,37 @@ export const MAX_THUMBNAIL_SOURCE_BYTES = 256 * 1024 * 1024;
 export type ThumbnailResult = { ok: true; jpeg: Buffer; width: number; height: number } | { ok: false; reason: string };
 
 interface ImagingLib {
-  DicomImage: new (buffer: ArrayBuffer) => { render: (opts?: { frame?: number; renderOverlays?: boolean }) => { pixels: ArrayBuffer; width: number; height: number }; getNumberOfFrames: () => number };
+  DicomImage: new (buffer: ArrayBuffer) => {
+    render: (opts?: { frame?: number; renderOverlays?: boolean }) => { pixels: ArrayBuffer; width: number; height: number };
+    getNumberOfFrames: () => number;
+    getTransferSyntaxUid: () => string;
+  };
   NativePixelDecoder: { initializeAsync: (opts?: { webAssemblyModulePathOrUrl?: string }) => Promise<void> };
   log?: { setLevel?: (level: string) => void };
 }
 
 let imaging: Promise<ImagingLib> | undefined;
+let codecs: Promise<void> | undefined;
 
-/** Load dcmjs-imaging and its WebAssembly decoders once per process (about 0.3 s), silencing its logger. */
+/** Load dcmjs-imaging once per process, silencing its logger. */
 function loadImaging(): Promise<ImagingLib> {
   imaging ??= (async () => {
     const mod = (await import("dcmjs-imaging")) as unknown as { default?: ImagingLib } & ImagingLib;
     const lib = mod.default ?? mod;
     lib.log?.setLevel?.("silent");
-    const require = createRequire(import.meta.url);
-    await lib.NativePixelDecoder.initializeAsync({ webAssemblyModulePathOrUrl: require.resolve("dcmjs-imaging/build/dcmjs-native-codecs.wasm") });
     return lib;
   })();
   return imaging;
 }
+
+/** Load its WebAssembly decoders once per process (about 0.3 s): only compressed pixel data needs them. */
+function loadCodecs(lib: ImagingLib): Promise<void> {
+  codecs ??= lib.NativePixelDecoder.initializeAsync({ webAssemblyModulePathOrUrl: createRequire(import.meta.url).resolve("dcmjs-imaging/build/dcmjs-native-codecs.wasm") });
+  return codecs;
+}
+
+/** Transfer syntaxes whose pixel data dcmjs-imaging reads without its codecs: implicit and explicit VR, little and big endian. */
+const UNCOMPRESSED = new Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]);
 
 /** Shrink an RGBA image to fit `max` pixels on its longest side, averaging the source pixels each target pixel covers. */
 export function downscale(rgba: Uint8Array, width: number, height: number, max: number): { data: Buffer; width: number; height: number } {
@@ -69,6 +86,83 @@ export function downscale(rgba: Uint8Array, width: number, height: number, max: 
   return { data: out, width: w, height: h };
 }
 
+/** The display range [lo, hi] of the first VOI window (PS3.3 C.11.2.1.2), else the image's value range. */
+function windowOf(values: Float64Array, center: number | undefined, width: number | undefined): [number, number] {
+  if (center !== undefined && width !== undefined && width >= 1) return [center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/**
+ * Render one frame of an uncompressed little-endian grey (MONOCHROME1/2, 8 or 16 bits) or RGB image as RGBA, with
+ * the modality rescale and the first VOI window; undefined for anything else (dcmjs-imaging renders that).
+ */
+export function renderNative(bytes: Buffer, frameOf: (frames: number) => number): { pixels: Uint8Array; width: number; height: number } | undefined {
+  const ds = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
+  const ts = ds.string("x00020010")?.trim() ?? "";
+  if (ts !== "1.2.840.10008.1.2" && ts !== "1.2.840.10008.1.2.1") return undefined;
+  const px = ds.elements.x7fe00010;
+  const rows = ds.uint16("x00280010") ?? 0;
+  const cols = ds.uint16("x00280011") ?? 0;
+  const bits = ds.uint16("x00280100") ?? 0;
+  const spp = ds.uint16("x00280002") ?? 1;
+  const photometric = ds.string("x00280004")?.trim() ?? "";
+  if (!px || px.encapsulatedPixelData || rows === 0 || cols === 0) return undefined;
+  const n = rows * cols;
+  const frames = Math.max(1, ds.intString("x00280008") ?? 1);
+  const frame = frameOf(frames);
+  const out = new Uint8Array(n * 4);
+  if (spp === 3 && photometric === "RGB" && bits === 8) {
+    const planar = ds.uint16("x00280006") === 1;
+    const start = px.dataOffset + frame * n * 3;
+    if (start + n * 3 > px.dataOffset + px.length || start + n * 3 > bytes.length) return undefined;
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < 3; c++) out[i * 4 + c] = bytes[start + (planar ? c * n + i : i * 3 + c)]!;
+      out[i * 4 + 3] = 255;
+    }
+    return { pixels: out, width: cols, height: rows };
+  }
+  if (spp !== 1 || (photometric !== "MONOCHROME1" && photometric !== "MONOCHROME2") || (bits !== 8 && bits !== 16)) return undefined;
+  const bytesPer = bits / 8;
+  const start = px.dataOffset + frame * n * bytesPer;
+  // Pixel data cut short (as dcmjs-imaging does, the missing pixels are read as 0).
+  const have = Math.min(n, Math.floor((Math.min(px.dataOffset + px.length, bytes.length) - start) / bytesPer));
+  if (have <= 0) return undefined;
+  const signed = ds.uint16("x00280103") === 1;
+  const stored = ds.uint16("x00280101") ?? bits;
+  const slope = ds.floatString("x00281053") ?? 1;
+  const intercept = ds.floatString("x00281052") ?? 0;
+  const shift = 32 - stored;
+  const values = new Float64Array(n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset + start, have * bytesPer);
+  const mask = stored < 32 ? 2 ** stored - 1 : 0xffffffff;
+  for (let i = 0; i < have; i++) {
+    let raw = bytesPer === 2 ? view.getUint16(i * 2, true) : view.getUint8(i);
+    raw = signed ? (raw << shift) >> shift : raw & mask;
+    values[i] = raw * slope + intercept;
+  }
+  for (let i = have; i < n; i++) values[i] = intercept;
+  const [lo, hi] = windowOf(values, ds.floatString("x00281050", 0), ds.floatString("x00281051", 0));
+  const scale = 255 / (hi > lo ? hi - lo : 1);
+  const invert = photometric === "MONOCHROME1";
+  for (let i = 0; i < n; i++) {
+    const v = values[i]!;
+    let g = v <= lo ? 0 : v > hi ? 255 : Math.round((v - lo) * scale);
+    if (invert) g = 255 - g;
+    out[i * 4] = g;
+    out[i * 4 + 1] = g;
+    out[i * 4 + 2] = g;
+    out[i * 4 + 3] = 255;
+  }
+  return { pixels: out, width: cols, height: rows };
+}
+
 /** Decode one DICOM file's first frame (the middle one for multi-frame images) and encode it as a JPEG thumbnail. */
 export async function makeThumbnail(path: string, size = THUMBNAIL_SIZE): Promise<ThumbnailResult> {
   let bytes: Buffer;
@@ -80,15 +174,23 @@ export async function makeThumbnail(path: string, size = THUMBNAIL_SIZE): Promis
     return { ok: false, reason: `file could not be read (${(err as NodeJS.ErrnoException).code ?? "error"})` };
   }
   try {
+    const native = renderNative(bytes, (frames) => Math.floor(frames / 2));
+    if (native) {
+      const small = downscale(native.pixels, native.width, native.height, size);
+      return { ok: true, jpeg: encodeJpeg(small.data, small.width, small.height, 80), width: small.width, height: small.height };
+    }
+  } catch {
+    // Not parsable here: dcmjs-imaging has its own go below.
+  }
+  try {
     const lib = await loadImaging();
     const image = new lib.DicomImage(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+    if (!UNCOMPRESSED.has(image.getTransferSyntaxUid())) await loadCodecs(lib);
     const frames = Math.max(1, image.getNumberOfFrames() || 1);
     const r = image.render({ frame: Math.floor(frames / 2), renderOverlays: false });
     if (!r || !r.width || !r.height || !r.pixels) return { ok: false, reason: "no pixel data" };
     const small = downscale(new Uint8Array(r.pixels), r.width, r.height, size);
-    const { encode } = await import("jpeg-js");
-    const jpeg = encode({ data: small.data, width: small.width, height: small.height }, 80).data;
-    return { ok: true, jpeg: Buffer.from(jpeg), width: small.width, height: small.height };
+    return { ok: true, jpeg: encodeJpeg(small.data, small.width, small.height, 80), width: small.width, height: small.height };
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     // Library messages name tags and syntaxes, never values; keep them short.
