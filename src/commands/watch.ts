@@ -8,8 +8,6 @@ import { errorCode, ExitCode, InputError, UsageError } from "../errors.js";
 import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
 import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
-import { createConnector } from "../transfer/connect.js";
-import { uploadDepsFrom } from "./upload.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
@@ -306,6 +304,8 @@ async function runRemoteInbox(
   watchDeps: Parameters<typeof runWatch>[1],
   verbose: boolean,
 ): Promise<{ summary: WatchSummary; remote: RemoteTotals; exitCode?: number }> {
+  // The SSH client (ssh2) is loaded only for a remote inbox: a local watch starts without it.
+  const [{ createConnector }, { uploadDepsFrom }] = await Promise.all([import("../transfer/connect.js"), import("./upload.js")]);
   const connect = await createConnector(remote.spec, ctx.options, uploadDepsFrom(ctx));
   const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
   const inbox = new RemoteInbox(

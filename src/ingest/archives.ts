@@ -10,7 +10,7 @@ import { createReadStream } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import type { Readable } from "node:stream";
-import SevenZipModule, { type SevenZipModuleFactory } from "7z-wasm";
+import type { SevenZipModuleFactory } from "7z-wasm";
 import { classifyFile } from "../pack/classify.js";
 import { SNIFF_HEAD as HEAD_BYTES } from "./extract.js";
 import { DEFAULT_EXTRACT_LIMITS, totalRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
@@ -44,8 +44,14 @@ interface ListedItem {
   encrypted: boolean;
 }
 
-// A CommonJS module: Node hands its exports (the factory) to the default import.
-const SevenZip = ((SevenZipModule as unknown as { default?: SevenZipModuleFactory }).default ?? SevenZipModule) as unknown as SevenZipModuleFactory;
+/**
+ * 7-Zip (WASM), loaded on first use: most packages are zips that never need it, and loading it costs every watch
+ * process about 0.1 s at start-up. A CommonJS module: Node hands its exports (the factory) to the default import.
+ */
+async function sevenZip(): Promise<SevenZipModuleFactory> {
+  const mod = (await import("7z-wasm")) as unknown as { default?: SevenZipModuleFactory };
+  return (mod.default ?? mod) as unknown as SevenZipModuleFactory;
+}
 
 interface SevenZipRun {
   code: number;
@@ -56,7 +62,7 @@ interface SevenZipRun {
 async function run7z(args: (inDir: string, outDir: string) => string[], dir: string, outDir?: string): Promise<SevenZipRun> {
   const out: string[] = [];
   let code = 0;
-  const sz = await SevenZip({ print: (s: string) => out.push(s), printErr: (s: string) => out.push(s), quit: (c: number) => (code = c) } as never);
+  const sz = await (await sevenZip())({ print: (s: string) => out.push(s), printErr: (s: string) => out.push(s), quit: (c: number) => (code = c) } as never);
   sz.FS.mkdir("/in");
   sz.FS.mount(sz.NODEFS, { root: dir } as never, "/in");
   if (outDir) {

@@ -1,6 +1,6 @@
 import { crc32 } from "node:zlib";
 import iconv from "iconv-lite";
-import jschardet from "jschardet";
+import { createRequire } from "node:module";
 
 /** Why an entry name is unsafe to extract. */
 export type NameProblemCode =
@@ -153,6 +153,13 @@ export function commonCharScore(raw: Buffer, enc: string): number {
   return score;
 }
 
+let loaded: { detect: (s: string) => { encoding: string | null } } | undefined;
+/** jschardet, loaded on first use (about 0.1 s): only zips with names not marked UTF-8 need it. */
+function detector(): { detect: (s: string) => { encoding: string | null } } {
+  loaded ??= createRequire(import.meta.url)("jschardet") as { detect: (s: string) => { encoding: string | null } };
+  return loaded;
+}
+
 /** jschardet's name for an encoding, mapped to the code pages it points at. */
 const DETECTOR_HINTS: Record<string, string[]> = {
   GB2312: ["cp936"], GB18030: ["cp936"], BIG5: ["cp950"], SHIFT_JIS: ["cp932"], "EUC-JP": ["cp932"], "EUC-KR": ["cp949"],
@@ -255,7 +262,7 @@ function chooseCodePage(raws: Buffer[], versionMadeBy: number, ev: NameEvidence)
   const sample = Buffer.concat(raws.slice(0, 200).flatMap((r) => [r, Buffer.from("\n")]));
   let detected: string[];
   try {
-    const d = jschardet.detect(sample.toString("binary"));
+    const d = detector().detect(sample.toString("binary"));
     detected = d.encoding ? DETECTOR_HINTS[d.encoding.toUpperCase()] ?? [] : [];
   } catch {
     detected = [];
