@@ -4,6 +4,7 @@ import { readJsonFile, writeJsonAtomic } from "../util/atomic-write.js";
 import { join } from "node:path";
 import { errorCode, RemoteVerificationError, retryClassOf, type RetryClass } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
+import { forEachConcurrent } from "../util/concurrency.js";
 import type { RetryPolicy } from "../transfer/retry.js";
 import { INTAKE_MANIFEST_NAME } from "../ingest/intake.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
@@ -116,16 +117,15 @@ async function readyFiles(readyPath: string): Promise<Manifest["files"] | undefi
 export async function instancesOf(readyPath: string): Promise<InstanceRef[] | undefined> {
   const files = await readyFiles(readyPath);
   if (!files) return undefined;
-  const m = { files };
-  const out: InstanceRef[] = [];
-  for (const f of m.files) {
-    if (f.kind !== "dicom") continue;
+  // Headers read a few at a time (the thread pool's reads overlap); the manifest's order is kept.
+  const dicom = files.filter((f) => f.kind === "dicom");
+  const found: Array<InstanceRef | undefined> = dicom.map(() => undefined);
+  await forEachConcurrent(dicom.map((f, i) => [f, i] as const), 4, async ([f, i]) => {
     const path = join(readyPath, ...f.path.split("/"));
     const h = await readDicomHeader(path);
-    if (!h.sopInstanceUid || !h.studyInstanceUid || !h.seriesInstanceUid) continue;
-    out.push({ path, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid, sopInstanceUid: h.sopInstanceUid });
-  }
-  return out;
+    if (h.sopInstanceUid && h.studyInstanceUid && h.seriesInstanceUid) found[i] = { path, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid, sopInstanceUid: h.sopInstanceUid };
+  });
+  return found.filter((x): x is InstanceRef => x !== undefined);
 }
 
 /**
