@@ -14,6 +14,7 @@ import { crc32 } from "node:zlib";
 import { InterruptedError, describeIoError } from "../errors.js";
 import type { CheckedEntry } from "./zip-checks.js";
 import { openEntryData, type ZipEntryRecord } from "./zip-reader.js";
+import { syncPath } from "./store.js";
 
 /** What reading one entry found. */
 export interface EntryData {
@@ -45,6 +46,9 @@ export interface ReadEntriesOptions {
 /** Bytes of each entry's head kept for classification: the DICOM magic at 128 and a PE header behind an MZ preamble. */
 export const SNIFF_HEAD = 4096;
 
+/** Files fsynced at once while the next entries are extracted (each holds one descriptor until its flush is done). */
+const SYNCS_IN_FLIGHT = 8;
+
 const LOCAL_IO_CODES = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EMFILE", "ENFILE", "ENOTDIR"]);
 
 /** Resolve an already validated entry name under `base`; refuses anything that would leave it. */
@@ -56,7 +60,9 @@ export function resolveInside(base: string, name: string): string {
 
 /**
  * Read every entry (directories are created when extracting). Throws InterruptedError when aborted and a typed
- * I/O error when our own disk fails; a bad entry is reported in its EntryData, never thrown.
+ * I/O error when our own disk fails; a bad entry is reported in its EntryData, never thrown. Every file written is
+ * on disk (fsynced) when this returns: each file's flush runs on the thread pool while the next entries are
+ * extracted, instead of each close waiting for its own.
  */
 export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts: ReadEntriesOptions = {}): Promise<{ data: Map<CheckedEntry, EntryData>; kept: Map<CheckedEntry, Buffer>; dirs: string[]; wrote: boolean }> {
   const base = opts.extractTo ? resolve(opts.extractTo) : undefined;
@@ -66,6 +72,15 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
   const kept = new Map<CheckedEntry, Buffer>();
   const total = entries.reduce((s, i) => s + (i.isDir ? 0 : i.record.uncompressedSize), 0);
   let done = 0;
+  const syncs = new Set<Promise<void>>();
+  let syncError: unknown;
+  const flushLater = async (path: string) => {
+    while (syncs.size >= SYNCS_IN_FLIGHT) await Promise.race(syncs);
+    const p: Promise<void> = syncPath(path)
+      .catch((err: unknown) => void (syncError ??= err))
+      .finally(() => syncs.delete(p));
+    syncs.add(p);
+  };
   const ensureDir = async (dir: string) => {
     if (created.has(dir)) return;
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -104,7 +119,7 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
     try {
       const rs = e.method === 9 && opts.openOther ? await opts.openOther(e) : openEntryData(fh, e);
       const sink: Writable = target
-        ? createWriteStream(target, { flags: "wx", mode: 0o600, flush: true, highWaterMark: 1024 * 1024 })
+        ? createWriteStream(target, { flags: "wx", mode: 0o600, highWaterMark: 1024 * 1024 })
         : new Writable({ write: (_c, _e, cb) => cb() });
       await pipeline(rs, tap, sink, opts.signal ? { signal: opts.signal } : {});
     } catch (err) {
@@ -117,8 +132,11 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
     }
     const crcOk = (crc >>> 0) === (e.crc32 >>> 0);
     if (!crcOk && opts.stopWritingOnError) writing = false;
+    if (target) await flushLater(target);
     data.set(info, { size, sha256: hash.digest("hex"), crcOk, head, ...(target ? { path: target } : {}) });
     if (keep) kept.set(info, Buffer.concat(chunks));
   }
+  await Promise.all(syncs);
+  if (syncError) throw describeIoError(syncError, "the staging folder");
   return { data, kept, dirs: [...created], wrote: writing };
 }

@@ -247,12 +247,18 @@ async function privateCopy(src: string, dst: string, signal?: AbortSignal): Prom
     const hash = createHash("sha256");
     let size = 0;
     try {
-      const buf = Buffer.allocUnsafe(1024 * 1024);
+      // Two buffers: the next piece is read (thread pool) while this one is hashed and written.
+      const bufs = [Buffer.allocUnsafe(1024 * 1024), Buffer.allocUnsafe(1024 * 1024)];
+      let which = 0;
+      let reading = input.read(bufs[0]!, 0, bufs[0]!.length, 0);
       for (;;) {
         if (signal?.aborted) throw new InterruptedError();
-        const { bytesRead } = await input.read(buf, 0, buf.length, size);
+        const { bytesRead } = await reading;
         if (bytesRead === 0) break;
-        const chunk = buf.subarray(0, bytesRead);
+        const chunk = bufs[which]!.subarray(0, bytesRead);
+        which ^= 1;
+        reading = input.read(bufs[which]!, 0, bufs[which]!.length, size + bytesRead);
+        reading.catch(() => {}); // awaited on the next turn; a failed write below must not leave it unhandled
         hash.update(chunk);
         let off = 0;
         while (off < bytesRead) off += (await out.write(chunk, off, bytesRead - off, size + off)).bytesWritten;

@@ -28,6 +28,8 @@ import {
   type ClaimState,
   type IngestDirs,
 } from "./store.js";
+import { forEachConcurrent } from "../util/concurrency.js";
+import { READY_PAGE_NAMES } from "../media/plan.js";
 import { type PackageProblem, type PackageSummary, type VerifyLimits, type VerifyResult } from "./verify.js";
 import { planReady, verifyUpload, type IntakeResult } from "./intake.js";
 import { intakeRecord, relativeReady, type IntakeFields } from "./intake-report.js";
@@ -498,9 +500,11 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
     }
     // From here on the package is finished, not abandoned, even when asked to stop.
     let problems = r.problems;
+    let seenPrivate: string[] = [];
     if (r.ok && r.extracted) {
       // Private modes before anything is visible in ready/; a package carrying scanbridge control files is refused.
       const seen = await makeTreePrivate(r.extracted.root, dirs.modes);
+      seenPrivate = seen;
       const control = seen.filter((p) => isControlFileName(p.split("/").at(-1)!));
       if (control.length > 0) {
         problems = [{ code: "CONTROL_FILE", message: `The package carries scanbridge control files (${control.length}); settings never come from a package`, entry: control[0]!.replace(/^[^/]+/, "<root>") }];
@@ -513,8 +517,11 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
       await quarantine(ws, claim, { ...r, problems, ok: false }, t0);
       return;
     }
-    if (plan.intake) await makeTreePrivate(plan.from, dirs.modes); // what intake wrote and unpacked
-    await commit(ws, claim, r, { ...r.extracted, root: plan.from }, t0, plan.name, plan.intake);
+    // What intake wrote and unpacked; a sealed package's tree was made private above.
+    const privateSeen = plan.intake ? await makeTreePrivate(plan.from, dirs.modes) : seenPrivate;
+    // The page hook (re)writes index.html and index_files/: those always get their modes again.
+    const untouched = new Set(privateSeen.filter((p) => !READY_PAGE_NAMES.has(p.split("/")[0]!)));
+    await commit(ws, claim, r, { ...r.extracted, root: plan.from }, t0, plan.name, plan.intake, untouched);
   } catch (err) {
     ws.summary.errors++;
     ws.retryAfter.set(file, Date.now() + IO_RETRY_MS);
@@ -551,17 +558,17 @@ async function quarantine(ws: WatchState, claim: Claim, r: Verified, t0: number)
   await record(ws, { result: "quarantined", id: r.id, sha256: r.sha256, file, nameEncoding: r.nameEncoding, quarantinePath: q, reasonPath: q.replace(/\.zip$/i, "") + ".reason.json", problems: r.problems, warnings: r.warnings, summary: r.summary, sealed: r.sealed, durationMs });
 }
 
-async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonNullable<Verified["extracted"]>, t0: number, name: string, intake: IntakeResult | undefined): Promise<void> {
+async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonNullable<Verified["extracted"]>, t0: number, name: string, intake: IntakeResult | undefined, privateAlready: ReadonlySet<string>): Promise<void> {
   const { opts, dirs } = ws;
   const file = claim.file;
   if (ws.deps.beforeFiling) {
     await ws.deps.beforeFiling(extracted.root, { id: r.id, sha256: r.sha256, sealed: r.sealed }).catch((err: Error) => ws.emit({ event: "error", code: errorCode(err, "PAGE_FAILED"), message: `Page not written: ${err.message}` }));
     // What the hook added (the specialist's page) gets the same private modes as the package.
-    await makeTreePrivate(extracted.root, dirs.modes);
+    await makeTreePrivate(extracted.root, dirs.modes, privateAlready);
   }
   // Durable before visible: files were flushed as written; now their folders, then the commit record.
   // (Intake may have removed folders of OS junk and programs since.)
-  for (const d of extracted.dirs) await syncPath(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== "ENOENT") throw e; });
+  await forEachConcurrent(extracted.dirs, 4, (d) => syncPath(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== "ENOENT") throw e; }));
   await syncPath(claim.staging);
   // With routing rules the package is filed in its route's folder: ready/<route folder>/<Name>/.
   const decision = opts.routing ? await routePackage(extracted.root, opts.routing) : undefined;

@@ -3,6 +3,7 @@
  * read from one open file descriptor (never re-opened by path), plus a decompressing stream per entry.
  * It only parses; what is wrong with a zip is decided by zip-checks.ts, which compares what this reads.
  */
+import { createReadStream } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { createInflateRaw } from "node:zlib";
@@ -319,7 +320,11 @@ export const NATIVE_METHODS = new Set([0, 8]);
 export function openEntryData(fh: FileHandle, e: ZipEntryRecord): Readable {
   if (!e.local) throw new ZipFormatError("entry has no readable local header");
   if (!NATIVE_METHODS.has(e.method)) throw new ZipFormatError(`compression method ${e.method} is not read natively`);
-  const raw = fh.createReadStream({ start: e.local.dataStart, end: e.local.dataStart + e.compressedSize - 1, autoClose: false, highWaterMark: 1024 * 1024 });
+  // By descriptor number: FileHandle.createReadStream adds a "close" listener to the handle per stream and never
+  // removes it (one per entry: thousands on a large package, and a MaxListenersExceededWarning on stderr).
+  // Read buffers sized to the entry (at most 1 MiB): a 1 MiB buffer per small entry is garbage to collect.
+  const highWaterMark = Math.min(1024 * 1024, Math.max(64 * 1024, e.compressedSize));
+  const raw = createReadStream("", { fd: fh.fd, start: e.local.dataStart, end: e.local.dataStart + e.compressedSize - 1, autoClose: false, highWaterMark });
   if (e.compressedSize === 0) {
     raw.destroy();
     const empty = new PassThrough();
