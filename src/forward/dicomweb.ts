@@ -159,9 +159,12 @@ async function postBatch(target: DicomwebTarget, batch: readonly InstanceRef[], 
   const closing = Buffer.from(`--${boundary}--${CRLF}`);
   const length = sizes.reduce((s, n) => s + partHead.length + n + partTail.length, 0) + closing.length;
   async function* body() {
-    for (const inst of batch) {
+    for (const [k, inst] of batch.entries()) {
       yield partHead;
-      for await (const chunk of createReadStream(inst.path, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+      // Read buffers sized to the file (at most 1 MiB): a 1 MiB buffer for every 0.5 MB instance was most of the
+      // forward's garbage collection.
+      const highWaterMark = Math.min(1 << 20, Math.max(64 * 1024, sizes[k]!));
+      for await (const chunk of createReadStream(inst.path, { highWaterMark })) yield chunk as Buffer;
       yield partTail;
     }
     yield closing;
