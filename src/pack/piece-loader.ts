@@ -34,6 +34,8 @@ export interface PieceLoader {
   load(file: number, path: string, buf: Buffer, position: number, length: number, first: boolean, last: boolean): Promise<PieceDigest>;
   /** A buffer of `bytes` this loader can fill (shared memory for the worker). */
   buffer(bytes: number): Buffer;
+  /** A buffer from buffer() that will not be used again. */
+  drop(buf: Buffer): void;
   close(): void;
 }
 
@@ -83,6 +85,7 @@ const load = ${LOAD_SOURCE}(require("node:fs"), require("node:crypto").createHas
 const bufs = new Map();
 parentPort.on("message", (m) => {
   if (m[0] === "buf") { bufs.set(m[1], Buffer.from(m[2])); return; }
+  if (m[0] === "drop") { bufs.delete(m[1]); return; }
   const [, seq, bufId, file, path, position, length, first, last] = m;
   parentPort.postMessage([seq, ...load(bufs.get(bufId), file, path, position, length, first, last)]);
 });
@@ -101,36 +104,46 @@ export function inlineLoader(): PieceLoader {
   return {
     load: async (file, path, buf, position, length, first, last) => settle(load(buf, file, path, position, length, first, last)),
     buffer: (bytes) => Buffer.allocUnsafeSlow(bytes),
+    drop: () => {},
     close: () => {},
   };
 }
 
-/** Reads and hashes on a worker thread, into shared buffers (nothing is copied between the threads). */
-export function workerLoader(): PieceLoader {
-  // Not unref'd: while pieces are being read, the answers are what the process waits for. close() ends it.
-  const worker = new Worker(WORKER_SOURCE, { eval: true });
+/**
+ * Reads and hashes on worker threads, into shared buffers (nothing is copied between the threads). A file's pieces
+ * all go to one thread (it keeps the file's running hashes); files alternate between the threads, so on two cores
+ * the reading and hashing of two files overlap with the main thread's work.
+ */
+export function workerLoader(threads = 1): PieceLoader {
+  // Not unref'd: while pieces are being read, the answers are what the process waits for. close() ends them.
+  const workers = Array.from({ length: Math.max(1, threads) }, () => new Worker(WORKER_SOURCE, { eval: true }));
   const ids = new WeakMap<ArrayBufferLike, number>();
   const waiting = new Map<number, { resolve: (d: PieceDigest) => void; reject: (e: unknown) => void }>();
   let seq = 0;
   let nextBuf = 0;
   let broken: unknown;
+  let closed = false;
   const failAll = (err: unknown) => {
     broken ??= err;
     for (const w of waiting.values()) w.reject(broken);
     waiting.clear();
   };
-  worker.on("message", (m: [number, ...LoadOutcome]) => {
-    const w = waiting.get(m[0]);
-    waiting.delete(m[0]);
-    if (!w) return;
-    try {
-      w.resolve(settle(m.slice(1) as LoadOutcome));
-    } catch (err) {
-      w.reject(err);
-    }
-  });
-  worker.on("error", failAll);
-  worker.on("exit", () => failAll(new Error("the reading thread stopped")));
+  for (const worker of workers) {
+    worker.on("message", (m: [number, ...LoadOutcome]) => {
+      const w = waiting.get(m[0]);
+      waiting.delete(m[0]);
+      if (!w) return;
+      try {
+        w.resolve(settle(m.slice(1) as LoadOutcome));
+      } catch (err) {
+        w.reject(err);
+      }
+    });
+    worker.on("error", failAll);
+    worker.on("exit", () => {
+      if (!closed) failAll(new Error("a reading thread stopped"));
+    });
+  }
   return {
     load(file, path, buf, position, length, first, last) {
       if (broken !== undefined) return Promise.reject(broken as Error);
@@ -139,18 +152,24 @@ export function workerLoader(): PieceLoader {
       const s = seq++;
       return new Promise<PieceDigest>((resolve, reject) => {
         waiting.set(s, { resolve, reject });
-        worker.postMessage(["load", s, id, file, path, position, length, first, last]);
+        workers[file % workers.length]!.postMessage(["load", s, id, file, path, position, length, first, last]);
       });
     },
     buffer(bytes) {
       const sab = new SharedArrayBuffer(bytes);
       const id = nextBuf++;
       ids.set(sab, id);
-      worker.postMessage(["buf", id, sab]);
+      for (const worker of workers) worker.postMessage(["buf", id, sab]);
       return Buffer.from(sab);
     },
+    drop(buf) {
+      const id = ids.get(buf.buffer);
+      if (id !== undefined) for (const worker of workers) worker.postMessage(["drop", id]);
+    },
     close() {
-      void worker.terminate();
+      closed = true;
+      failAll(new Error("the zip was closed"));
+      for (const worker of workers) void worker.terminate();
     },
   };
 }

@@ -64,9 +64,11 @@ const PIECE_BYTES = 1 << 20;
 const STORE_PIECE_BYTES = 4 << 20;
 /** Files larger than this are sampled to decide between deflate and store; smaller ones are deflated and compared. */
 const SAMPLE_BYTES = 64 * 1024;
-/** Output writes are gathered up to this size (larger when storing: fewer, bigger writes). */
+/** Output writes are gathered up to this size (larger when storing: fewer, bigger writes cost far less system time). */
 const COALESCE_BYTES = 1 << 20;
-const STORE_COALESCE_BYTES = 2 << 20;
+const STORE_COALESCE_BYTES = 8 << 20;
+/** Read buffers in flight when storing: room for the write being gathered, the one being written and read-ahead. */
+const STORE_BUFFER_BUDGET = 24 << 20;
 
 const deflateRaw = promisify(zlib.deflateRaw) as (buf: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>;
 const crc32 = (zlib as unknown as { crc32: (data: Buffer, value?: number) => number }).crc32;
@@ -236,37 +238,55 @@ class ZipOutput {
 }
 
 /**
- * Read buffers, reused: taking one is also what bounds the pieces in flight (a counting semaphore). Each holds one
- * piece plus one byte, so that a one-piece file is read in one call that also shows whether it grew.
+ * Read buffers, reused, within a budget of bytes: taking one is also what bounds the data in flight. A buffer is
+ * sized to the piece that first needs it (plus one byte, so that a one-piece file is read in one call that also
+ * shows whether it grew) and is reused for any piece that fits; when the budget is spent, free buffers too small
+ * for the next piece are dropped to make room. Bytes rather than a count of buffers: many small files can be in
+ * flight at once (bigger writes), a few large pieces no more than the budget.
  */
 class BufferPool {
   private free: Buffer[] = [];
-  private waiting: Array<{ resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
-  private made = 0;
+  private waiting: Array<{ bytes: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }> = [];
+  private allocated = 0;
   private failed: { error: unknown } | undefined;
-  constructor(private readonly count: number, private readonly bytes: number, private readonly alloc: (bytes: number) => Buffer) {}
+  constructor(private readonly budget: number, private readonly alloc: (bytes: number) => Buffer, private readonly drop: (buf: Buffer) => void) {}
 
-  /** A buffer now, or undefined when all are in use. */
-  tryTake(): Buffer | undefined {
-    if (this.failed) return undefined;
-    const b = this.free.pop();
-    if (b) return b;
-    if (this.made < this.count) {
-      this.made++;
-      return this.alloc(this.bytes);
-    }
-    return undefined;
+  /** A buffer of at least `bytes` now, or undefined when the budget is spent. */
+  tryTake(bytes: number): Buffer | undefined {
+    if (this.failed || this.waiting.length > 0) return undefined;
+    return this.grab(bytes);
   }
 
-  async take(): Promise<Buffer> {
+  async take(bytes: number): Promise<Buffer> {
     if (this.failed) throw this.failed.error;
-    return this.tryTake() ?? new Promise<Buffer>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    return this.tryTake(bytes) ?? new Promise<Buffer>((resolve, reject) => this.waiting.push({ bytes, resolve, reject }));
   }
 
   give(b: Buffer): void {
-    const w = this.waiting.shift();
-    if (w) w.resolve(b);
-    else this.free.push(b);
+    this.free.push(b);
+    while (this.waiting.length > 0) {
+      const got = this.grab(this.waiting[0]!.bytes);
+      if (!got) return;
+      this.waiting.shift()!.resolve(got);
+    }
+  }
+
+  private grab(bytes: number): Buffer | undefined {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      if (this.free[i]!.length >= bytes && (best < 0 || this.free[i]!.length < this.free[best]!.length)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0];
+    // Round up (64 KiB) so that slightly different sizes share buffers.
+    const size = Math.ceil(bytes / 65536) * 65536;
+    while (this.allocated + size > this.budget && this.free.length > 0) {
+      const dropped = this.free.shift()!;
+      this.allocated -= dropped.length;
+      this.drop(dropped);
+    }
+    if (this.allocated + size > this.budget && this.allocated > 0) return undefined;
+    this.allocated += size;
+    return this.alloc(size);
   }
 
   /** Fail every waiting and later take (the zip is abandoned). */
@@ -385,8 +405,10 @@ const READ_THREAD_BYTES = 32e6;
  * file on the way, then append manifest.json; deflate runs on several threads (see above). One-piece files are
  * read ahead, several at once, into pooled buffers (one read per file, which also shows whether it grew); a worker
  * thread computes their CRC-32 and SHA-256 in place (shared memory) while the main thread computes the zip's own
- * SHA-256 and drives the I/O, and one write is in flight while the next pieces are prepared. Memory stays flat: at most `parallel` pieces of 1 MiB (4 MiB
- * when storing) are in flight. On any failure or interrupt the temporary file is removed.
+ * SHA-256 and drives the I/O, and one write is in flight while the next pieces are prepared. Memory stays flat: the
+ * read buffers in flight are bounded in bytes (`parallel` pieces of 1 MiB when deflating, 24 MiB when storing,
+ * where writes are gathered to 8 MiB), and at most `parallel` deflate jobs run at once. On any failure or
+ * interrupt the temporary file is removed.
  */
 export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promise<WrittenZip> {
   const tmpPath = join(opts.outDir, `.${opts.fileName}.${randomBytes(4).toString("hex")}.tmp`);
@@ -413,7 +435,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
   const loader = (opts.readThread ?? totalBytes >= READ_THREAD_BYTES) ? workerLoader() : inlineLoader();
-  const pool = new BufferPool(parallel, pieceBytes + 1, (bytes) => loader.buffer(bytes));
+  const pool = new BufferPool(opts.store ? STORE_BUFFER_BUDGET : parallel * (pieceBytes + 65536), (bytes) => loader.buffer(bytes), (buf) => loader.drop(buf));
   const fail = (err: unknown) => {
     failure ??= { error: err };
     pool.fail(failure.error);
@@ -472,7 +494,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   const readAhead = (from: number) => {
     nextAhead = Math.max(nextAhead, from);
     while (nextAhead < entries.length && isWhole(nextAhead) && !failure) {
-      const buf = pool.tryTake();
+      const buf = pool.tryTake(entries[nextAhead]!.source.size + 1);
       if (!buf) return;
       const p = loadWhole(nextAhead, buf);
       p.catch(() => {}); // awaited in order below
@@ -494,8 +516,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     let digest: Promise<PieceDigest> | undefined;
     for (let pos = 0; pos < size;) {
       check();
-      const buf = await pool.take();
       const len = Math.min(pieceBytes, size - pos);
+      const buf = await pool.take(len + 1);
       // Not awaited: the next pieces are read meanwhile (the loader keeps their order); the writer waits for each.
       const loaded = loadPiece(i, buf, pos, len, pos === 0, pos + len >= size);
       loaded.catch(() => {}); // awaited by the writer, and below for the last piece
@@ -524,7 +546,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       }
       let loading = ahead.get(i);
       if (loading) ahead.delete(i);
-      else loading = loadWhole(i, await pool.take());
+      else loading = loadWhole(i, await pool.take(entry.source.size + 1));
       readAhead(i + 1);
       const { raw, buf, crc, sha } = await loading;
       const size = raw.length;
