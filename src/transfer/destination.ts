@@ -85,6 +85,8 @@ export interface Destination {
    * SSH keepalive), or undefined when it cannot be measured. Optional: a local folder has none.
    */
   measureRtt?(): Promise<number | undefined>;
+  /** A first, low estimate of the round-trip time from the login's timing (milliseconds), before any request. */
+  readonly loginRttMs?: number;
   /** Rename, replacing `to` if it exists; reports whether the replacement was atomic. */
   rename(from: string, to: string): Promise<{ atomic: boolean }>;
   /** Remove a file; a missing file is fine. */

@@ -39,7 +39,7 @@ export function autoLanes(rttMs: number, bytes: number): number {
  * each gets its share, so memory stays bounded however many channels are used. A lane needs only its SSH window
  * (2 MiB at OpenSSH) in flight to move at full speed: what is beyond it waits in ssh2's buffers.
  */
-export const MAX_BYTES_IN_FLIGHT = 16 * 1024 * 1024;
+export const MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 
 /** Requests in flight per lane when `lanes` lanes share MAX_BYTES_IN_FLIGHT (at least 4 each). */
 export function laneWindow(window: { requests: number; chunkSize: number }, lanes: number): { requests: number; chunkSize: number } {

@@ -85,6 +85,9 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
   const client = new Client();
   let hostKeyError: NetworkError | undefined;
   let authAttempted = false;
+  /** When the key exchange finished, and how long the login took after it. */
+  let keysAt: number | undefined;
+  let loginMs: number | undefined;
 
   const methods: AnyAuthMethod[] = [];
   const username = opts.auth.username;
@@ -127,7 +130,11 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       } else resolve();
     };
     opts.signal?.addEventListener("abort", onAbort, { once: true });
-    client.once("ready", () => done());
+    client.once("handshake", () => (keysAt = performance.now()));
+    client.once("ready", () => {
+      if (keysAt !== undefined) loginMs = performance.now() - keysAt;
+      done();
+    });
     client.once("error", (err: Error & { level?: string }) => {
       if (hostKeyError) return done(hostKeyError);
       if (err.level === "client-authentication") {
@@ -168,7 +175,9 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
     });
   });
   client.setNoDelay(true);
-  return new SftpDestination(client, opts);
+  // After the key exchange, a key login is three request/answer pairs (service, key query, signed request), a
+  // password two: a third of that time is a first, low estimate of the round trip, known before any request.
+  return new SftpDestination(client, opts, loginMs !== undefined ? loginMs / 3 : undefined);
 }
 
 /**
@@ -201,6 +210,7 @@ export class SftpDestination implements Destination {
   constructor(
     private readonly client: Client,
     private readonly opts: SftpConnectOptions,
+    readonly loginRttMs?: number,
   ) {
     this.url = opts.url;
     this.folder = opts.folder;

@@ -113,6 +113,10 @@ export async function hashRemoteRange(
   return { hash: h, bytes };
 }
 
+async function fileExists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
 async function readJournal(path: string): Promise<Journal | undefined> {
   try {
     const j = JSON.parse(await readFile(path, "utf8")) as Journal;
@@ -206,9 +210,10 @@ interface SendState {
  * own handle; all open at once, and no byte is written before every open, so the first one's truncation comes
  * first). With `journal`, the segments' progress is saved locally about once a second so a re-run can resume them.
  * Returns the file's size at the destination after the last write (checked at close, no extra round trip).
- * `atDataEnd` runs once every byte is acknowledged, alongside the closes.
+ * `atDataEnd` runs once every byte is acknowledged, alongside the closes. `writers`: the lanes' handles, opened
+ * already (one per lane, the first one truncating).
  */
-async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown> }): Promise<number> {
+async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown>; writers?: Array<Promise<RemoteWriter>> }): Promise<number> {
   const { plan, emit } = st;
   const total = plan.size;
   emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? `Uploading (attempt ${o.attempt})` : "Uploading") });
@@ -226,7 +231,7 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
     const open_ = segs.filter((s) => s.done < s.end);
     const byLane = assignLanes(open_.length ? open_ : segs, o.lanes);
     // Every lane opens at once (one round trip); lane 0 creates/truncates, the others open without truncating.
-    const opening = byLane.map((_, lane) => dest.openWrite(path, { truncate: o.truncate && lane === 0, lane }));
+    const opening = o.writers ?? byLane.map((_, lane) => dest.openWrite(path, { truncate: o.truncate && lane === 0, lane }));
     const opened = await Promise.allSettled(opening);
     for (const r of opened) if (r.status === "fulfilled") writers.push(r.value);
     const refused = opened.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -348,6 +353,16 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     markerWritten = undefined;
     let atDataEnd: (() => Promise<unknown>) | undefined;
     let oldMarkerRemoved = false;
+    /** The parts file opened on every lane before the stats answered (see below). */
+    let spec: { writers: Array<Promise<RemoteWriter>>; used: boolean; keepFile: boolean } | undefined;
+    /** Close a speculative parts file that was not used (and remove it, unless it now holds a renamed partial). */
+    const dropSpec = async () => {
+      if (!spec || spec.used) return;
+      const s = spec;
+      spec = undefined;
+      await Promise.all(s.writers.map((w) => w.then((x) => x.close()).catch(() => {})));
+      if (!s.keepFile && !dest.connectionFailure) await dest.remove(dest.pathOf(names.parts)).catch(() => {});
+    };
     try {
       const finalPath = dest.pathOf(names.final);
       destUrl = dest.url;
@@ -356,15 +371,20 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       const partsPath = dest.pathOf(names.parts);
       const partialPath = dest.pathOf(names.partial);
       // The link's round-trip time sizes the parallel channels: the fastest of a keepalive and the stats below (one
-      // sample alone may be slowed down by a busy machine). The keepalive's answer comes one round trip after
-      // login, while the first channel (4 round trips) is still being set up: on a clearly long link the extra
-      // channels open then, alongside the first, instead of after it.
+      // sample alone may be slowed down by a busy machine). Setting up a channel takes 4 round trips, so on a
+      // clearly long link the extra channels open at once, alongside the first: as many as the login's timing
+      // calls for (a low estimate), and more when the keepalive, one round trip later, calls for more.
       const rttProbe = dest.measureRtt?.() ?? Promise.resolve(undefined);
+      const guess = dest.loginRttMs;
+      const firstAsk = dest.openLanes && guess !== undefined && guess >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, guess, size) : 1;
+      const firstLanes = firstAsk > 1 ? dest.openLanes!(firstAsk) : Promise.resolve(1);
+      firstLanes.catch(() => {}); // a refused first channel fails below, through firstLane
       const firstLane = dest.openLanes?.(1);
       const early = rttProbe.then(async (ms) => {
         if (ms !== undefined) rttMs = rttMs === undefined ? ms : Math.min(rttMs, ms);
         const asked = rttMs !== undefined && rttMs >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, rttMs, size) : 1;
-        if (asked <= 1 || !dest.openLanes) return { asked: 1, got: 1 };
+        const got = await firstLanes;
+        if (asked <= firstAsk || !dest.openLanes) return { asked: firstAsk, got };
         return { asked, got: await dest.openLanes(asked) };
       });
       early.catch(() => {}); // a refused first channel fails below, through firstLane
@@ -377,14 +397,26 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
           return v;
         });
       };
+      // With channels opened early and no journal of parallel segments here, the parts file is opened on every
+      // lane in the same round trip as the stats (a parts file without its journal is never trusted anyway: the
+      // first lane's truncation replaces it). It is used when the stats show a fresh upload over that many
+      // lanes, and closed and removed otherwise.
+      const speculate = firstAsk > 1 && !segments && !placed && !inPlace && !completedEarlier && !(await fileExists(plan.journalPath));
       await firstLane;
       // One round trip for the folder and all three questions (on a 150 ms link every sequential request costs).
-      const [folderStat, finalStat, partsStat, partialStat] = await Promise.all([
+      const stats = Promise.all([
         folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
         timed(dest.stat(finalPath)),
-        timed(dest.stat(partsPath)),
+        speculate ? Promise.resolve(undefined) : timed(dest.stat(partsPath)),
         timed(dest.stat(partialPath)),
       ]);
+      if (speculate) {
+        const got = await firstLanes.catch(() => 1);
+        const writers = Array.from({ length: got }, (_, lane) => dest.openWrite(partsPath, { truncate: lane === 0, lane }));
+        for (const w of writers) w.catch(() => {});
+        spec = { writers, used: false, keepFile: false };
+      }
+      const [folderStat, finalStat, partsStat, partialStat] = await stats;
       if (!folderReady) {
         if (!folderStat?.isDirectory) await dest.mkdirp(dest.folder);
         folderReady = true;
@@ -467,7 +499,9 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       }
       markerStaged = undefined;
       await unlink(plan.journalPath).catch(() => {});
+      await dropSpec();
     } catch (err) {
+      await dropSpec();
       // A staged marker is empty until the data is complete; remove it while the connection still works.
       const staged = markerStaged as Promise<RemoteWriter | undefined> | undefined; // set by stageMarker
       if (staged && !dest.connectionFailure) {
@@ -493,6 +527,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       }
       let workPath: string;
       let truncate = false;
+      let preopened: Array<Promise<RemoteWriter>> | undefined;
       if (segments) {
         workPath = p.partsPath;
       } else {
@@ -515,10 +550,19 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
           segments = splitSegments(0, size, lanes);
           workPath = p.partsPath;
           truncate = true;
+          if (spec && spec.writers.length === assignLanes(segments, lanes).length) {
+            spec.used = true;
+            preopened = spec.writers;
+          } else {
+            if (spec) spec.keepFile = true; // truncated again below
+            await dropSpec();
+          }
         } else if (lanes > 1) {
           // Resuming over several channels: the checked partial becomes the parts file, its prefix one finished
           // segment. The journal is written first: if the rename is lost, the partial is still there to resume.
           segments = [{ start: 0, end: from, done: from }, ...splitSegments(from, size, lanes)];
+          if (spec) spec.keepFile = true; // the partial is renamed over it
+          await dropSpec();
           await writeJournal(plan.journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments });
           await dest.rename(p.partialPath, p.partsPath);
           workPath = p.partsPath;
@@ -536,7 +580,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
       await writeJournal(plan.journalPath, journal);
       stageMarker(dest);
-      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd }));
+      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd, writers: preopened }));
       return workPath;
     }
 

@@ -10,6 +10,8 @@ export interface RelayOptions {
   stalls?: Array<number | undefined>;
   /** Client->server bytes per second (undefined: unlimited). */
   rate?: number;
+  /** Milliseconds added to every chunk in each direction (half the round trip added), order kept. */
+  delayMs?: number;
 }
 
 /** A running relay. */
@@ -20,6 +22,27 @@ export interface Relay {
   /** Bytes forwarded client->server per connection. */
   forwarded(): number[];
   close(): Promise<void>;
+}
+
+/** A write function for `sock` that holds every chunk `ms` milliseconds first (in order); plain writes without. */
+function delayed(sock: Socket, ms: number | undefined): (chunk: Buffer, cb?: () => void) => boolean {
+  if (!ms) return (chunk, cb) => sock.write(chunk, cb);
+  const queue: Array<{ at: number; chunk: Buffer; cb?: () => void }> = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    const now = Date.now();
+    while (queue.length && queue[0]!.at <= now) {
+      const { chunk, cb } = queue.shift()!;
+      if (!sock.destroyed) sock.write(chunk, cb);
+    }
+    if (queue.length) timer = setTimeout(flush, queue[0]!.at - now);
+  };
+  return (chunk, cb) => {
+    queue.push({ at: Date.now() + ms, chunk, cb });
+    timer ??= setTimeout(flush, ms);
+    return true;
+  };
 }
 
 /** Start a relay on 127.0.0.1 to targetPort. */
@@ -43,8 +66,10 @@ export function startRelay(targetPort: number, opts: RelayOptions = {}): Promise
     upstream.on("error", kill);
     client.on("close", kill);
     upstream.on("close", kill);
-    upstream.on("data", (d) => {
-      if (!stalled) client.write(d);
+    const toClient = delayed(client, opts.delayMs);
+    const toUpstream = delayed(upstream, opts.delayMs);
+    upstream.on("data", (d: Buffer) => {
+      if (!stalled) toClient(d);
     });
     client.on("data", (d: Buffer) => {
       if (stalled) return;
@@ -52,18 +77,18 @@ export function startRelay(targetPort: number, opts: RelayOptions = {}): Promise
       if (stall !== undefined && forwarded[index]! + chunk.length >= stall) {
         chunk = chunk.subarray(0, Math.max(0, stall - forwarded[index]!));
         forwarded[index]! += chunk.length;
-        upstream.write(chunk);
+        toUpstream(chunk);
         stalled = true;
         return;
       }
       if (cut !== undefined && forwarded[index]! + chunk.length >= cut) {
         chunk = chunk.subarray(0, Math.max(0, cut - forwarded[index]!));
         forwarded[index]! += chunk.length;
-        upstream.write(chunk, () => kill());
+        toUpstream(chunk, () => kill());
         return;
       }
       forwarded[index]! += chunk.length;
-      const ok = upstream.write(chunk);
+      const ok = toUpstream(chunk);
       if (opts.rate) {
         client.pause();
         setTimeout(() => client.resume(), (chunk.length / opts.rate) * 1000);

@@ -321,6 +321,48 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     expect(existsSync(join(pkg.path, "..", `.${PATIENT}.zip.upload.json`))).toBe(false);
   });
 
+  it("through a 100 ms round-trip relay, the defaults choose several channels (opened alongside the first), replace with --force, resume a partial, and leave only the zip and its marker", async () => {
+    const size = 24 * 1024 * 1024;
+    const pkg = makePackage(PATIENT, size);
+    const dir = sshd.mkdirOwned("far");
+    const relay = await startRelay(sshd.port, { delayMs: 50 });
+    const args = ["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/far`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint];
+    const marker = `${pkg.sha256}  ${PATIENT}.zip\n`;
+    const finished = () => {
+      expect(sha(join(dir, `${PATIENT}.zip`))).toBe(pkg.sha256);
+      expect(readFileSync(join(dir, `${PATIENT}.zip.sha256`), "utf8")).toBe(marker);
+      expect(readdirSync(dir).sort()).toEqual([`${PATIENT}.zip`, `${PATIENT}.zip.sha256`]);
+    };
+    try {
+      const first = await run(args, userEnv());
+      expect(first.code, first.stdout).toBe(0);
+      expect(first.json!.lanes).toBeGreaterThan(1);
+      expect(first.json!.rttMs).toBeGreaterThanOrEqual(100);
+      finished();
+      // Already there: refused without --force, and the parts file opened early is removed again.
+      const again = await run(args, userEnv());
+      expect(again.code).toBe(3);
+      expect(again.stdout).toContain("REMOTE_EXISTS");
+      finished();
+      // --force: the old marker goes with the closes, the new one is renamed into place after the zip.
+      const forced = await run([...args, "--force"], userEnv());
+      expect(forced.code, forced.stdout).toBe(0);
+      finished();
+      // Half of it already there: resumed (the early parts file is dropped), only the rest sent.
+      rmSync(join(dir, `${PATIENT}.zip`));
+      rmSync(join(dir, `${PATIENT}.zip.sha256`));
+      const partial = join(dir, `.${PATIENT}.zip.partial`);
+      writeFileSync(partial, readFileSync(pkg.path).subarray(0, size / 2));
+      chownSync(partial, sshd.uid, sshd.gid);
+      const resumed = await run(args, userEnv());
+      expect(resumed.code, resumed.stdout).toBe(0);
+      expect(resumed.json).toMatchObject({ resumedFrom: size / 2, bytesSent: size / 2 });
+      finished();
+    } finally {
+      await relay.close();
+    }
+  });
+
   it("starts over when the partial at the destination is not this package", async () => {
     const size = 3_000_000;
     const pkg = makePackage(PATIENT, size);

@@ -2,13 +2,14 @@
 // bytes the upload reads anyway. A real OpenSSH sshd with MaxSessions 1 (one channel per connection).
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { autoLanes, MAX_AUTO_LANES } from "../../src/transfer/lanes.js";
 import { InlineHasher } from "../../src/transfer/segments.js";
 import { startSshd, type SshdServer } from "../helpers/sshd.js";
+import { startRelay } from "./relay.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const bin = join(root, "bin", "scanbridge.js");
@@ -84,6 +85,25 @@ describe("lanes", () => {
     expect(r.json).toMatchObject({ ok: true, lanes: 1 });
     expect(r.json!.warnings.map((w) => w.code)).toContain("CHANNELS_LIMITED");
     expect(sha(join(sshd.home, "one", `${PATIENT}.zip`))).toBe(pkg.sha256);
+  });
+});
+
+describe("lanes opened early on a long link", () => {
+  it("through a 100 ms relay to a server that allows one channel: several asked for at once, one granted, a warning, success, nothing left over", async () => {
+    const size = 24 * 1024 * 1024;
+    const pkg = makePackage(size, true);
+    const dir = sshd.mkdirOwned("far-one");
+    const relay = await startRelay(sshd.port, { delayMs: 50 });
+    try {
+      const r = await run(["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/far-one`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint]);
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.json).toMatchObject({ ok: true, lanes: 1 });
+      expect(r.json!.warnings.map((w) => w.code)).toContain("CHANNELS_LIMITED");
+      expect(sha(join(dir, `${PATIENT}.zip`))).toBe(pkg.sha256);
+      expect(readdirSync(dir).sort()).toEqual([`${PATIENT}.zip`, `${PATIENT}.zip.sha256`]);
+    } finally {
+      await relay.close();
+    }
   });
 });
 
