@@ -6,6 +6,7 @@ import { everyOptionDef } from "./commands/config.js";
 import { envNameOf, type OptionDef } from "./config/options.js";
 import { ExitCode, InterruptedError, UsageError, exitCodeOf } from "./errors.js";
 import { helpText, LANGUAGES, msg, resolveLanguage, setLanguage, t, type MessageId } from "./i18n/index.js";
+import { translateUsageError } from "./i18n/usage.js";
 import { createInquirerPrompter, type Prompter } from "./ui/prompter.js";
 import { createReporter, loadSpinner, type ReporterMode } from "./ui/reporter.js";
 import { VERSION } from "./version.js";
@@ -80,6 +81,8 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   const language = resolveLanguage(langFlag(argv), env, new Intl.DateTimeFormat().resolvedOptions().locale);
   setLanguage(language.lang);
 
+  // commander's own usage errors are English; they are shown in the reader's language like ours.
+  const output = { writeOut: (s: string) => stdout.write(s), writeErr: (s: string) => stderr.write(s), outputError: (s: string, write: (s: string) => void) => write(translateUsageError(s)) };
   const program = new Command("scanbridge")
     .description(t("cli.description"))
     .version(VERSION, "-V, --version", t("cli.opt.version"))
@@ -94,7 +97,7 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
     .option("--lang <language>", t("cli.opt.lang"))
     .showHelpAfterError(t("cli.helpAfterError"))
     .configureHelp({ styleTitle: (title: string) => (HELP_TITLES[title] ? t(HELP_TITLES[title]) : title) })
-    .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) })
+    .configureOutput(output)
     .exitOverride();
   program.addHelpText(
     "after",
@@ -115,7 +118,7 @@ ${t("cli.exitCodes")}`,
     addOptions(cmd, spec.options, path);
     if (spec.examples.length) cmd.addHelpText("after", `\n${t("help.examples")}\n${spec.examples.map((e) => `  $ ${e}`).join("\n")}\n`);
     cmd.exitOverride();
-    cmd.configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
+    cmd.configureOutput(output);
     for (const sub of spec.subcommands ?? []) register(cmd, sub);
     cmd.action(async (...actionArgs: unknown[]) => {
       const command = actionArgs[actionArgs.length - 1] as Command;
@@ -150,7 +153,7 @@ ${t("cli.exitCodes")}`,
         // A typo in a hospital's config must not silently do nothing: every key no command reads is named.
         // (`config show` reports them itself.)
         if (file && spec.name !== "config" && spec.name !== "show") {
-          for (const u of unknownConfigKeys(file, configPath, allOptions)) reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message });
+          for (const u of unknownConfigKeys(file, configPath, allOptions)) reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message, text: u.text });
         }
         const resolved = resolveConfig(spec.options, { flags: command.opts(), env, file, filePath: configPath });
         // The one place options are typed by assertion: resolveConfig parsed every value by this command's own

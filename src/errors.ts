@@ -173,7 +173,7 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 /** Translate a Node file-system error about our own output into a typed error with a hint. */
-export function describeIoError(err: unknown, what: string): ScanbridgeError {
+export function describeIoError(err: unknown, what: string | LocalText): ScanbridgeError {
   if (err instanceof ScanbridgeError) return err;
   const e = err as NodeJS.ErrnoException;
   switch (e?.code) {

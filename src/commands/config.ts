@@ -40,7 +40,7 @@ export async function runConfigShowCommand(ctx: CommandContext<unknown>): Promis
   const redacted = redactConfig(defs, resolved);
   const unknown = unknownConfigKeys(file ?? {}, ctx.configPath, everyOptionDef(commandSpecs));
   const unknownKeys = unknown.map((u) => u.key);
-  for (const u of unknown) ctx.reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message });
+  for (const u of unknown) ctx.reporter.emit({ type: "warn", code: "CONFIG_UNKNOWN_KEY", message: u.message, text: u.text });
   const values: Record<string, { value: unknown; source: ValueSource; env?: string }> = {};
   for (const [k, v] of Object.entries(redacted)) values[k] = v;
   const width = Math.max(10, ...Object.keys(values).map((k) => k.length)) + 2;

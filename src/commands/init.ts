@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeConfigFile } from "../config/write.js";
-import { NetworkError, UsageError } from "../errors.js";
+import { NetworkError, ScanbridgeError, UsageError } from "../errors.js";
+import { localize, msg, t, warnText, type LocalText } from "../i18n/index.js";
 import { createSmtpSender, describeSmtp, parseSmtpUrl, type SmtpSettings } from "../notify/smtp.js";
 import { isEmailAddress } from "../notify/stage.js";
 import { validateWebhookUrl } from "../notify/webhook.js";
@@ -34,22 +35,28 @@ export const defaultInitDeps: InitDeps = {
   },
 };
 
-type Validate = (v: string) => true | string;
+/** A check of an answer: true, or why it is wrong (shown in the reader's language, kept in English for --json). */
+type Validate = (v: string) => true | LocalText | string;
 
-const validEmail: Validate = (v) => (isEmailAddress(v.trim()) ? true : `"${v}" is not an e-mail address`);
+const validEmail: Validate = (v) => (isEmailAddress(v.trim()) ? true : msg("option.notEmail", { value: v }));
 const validEmailList: Validate = (v) => {
-  for (const e of splitList(v)) if (!isEmailAddress(e)) return `"${e}" is not an e-mail address`;
+  for (const e of splitList(v)) if (!isEmailAddress(e)) return msg("option.notEmail", { value: e });
   return true;
 };
-const validPhone: Validate = (v) => (v.trim() === "" || /^\+?[0-9 ()./-]{5,}$/.test(v.trim()) ? true : "use digits, spaces and an optional leading +");
-const required = (what: string, inner?: Validate): Validate => (v) => (v.trim() === "" ? `${what} is required` : inner ? inner(v) : true);
-const tryValidate = (fn: () => unknown): true | string => {
+const validPhone: Validate = (v) => (v.trim() === "" || /^\+?[0-9 ()./-]{5,}$/.test(v.trim()) ? true : msg("init.phoneInvalid"));
+const required = (what: LocalText, inner?: Validate): Validate => (v) => (v.trim() === "" ? msg("init.required", { what }) : inner ? inner(v) : true);
+const tryValidate = (fn: () => unknown): true | LocalText | string => {
   try {
     fn();
     return true;
   } catch (err) {
-    return (err as Error).message;
+    return err instanceof ScanbridgeError ? err.text : (err as Error).message;
   }
+};
+/** A Validate for the prompt library, which shows the string it returns. */
+const forPrompt = (validate: Validate) => (v: string): true | string => {
+  const r = validate(v);
+  return r === true ? true : localize(r);
 };
 
 function splitList(v: string): string[] {
@@ -77,21 +84,21 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   const nonInteractive = Boolean(o.nonInteractive);
   const p = ctx.prompter;
   const info = (message: string) => ctx.reporter.emit({ type: "info", message });
-  const warn = (code: string, message: string) => ctx.reporter.emit({ type: "warn", code, message });
+  const warn = (code: string, text: LocalText) => ctx.reporter.emit({ type: "warn", code, ...warnText(text.id, text.values) });
   const skipChecks = Boolean(o.skipChecks);
   if (!nonInteractive && !ctx.interactive) {
-    throw new UsageError("NOT_A_TERMINAL", "`scanbridge init` asks questions and needs a terminal", {
-      hint: "In scripts, pass --non-interactive with the answers as flags (see `scanbridge init --help`).",
+    throw new UsageError("NOT_A_TERMINAL", msg("init.notTerminal"), {
+      hint: msg("init.notTerminal.hint"),
     });
   }
   const interactive = !nonInteractive;
 
   if (existsSync(ctx.configPath) && !o.force) {
     if (!interactive) {
-      throw new UsageError("CONFIG_EXISTS", `A config file already exists: ${ctx.configPath}`, { hint: "Pass --force to replace it (its values are kept unless overridden by flags)." });
+      throw new UsageError("CONFIG_EXISTS", msg("init.exists", { path: ctx.configPath }), { hint: msg("init.exists.hint") });
     }
-    if (!(await p.confirm(`A configuration already exists at ${ctx.configPath}. Replace it? (its answers are offered as defaults)`, false))) {
-      return { data: { written: false, configFile: ctx.configPath }, human: [`Left ${ctx.configPath} unchanged.`] };
+    if (!(await p.confirm(t("init.askReplace", { path: ctx.configPath }), false))) {
+      return { data: { written: false, configFile: ctx.configPath }, human: [t("init.leftUnchanged", { path: ctx.configPath })] };
     }
   }
 
@@ -108,14 +115,14 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   /** Ask a text question, unless a flag answered it or we may not ask; validate either way. */
   const text = async (key: InitKey, message: string, validate: Validate = () => true): Promise<string | undefined> => {
     let v = current(key);
-    if (interactive && sources[key] !== "flag") v = (await p.input(message, { default: v, validate })).trim();
+    if (interactive && sources[key] !== "flag") v = (await p.input(message, { default: v, validate: forPrompt(validate) })).trim();
     if (v === undefined || v.trim() === "") {
       const why = validate("");
-      if (why !== true) throw new UsageError("INIT_MISSING", `${key}: ${why}`, { hint: `Pass ${flagOf(key)}.` });
+      if (why !== true) throw new UsageError("INIT_MISSING", msg("init.missing", { key, why }), { hint: msg("init.missing.hint", { flag: flagOf(key) }) });
       return undefined;
     }
     const why = validate(v);
-    if (why !== true) throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sources[key] ?? "answer"}): ${why}`, { hint: `See ${flagOf(key)} in \`scanbridge init --help\`.` });
+    if (why !== true) throw new UsageError("BAD_OPTION", msg("option.invalid", { key, source: sources[key] ?? "answer", why }), { hint: msg("init.badOption.hint", { flag: flagOf(key) }) });
     return v.trim();
   };
   const choose = async <T extends string>(key: InitKey, message: string, choices: ReadonlyArray<{ name: string; value: T }>, fallback: T): Promise<T> => {
@@ -126,11 +133,11 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   /** A secret: from the environment/config, or typed at the terminal; stored only if the user insists. */
   const secret = async (key: InitKey & keyof typeof SECRET_LABELS, message: string, envName: string): Promise<string | undefined> => {
     let v = current(key);
-    if (!v && interactive) v = (await p.password(`${message} (leave empty to use ${envName} later)`)) || undefined;
+    if (!v && interactive) v = (await p.password(t("init.askSecret", { question: message, env: envName }))) || undefined;
     if (!v) return undefined;
     let store = Boolean(o.storeSecrets);
     if (interactive && !store) {
-      store = await p.confirm(`Store the ${SECRET_LABELS[key]} in ${ctx.configPath}? Not recommended: anyone with your account can read it. (No: set ${envName} when you run scanbridge)`, false);
+      store = await p.confirm(t("init.askStoreSecret", { secret: t(SECRET_LABELS[key]), path: ctx.configPath, env: envName }), false);
     }
     if (store) {
       cfg[key] = v;
@@ -140,18 +147,18 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   };
 
   // Who is sending.
-  const role = await choose("senderRole", "Who is sending the scans?", [
-    { name: "A patient (or family member)", value: "patient" },
-    { name: "A clinic or doctor's office", value: "clinic" },
+  const role = await choose("senderRole", t("init.askRole"), [
+    { name: t("init.role.patient"), value: "patient" },
+    { name: t("init.role.clinic"), value: "clinic" },
   ], "patient");
   cfg.senderRole = role;
-  cfg.senderName = await text("senderName", role === "clinic" ? "Clinic name:" : "Your full name:", required("A name"));
-  cfg.senderEmail = await text("senderEmail", "Your e-mail address (coordinators reply to it):", required("An e-mail address", validEmail));
-  const phone = await text("senderPhone", "Your phone number (optional, with country code):", validPhone);
+  cfg.senderName = await text("senderName", t(role === "clinic" ? "init.askClinicName" : "init.askName"), required(msg("init.aName")));
+  cfg.senderEmail = await text("senderEmail", t("init.askEmail"), required(msg("init.anEmail"), validEmail));
+  const phone = await text("senderPhone", t("init.askPhone"), validPhone);
   if (phone) cfg.senderPhone = phone;
 
   // Who to tell.
-  const emails = splitList((await text("email", "Coordinator e-mail addresses (comma-separated; empty for none):", validEmailList)) ?? "");
+  const emails = splitList((await text("email", t("init.askCoordinators"), validEmailList)) ?? "");
   if (emails.length) cfg.email = emails;
   const webhookValidate: Validate = (v) => {
     for (const u of splitList(v)) {
@@ -160,22 +167,24 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
     }
     return true;
   };
-  const hooks = splitList((await text("webhook", "Webhook URL for the hospital's system or chat (optional):", webhookValidate)) ?? "");
+  const hooks = splitList((await text("webhook", t("init.askWebhook"), webhookValidate)) ?? "");
   if (hooks.length) {
     cfg.webhook = hooks;
     if (o.webhookInsecure) cfg.webhookInsecure = true;
     if (o.webhookCa) cfg.webhookCa = resolve(ctx.cwd, o.webhookCa);
-    if (!(await secret("webhookSecret", "Webhook signing secret (shared with the hospital)", "SCANBRIDGE_WEBHOOK_SECRET"))) {
-      warn("WEBHOOK_UNSIGNED", "No webhook secret: webhook requests will not be signed");
+    if (!(await secret("webhookSecret", t("init.askWebhookSecret"), "SCANBRIDGE_WEBHOOK_SECRET"))) {
+      warn("WEBHOOK_UNSIGNED", msg("init.webhookUnsigned"));
     }
   }
-  if (!emails.length && !hooks.length) warn("NO_COORDINATORS", "No coordinator e-mail or webhook: nobody will be told when a package arrives");
+  if (!emails.length && !hooks.length) warn("NO_COORDINATORS", msg("init.noCoordinators"));
 
   // Where packages go.
-  const to = await text("to", "Where to upload: sftp://user@host[:port]/folder from the hospital, or a local folder (empty: decide per send):", (v) =>
+  const to = await text("to", t("init.askTo"), (v) =>
     v.trim() === "" ? true : tryValidate(() => parseDestination(v, ctx.cwd)),
   );
+  // English for --json, the reader's language for the summary lines.
   let hostCheck = "not applicable";
+  let hostCheckText: LocalText = msg("init.check.notApplicable");
   if (to) {
     const dest = parseDestination(to, ctx.cwd);
     if (dest.kind === "local") {
@@ -184,61 +193,65 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
       cfg.to = to;
       const home = ctx.env.HOME;
       const defaultKey = ["id_ed25519", "id_ecdsa", "id_rsa"].map((k) => join(home ?? "~", ".ssh", k)).find((k) => existsSync(k));
-      const auth = await choose("sftpAuth", "How do you log in to the SFTP server?", [
-        { name: "With an SSH key file", value: "key" },
-        { name: "With my SSH agent", value: "agent" },
-        { name: "With a password", value: "password" },
+      const auth = await choose("sftpAuth", t("init.askAuth"), [
+        { name: t("init.auth.key"), value: "key" },
+        { name: t("init.auth.agent"), value: "agent" },
+        { name: t("init.auth.password"), value: "password" },
       ], defaultKey ? "key" : "password");
       if (auth === "key") {
         if (!current("identity") && defaultKey) o.identity = defaultKey;
-        const key = await text("identity", "Private key file:", required("A key file", (v) => (existsSync(resolve(ctx.cwd, expandHome(v.trim(), home))) ? true : `no such file: ${v}`)));
+        const key = await text("identity", t("init.askKey"), required(msg("init.aKeyFile"), (v) => (existsSync(resolve(ctx.cwd, expandHome(v.trim(), home))) ? true : msg("init.noSuchFile", { path: v }))));
         cfg.identity = resolve(ctx.cwd, expandHome(key!, home));
       } else if (auth === "password") {
-        await secret("sftpPassword", "SFTP password", "SCANBRIDGE_SFTP_PASSWORD");
+        await secret("sftpPassword", t("init.askSftpPassword"), "SCANBRIDGE_SFTP_PASSWORD");
       }
       const given = current("hostFingerprint") ? normaliseFingerprint(current("hostFingerprint")!) : undefined;
       if (skipChecks) {
         hostCheck = given ? "pinned as given (not checked: --skip-checks)" : "not pinned (--skip-checks)";
+        hostCheckText = msg(given ? "init.check.pinnedSkipped" : "init.check.notPinnedSkipped");
         if (given) cfg.hostFingerprint = given;
       } else {
         let seen: string | undefined;
         try {
           seen = normaliseFingerprint(await deps.fetchHostFingerprint(dest.host, dest.port));
         } catch (err) {
-          warn("HOST_KEY_UNCHECKED", `Could not reach ${dest.host}:${dest.port} to read its host key: ${(err as Error).message}`);
+          warn("HOST_KEY_UNCHECKED", msg("init.hostUnreachable", { host: `${dest.host}:${dest.port}`, reason: err instanceof ScanbridgeError ? err.text : (err as Error).message }));
         }
         if (seen === undefined) {
           if (given) cfg.hostFingerprint = given;
           hostCheck = given ? "pinned as given (server not reachable)" : "not pinned (server not reachable)";
-          if (interactive) saveQuestions.push({ message: "The SFTP server could not be checked. Save the configuration anyway?", default: true, data: {} });
+          hostCheckText = msg(given ? "init.check.pinnedUnreachable" : "init.check.notPinnedUnreachable");
+          if (interactive) saveQuestions.push({ message: t("init.askSaveUnchecked"), default: true, data: {} });
         } else if (given && given !== seen) {
-          throw new NetworkError("HOST_KEY_MISMATCH", `The server ${dest.host}:${dest.port} presents ${seen}, not the fingerprint you gave (${given}). Nothing was written.`, {
-            hint: "Do not use this server until the hospital confirms its key by phone or another channel.",
+          throw new NetworkError("HOST_KEY_MISMATCH", msg("init.hostMismatch", { host: `${dest.host}:${dest.port}`, seen, given }), {
+            hint: msg("init.hostMismatch.hint"),
             details: { fingerprint: seen, expected: given },
           });
         } else if (given) {
           cfg.hostFingerprint = seen;
           hostCheck = "matches the fingerprint given; pinned";
-          info(`Host key of ${dest.host}: ${seen} (matches; pinned)`);
+          hostCheckText = msg("init.check.matches");
+          info(t("init.hostMatches", { host: dest.host, fingerprint: seen }));
         } else {
-          info(`The server ${dest.host}:${dest.port} presents the host key fingerprint\n    ${seen}`);
+          info(t("init.hostPresents", { host: `${dest.host}:${dest.port}`, fingerprint: seen }));
           let pin: boolean;
-          if (interactive) pin = await p.confirm("Is this the fingerprint the hospital gave you? (compare every character; answer No if unsure)", false);
+          if (interactive) pin = await p.confirm(t("init.askFingerprint"), false);
           else if (o.acceptHostKey) pin = true;
           else {
-            throw new UsageError("HOST_KEY_UNCONFIRMED", `The host key of ${dest.host} (${seen}) was not confirmed`, {
-              hint: `Pass --host-fingerprint with the fingerprint the hospital gave you, or --accept-host-key to trust ${seen}.`,
+            throw new UsageError("HOST_KEY_UNCONFIRMED", msg("init.hostUnconfirmed", { host: dest.host, fingerprint: seen }), {
+              hint: msg("init.hostUnconfirmed.hint", { fingerprint: seen }),
               details: { fingerprint: seen },
             });
           }
           if (!pin) {
-            throw new NetworkError("HOST_KEY_REJECTED", "Host key not confirmed; nothing was written", {
-              hint: "Ask the hospital for the server's fingerprint, then run `scanbridge init --host-fingerprint SHA256:...`.",
+            throw new NetworkError("HOST_KEY_REJECTED", msg("init.hostRejected"), {
+              hint: msg("init.hostRejected.hint"),
               details: { fingerprint: seen },
             });
           }
           cfg.hostFingerprint = seen;
           hostCheck = "pinned";
+          hostCheckText = msg("init.check.pinned");
         }
       }
     }
@@ -246,19 +259,23 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
 
   // How e-mail is sent.
   let smtpCheck = "not applicable";
+  let smtpCheckText: LocalText = msg("init.check.notApplicable");
   if (emails.length) {
-    const smtpUrl = (await text("smtp", "SMTP server for sending e-mail: smtp://user@host:587 (STARTTLS) or smtps://user@host:465:", required("An SMTP server", (v) => tryValidate(() => parseSmtpUrl(v.trim())))))!;
+    const smtpUrl = (await text("smtp", t("init.askSmtp"), required(msg("init.anSmtp"), (v) => tryValidate(() => parseSmtpUrl(v.trim())))))!;
     cfg.smtp = smtpUrl;
     const server = parseSmtpUrl(smtpUrl);
     if (!current("from") && typeof cfg.senderEmail === "string") o.from = cfg.senderEmail;
-    cfg.from = await text("from", "Send notification e-mails from (address the server allows):", required("A sender address", validEmail));
+    cfg.from = await text("from", t("init.askFrom"), required(msg("init.aSender"), validEmail));
     if (o.smtpInsecure) cfg.smtpInsecure = true;
     if (o.smtpCa) cfg.smtpCa = resolve(ctx.cwd, o.smtpCa);
-    const password = server.user ? await secret("smtpPassword", `SMTP password for ${server.user}`, "SCANBRIDGE_SMTP_PASSWORD") : undefined;
-    if (skipChecks) smtpCheck = "skipped (--skip-checks)";
-    else if (server.user && !password) {
+    const password = server.user ? await secret("smtpPassword", t("init.askSmtpPassword", { user: server.user }), "SCANBRIDGE_SMTP_PASSWORD") : undefined;
+    if (skipChecks) {
+      smtpCheck = "skipped (--skip-checks)";
+      smtpCheckText = msg("init.check.skipped");
+    } else if (server.user && !password) {
       smtpCheck = "skipped (no password: set SCANBRIDGE_SMTP_PASSWORD)";
-      warn("SMTP_UNCHECKED", "SMTP server not tested: no password available");
+      smtpCheckText = msg("init.check.noPassword");
+      warn("SMTP_UNCHECKED", msg("init.smtpUnchecked"));
     } else {
       const settings: SmtpSettings = { ...server, insecure: Boolean(o.smtpInsecure), from: String(cfg.from) };
       if (password) settings.password = password;
@@ -266,11 +283,15 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
       try {
         await deps.verifySmtp(settings);
         smtpCheck = "ok";
-        info(`SMTP server ${describeSmtp(server)}: connected${server.secure ? " (TLS)" : o.smtpInsecure ? "" : " (STARTTLS)"}${server.user ? ", logged in" : ""}`);
+        smtpCheckText = msg("init.check.ok");
+        const tls = server.secure ? "TLS" : o.smtpInsecure ? "none" : "STARTTLS";
+        info(t("init.smtpConnected", { server: describeSmtp(server), tls, login: server.user ? "yes" : "no" }));
       } catch (err) {
         smtpCheck = `failed: ${(err as Error).message}`;
-        warn("SMTP_CHECK_FAILED", `SMTP test failed: ${(err as Error).message}`);
-        if (interactive) saveQuestions.push({ message: "The SMTP test failed. Save the configuration anyway?", default: false, data: { smtpCheck } });
+        const reason = err instanceof ScanbridgeError ? err.text : (err as Error).message;
+        smtpCheckText = msg("init.check.failed", { reason });
+        warn("SMTP_CHECK_FAILED", msg("init.smtpFailed", { reason }));
+        if (interactive) saveQuestions.push({ message: t("init.askSaveSmtpFailed"), default: false, data: { smtpCheck } });
       }
     }
   }
@@ -278,23 +299,23 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
   // What the messages say.
   let includeName = Boolean(o.includePatientName);
   if (interactive && sources.includePatientName !== "flag") {
-    includeName = await p.confirm("Put the patient's name in notifications? (No is safer: e-mail is not a place for medical details)", includeName);
+    includeName = await p.confirm(t("init.askIncludeName"), includeName);
   }
   cfg.includePatientName = includeName;
 
   // Asked after the last question, so answering No never throws away answers still to come.
   for (const q of saveQuestions) {
-    if (!(await p.confirm(q.message, q.default))) return { data: { written: false, configFile: ctx.configPath, ...q.data }, human: ["Nothing written."] };
+    if (!(await p.confirm(q.message, q.default))) return { data: { written: false, configFile: ctx.configPath, ...q.data }, human: [t("init.nothingWritten")] };
   }
 
   await writeConfigFile(ctx.configPath, cfg);
   const human = [
-    `Wrote ${ctx.configPath} (mode 0600).`,
-    `  SFTP host key: ${hostCheck}`,
-    `  SMTP: ${smtpCheck}`,
-    ...(secretsStored.length ? [`  Secrets stored in the file: ${secretsStored.join(", ")}`] : []),
-    ...(secretsNotStored.length ? [`  Not stored (set them in the environment when you run scanbridge): ${secretsNotStored.map(envOf).join(", ")}`] : []),
-    "Check it with: scanbridge config show",
+    t("init.wrote", { path: ctx.configPath }),
+    t("init.summary.hostKey", { check: hostCheckText }),
+    t("init.summary.smtp", { check: smtpCheckText }),
+    ...(secretsStored.length ? [t("init.summary.stored", { list: secretsStored.join(", ") })] : []),
+    ...(secretsNotStored.length ? [t("init.summary.notStored", { list: secretsNotStored.map(envOf).join(", ") })] : []),
+    t("init.checkWith"),
   ];
   return {
     data: { written: true, configFile: ctx.configPath, mode: "0600", keys: Object.keys(cfg).sort(), hostKey: hostCheck, hostFingerprint: cfg.hostFingerprint, smtpCheck, secretsStored, secretsNotStored },
@@ -303,7 +324,7 @@ export async function runInit(ctx: CommandContext<InitCommandOptions>, deps: Ini
 }
 
 /** How the wizard names each secret to a person. */
-const SECRET_LABELS = { smtpPassword: "SMTP password", webhookSecret: "webhook signing secret", sftpPassword: "SFTP password" } as const;
+const SECRET_LABELS = { smtpPassword: "init.secret.smtp", webhookSecret: "init.secret.webhook", sftpPassword: "init.secret.sftp" } as const;
 
 function envOf(key: string): string {
   return { smtpPassword: "SCANBRIDGE_SMTP_PASSWORD", webhookSecret: "SCANBRIDGE_WEBHOOK_SECRET", sftpPassword: "SCANBRIDGE_SFTP_PASSWORD" }[key] ?? key;

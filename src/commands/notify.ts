@@ -2,14 +2,15 @@ import { basename, resolve } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
 import { msg, t, warnText } from "../i18n/index.js";
 import { findOutboxes, receiptPathForOutbox } from "../notify/outbox.js";
-import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type DeliveryReport, type NotifyResult } from "../notify/stage.js";
+import { hasChannels, localizeDelivery, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, type DeliveryReport, type NotifyResult } from "../notify/stage.js";
 import type { NotifyCommandOptions } from "./notify.command.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 
 function line(d: DeliveryReport): string {
   const what = t(d.channel === "email" ? "notify.emailTo" : "notify.webhookTo", { target: d.target });
   if (d.status === "sent") return t("notify.sent", { what });
-  return t("notify.pendingLine", { what, error: d.error ?? t("notify.notDelivered") }) + (d.hint ? `\n${t("notify.pendingHint", { hint: d.hint })}` : "");
+  const { error, hint } = localizeDelivery(d);
+  return t("notify.pendingLine", { what, error: error ?? t("notify.notDelivered") }) + (hint ? `\n${t("notify.pendingHint", { hint })}` : "");
 }
 
 /** Run `scanbridge notify`: deliver (or retry) the notifications of one receipt, or of every outbox in the folder. */

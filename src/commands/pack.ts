@@ -76,11 +76,11 @@ export async function packOptionsFrom(ctx: CommandContext<PackStageOptions>, ove
 
 /** A disc with several patients, at a terminal: ask whose scans to pack (names are the sender's own to see). */
 async function choosePatientAtTerminal(ctx: CommandContext, patients: PatientListing[]): Promise<number | "all" | "cancel"> {
-  ctx.reporter.emit({ type: "info", message: `This disc holds the scans of ${patients.length} patients:` });
+  ctx.reporter.emit({ type: "info", message: t("pack.choose.intro", { n: patients.length }) });
   for (const p of patients) ctx.reporter.emit({ type: "info", message: `  ${describePatient(p.patient)}: ${p.studyLine}` });
-  const choices: Array<{ name: string; value: string }> = patients.map((p, i) => ({ name: `Only ${describePatient(p.patient)} (${p.patient.files} files)`, value: String(i) }));
-  choices.push({ name: "All of them in one package (the hospital is told)", value: "all" }, { name: "Cancel", value: "cancel" });
-  const answer = await ctx.prompter.select("Whose scans should go in this package?", choices, "0");
+  const choices: Array<{ name: string; value: string }> = patients.map((p, i) => ({ name: t("pack.choose.only", { patient: describePatient(p.patient), n: p.patient.files }), value: String(i) }));
+  choices.push({ name: t("pack.choose.all"), value: "all" }, { name: t("pack.choose.cancel"), value: "cancel" });
+  const answer = await ctx.prompter.select(t("pack.choose.question"), choices, "0");
   return answer === "all" || answer === "cancel" ? answer : Number(answer);
 }
 

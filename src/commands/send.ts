@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
 import { msg, t, warnText } from "../i18n/index.js";
-import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, resolveSmtp, type NotifyResult } from "../notify/stage.js";
+import { hasChannels, localizeDelivery, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, resolveSmtp, type NotifyResult } from "../notify/stage.js";
 import { packPackage, type PackResult } from "../pack/package.js";
 import { formatDestination, parseSendTarget, type DestinationSpec } from "../transfer/destination.js";
 import { emailPackage } from "../transfer/email.js";
@@ -63,7 +63,7 @@ export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): P
   if (notified) {
     for (const d of notified.sent) human.push(t("send.notified", { target: d.target, channel: d.channel }));
     if (notified.alreadySent.length) human.push(t("send.notifiedEarlier", { n: notified.alreadySent.length }));
-    for (const d of notified.pending) human.push(t("send.notNotified", { target: d.target, channel: d.channel, error: d.error ?? t("send.pending") }));
+    for (const d of notified.pending) human.push(t("send.notNotified", { target: d.target, channel: d.channel, error: localizeDelivery(d).error ?? t("send.pending") }));
   }
   const data = {
     package: packResultData(packed),

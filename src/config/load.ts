@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { UsageError } from "../errors.js";
+import { msg, warnText, type LocalText } from "../i18n/index.js";
 import { envNameOf, parseOptionValue, type OptionDef } from "./options.js";
 
 /** Where a resolved value came from. */
@@ -28,28 +29,28 @@ export function readConfigFile(path: string, explicit: boolean, defs: readonly O
     text = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT" && !explicit) return undefined;
-    throw new UsageError("CONFIG_UNREADABLE", `Cannot read config file ${path}: ${(err as Error).message}`, {
-      hint: "Check the path given with --config or SCANBRIDGE_CONFIG, or run `scanbridge init`.",
+    throw new UsageError("CONFIG_UNREADABLE", msg("config.unreadable", { path, reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }), {
+      hint: msg("config.unreadable.hint"),
     });
   }
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new UsageError("CONFIG_INVALID", `Config file ${path} is not valid JSON: ${(err as Error).message}`, {
-      hint: "Fix the file or write it anew with `scanbridge init`.",
+    throw new UsageError("CONFIG_INVALID", msg("config.badJson", { path, reason: (err as Error).message }), {
+      hint: msg("config.badJson.hint"),
     });
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new UsageError("CONFIG_INVALID", `Config file ${path} must hold a JSON object`);
+    throw new UsageError("CONFIG_INVALID", msg("config.notObject", { path }));
   }
   const obj = data as Record<string, unknown>;
   const secretKeys = defs.filter((d) => d.secret && obj[d.key] !== undefined).map((d) => d.key);
   if (secretKeys.length > 0 && process.platform !== "win32") {
     const mode = statSync(path).mode & 0o777;
     if (mode & 0o077) {
-      throw new UsageError("CONFIG_PERMISSIONS", `Config file ${path} holds secrets (${secretKeys.join(", ")}) but others can read it (mode ${mode.toString(8)})`, {
-        hint: `Run: chmod 600 ${path}`,
+      throw new UsageError("CONFIG_PERMISSIONS", msg("config.readableSecrets", { path, keys: secretKeys.join(", "), mode: mode.toString(8) }), {
+        hint: msg("config.readableSecrets.hint", { path }),
       });
     }
   }
@@ -74,6 +75,8 @@ export interface UnknownConfigKey {
   key: string;
   /** The one-line warning: names the file and the key, and the nearest known key when one is close. */
   message: string;
+  /** The same warning in the reader's language. */
+  text: LocalText;
 }
 
 /**
@@ -89,7 +92,7 @@ export function unknownConfigKeys(file: Record<string, unknown>, filePath: strin
     if (settable.includes(key)) continue;
     const only = flagOnly.get(key);
     if (only) {
-      out.push({ key, message: `"${key}" in ${filePath} is ignored: it can only be given as a flag (${only.flags?.split(/[ ,]/).find((f) => f.startsWith("--")) ?? key})` });
+      out.push({ key, ...warnText("config.flagOnlyKey", { key, path: filePath, flag: only.flags?.split(/[ ,]/).find((f) => f.startsWith("--")) ?? key }) });
       continue;
     }
     let best: string | undefined;
@@ -101,7 +104,7 @@ export function unknownConfigKeys(file: Record<string, unknown>, filePath: strin
       }
     }
     const close = best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3));
-    out.push({ key, message: `Unknown key "${key}" in ${filePath} (ignored)${close ? `; did you mean "${best}"?` : ""}` });
+    out.push({ key, ...(close ? warnText("config.unknownKeyNear", { key, path: filePath, near: best! }) : warnText("config.unknownKey", { key, path: filePath })) });
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { constants as zlibConstants, inflateRawSync } from "node:zlib";
 import dicomParser from "dicom-parser";
 import type { ByteArrayParser, Element } from "dicom-parser";
 import { InputError, type ErrorOptions } from "../errors.js";
+import { msg, type LocalText } from "../i18n/index.js";
 import { decodePersonName, decodeText, maxValueBytes, parseSpecificCharacterSet, trimValue } from "./charset.js";
 import type { DicomHeader } from "./types.js";
 
@@ -39,7 +40,7 @@ export type DicomReadErrorCode = "DICOM_UNREADABLE" | "DICOM_TRUNCATED";
 
 /** A file that looks like DICOM but cannot be parsed, or ends early. The message never contains PHI; the path is in privateLines. */
 export class DicomReadError extends InputError {
-  constructor(code: DicomReadErrorCode, message: string, opts: ErrorOptions = {}) {
+  constructor(code: DicomReadErrorCode, message: string | LocalText, opts: ErrorOptions = {}) {
     super(code, message, opts);
   }
 }
@@ -382,7 +383,7 @@ async function findFragmentTruncation(reader: CountingReader, from: number, size
 
 function describeFsError(err: unknown, path: string): DicomReadError {
   const e = err as NodeJS.ErrnoException;
-  return new DicomReadError("DICOM_UNREADABLE", `Could not open DICOM file (${e?.code ?? "error"})`, {
+  return new DicomReadError("DICOM_UNREADABLE", msg("dicom.cannotOpen", { reason: e?.code ?? "error" }), {
     cause: err,
     privateLines: [path],
     details: { reason: e?.code ?? "io" },
@@ -435,7 +436,7 @@ async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, to
     new DicomReadError(code, message, {
       privateLines: [path],
       details: { reason, bytesRead: reader.bytesRead, size },
-      hint: code === "DICOM_TRUNCATED" ? "Copy the file again from the original CD or USB stick." : undefined,
+      hint: code === "DICOM_TRUNCATED" ? msg("dicom.truncated.hint") : undefined,
     });
   while (true) {
     if (want > head.length) head = Buffer.concat([head, await reader.read(head.length, want - head.length)]);
@@ -444,7 +445,7 @@ async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, to
     try {
       outcome = parseHeaderBytes(head, eof);
     } catch (err) {
-      throw new DicomReadError("DICOM_UNREADABLE", "DICOM header could not be parsed", {
+      throw new DicomReadError("DICOM_UNREADABLE", msg("dicom.unparsable"), {
         cause: err,
         privateLines: [path],
         details: { reason: "parse", bytesRead: reader.bytesRead, size },

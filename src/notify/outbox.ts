@@ -1,6 +1,7 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { LocalIoError, NotifyError, ScanbridgeError, describeIoError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { writeFileAtomic } from "../util/atomic-write.js";
 import { acquireLock } from "../util/lock.js";
 
@@ -55,19 +56,19 @@ export async function readOutbox(path: string): Promise<Outbox | undefined> {
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new LocalIoError("OUTBOX_UNREADABLE", `Cannot read outbox ${path}: ${(err as Error).message}`, { cause: err });
+    throw new LocalIoError("OUTBOX_UNREADABLE", msg("outbox.unreadable", { path, reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }), { cause: err });
   }
   let data: Outbox;
   try {
     data = JSON.parse(text) as Outbox;
   } catch (err) {
-    throw new LocalIoError("OUTBOX_DAMAGED", `Outbox ${path} is not valid JSON`, {
-      hint: "Move it aside and run `scanbridge notify` again; deliveries it recorded as sent may then be repeated.",
+    throw new LocalIoError("OUTBOX_DAMAGED", msg("outbox.badJson", { path }), {
+      hint: msg("outbox.badJson.hint"),
       cause: err,
     });
   }
   if (data?.format !== "scanbridge-outbox" || data.formatVersion !== 1 || !Array.isArray(data.items)) {
-    throw new LocalIoError("OUTBOX_DAMAGED", `${path} is not a scanbridge outbox (format ${String(data?.format)})`);
+    throw new LocalIoError("OUTBOX_DAMAGED", msg("outbox.notOutbox", { path, format: String(data?.format) }));
   }
   return data;
 }
@@ -95,8 +96,8 @@ export async function withOutboxLock<T>(outboxPath: string, fn: () => Promise<T>
     lock = await acquireLock(lockPath, { timeoutMs: opts.timeoutMs ?? 0, signal: opts.signal, purpose: "outbox" });
   } catch (err) {
     if (err instanceof ScanbridgeError && err.code === "LOCK_TIMEOUT") {
-      throw new NotifyError("OUTBOX_LOCKED", "Another scanbridge process is sending these notifications", {
-        hint: "Wait for it to finish, then run `scanbridge notify --retry`. The lock is broken automatically once that process is gone.",
+      throw new NotifyError("OUTBOX_LOCKED", msg("outbox.locked"), {
+        hint: msg("outbox.locked.hint"),
         retryable: true,
         cause: err,
       });

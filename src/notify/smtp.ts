@@ -1,6 +1,7 @@
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
 import { NotifyError, UsageError } from "../errors.js";
+import { msg, type LocalText } from "../i18n/index.js";
 import { VERSION } from "../version.js";
 
 /** A parsed SMTP server URL (never holds a password). */
@@ -50,9 +51,9 @@ export interface SmtpAccepted {
 /** A delivery failure, classified: retryable (connection, 4xx) or not (5xx, auth, TLS policy). Exit 7 if it ever escapes. */
 export class SmtpDeliveryError extends NotifyError {
   constructor(
-    message: string,
+    message: string | LocalText,
     retryable: boolean,
-    hint?: string,
+    hint?: string | LocalText,
     readonly responseCode?: number,
   ) {
     super("SMTP_DELIVERY_FAILED", message, { retryable, hint });
@@ -61,20 +62,20 @@ export class SmtpDeliveryError extends NotifyError {
 
 /** Parse smtp://[user@]host[:port] or smtps://...; a password in the URL is refused (it would sit in argv or shell history). */
 export function parseSmtpUrl(raw: string, source = "smtp"): SmtpServer {
-  const bad = (why: string, hint?: string) => new UsageError("BAD_OPTION", `Invalid value for smtp (from ${source}): ${why}`, { hint: hint ?? "Use smtp://[user@]host[:port] or smtps://[user@]host[:port]." });
+  const bad = (why: LocalText, hint?: LocalText) => new UsageError("BAD_OPTION", msg("option.invalid", { key: "smtp", source, why }), { hint: hint ?? msg("smtp.url.hint") });
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    throw bad(`not a URL: "${raw.replace(/:[^:@/]*@/, ":***@")}"`);
+    throw bad(msg("option.notUrl", { value: raw.replace(/:[^:@/]*@/, ":***@") }));
   }
-  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") throw bad(`expected smtp:// or smtps://, got ${u.protocol}//`);
+  if (u.protocol !== "smtp:" && u.protocol !== "smtps:") throw bad(msg("smtp.scheme", { scheme: `${u.protocol}//` }));
   if (u.password) {
-    throw bad("the URL contains a password", "Remove it from the URL and set SCANBRIDGE_SMTP_PASSWORD (or smtpPassword in the 0600 config file).");
+    throw bad(msg("smtp.password"), msg("smtp.password.hint"));
   }
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (!host) throw bad("no host name");
-  if (u.pathname && u.pathname !== "/" && u.pathname !== "") throw bad("unexpected path after the host");
+  if (!host) throw bad(msg("smtp.noHost"));
+  if (u.pathname && u.pathname !== "/" && u.pathname !== "") throw bad(msg("smtp.path"));
   const secure = u.protocol === "smtps:";
   const port = u.port ? Number(u.port) : secure ? 465 : 587;
   const server: SmtpServer = { secure, host, port };
@@ -116,24 +117,24 @@ function transportOptions(s: SmtpSettings): Record<string, unknown> {
 /** Classify a nodemailer error: what happened, whether retrying may help, and what the user can do. */
 export function classifySmtpError(err: unknown, s: SmtpServer): SmtpDeliveryError {
   const e = err as { code?: string; responseCode?: number; message?: string; command?: string };
-  const msg = (e?.message ?? String(err)).replace(/\s+/g, " ").trim();
+  const reason = (e?.message ?? String(err)).replace(/\s+/g, " ").trim();
   const where = describeSmtp(s);
   const code = e?.responseCode;
   if (e?.code === "EAUTH") {
-    return new SmtpDeliveryError(`SMTP authentication failed at ${where}: ${msg}`, false, "Check the user in --smtp and SCANBRIDGE_SMTP_PASSWORD.", code);
+    return new SmtpDeliveryError(msg("smtp.authFailed", { where, reason }), false, msg("smtp.authFailed.hint"), code);
   }
-  if (/STARTTLS/i.test(msg) || (e?.code === "ETLS" && !s.secure)) {
-    return new SmtpDeliveryError(`SMTP server ${where} does not offer STARTTLS: ${msg}`, false, "Use smtps:// if the server speaks TLS on another port; --smtp-insecure sends in clear text (not for medical data).", code);
+  if (/STARTTLS/i.test(reason) || (e?.code === "ETLS" && !s.secure)) {
+    return new SmtpDeliveryError(msg("smtp.noStarttls", { where, reason }), false, msg("smtp.noStarttls.hint"), code);
   }
-  if (e?.code === "ETLS" || /certificate|self[- ]signed|SSL|TLS|wrong version/i.test(msg)) {
-    return new SmtpDeliveryError(`TLS failure with SMTP server ${where}: ${msg}`, false, "If the server uses a private CA, pass its certificate with --smtp-ca FILE.", code);
+  if (e?.code === "ETLS" || /certificate|self[- ]signed|SSL|TLS|wrong version/i.test(reason)) {
+    return new SmtpDeliveryError(msg("smtp.tls", { where, reason }), false, msg("smtp.tls.hint"), code);
   }
   if (typeof code === "number") {
-    if (code >= 500) return new SmtpDeliveryError(`SMTP server ${where} refused the message (${code}): ${msg}`, false, "Check the recipient address and the --from address the server allows.", code);
-    if (code >= 400) return new SmtpDeliveryError(`SMTP server ${where} deferred the message (${code}): ${msg}`, true, undefined, code);
+    if (code >= 500) return new SmtpDeliveryError(msg("smtp.refused", { where, code, reason }), false, msg("smtp.refused.hint"), code);
+    if (code >= 400) return new SmtpDeliveryError(msg("smtp.deferred", { where, code, reason }), true, undefined, code);
   }
   // Connection refused, DNS, timeouts, dropped sockets: worth another try later.
-  return new SmtpDeliveryError(`Cannot reach SMTP server ${where}: ${msg}`, true, "Check the network and the server address; the message stays in the outbox.", code);
+  return new SmtpDeliveryError(msg("smtp.unreachable", { where, reason }), true, msg("smtp.unreachable.hint"), code);
 }
 
 /** A connection to an SMTP server that sends one message at a time. */
@@ -174,7 +175,7 @@ export function createSmtpSender(s: SmtpSettings): SmtpSender {
         throw classifySmtpError(err, s);
       }
       const rejected = (info.rejected ?? []).map(String);
-      if (rejected.length > 0) throw new SmtpDeliveryError(`SMTP server ${describeSmtp(s)} rejected ${rejected.join(", ")}`, false, "Check the address.");
+      if (rejected.length > 0) throw new SmtpDeliveryError(msg("smtp.rejected", { where: describeSmtp(s), addresses: rejected.join(", ") }), false, msg("smtp.rejected.hint"));
       return { response: String(info.response ?? ""), messageId: String(info.messageId ?? m.messageId) };
     },
     close() {

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { InputError, InterruptedError, NotifyError, UsageError } from "../errors.js";
+import { InputError, InterruptedError, NotifyError, ScanbridgeError, UsageError } from "../errors.js";
+import { english, localize, msg, t, warnText, type LocalText } from "../i18n/index.js";
 import type { Receipt } from "../transfer/receipt.js";
 import type { Emit } from "../ui/events.js";
 import { factsFromReceipt, renderMessage, type SenderContact } from "./message.js";
@@ -28,7 +29,7 @@ export interface NotifyChannels {
   /** The SMTP server, also used to retry e-mails already in an outbox. */
   smtp?: SmtpSettings;
   /** Why e-mail cannot be sent when `smtp` is missing (shown for pending e-mails). */
-  smtpProblem?: string;
+  smtpProblem?: ScanbridgeError;
   webhooks: WebhookTarget[];
 }
 
@@ -59,6 +60,17 @@ export interface DeliveryReport {
   hint?: string;
 }
 
+/** The error and hint of a delivery report in the reader's language (the report itself keeps English, for --json). */
+const localText = new WeakMap<DeliveryReport, { error?: LocalText | string; hint?: LocalText | string }>();
+
+/** A delivery report's error and hint for a person, in their language. */
+export function localizeDelivery(d: DeliveryReport): { error?: string; hint?: string } {
+  const l = localText.get(d);
+  const error = l?.error ?? d.error;
+  const hint = l?.hint ?? d.hint;
+  return { ...(error !== undefined ? { error: localize(error) } : {}), ...(hint !== undefined ? { hint: localize(hint) } : {}) };
+}
+
 /** What notifyReceipt did. `pending.length > 0` means exit 7 for the command. */
 export interface NotifyResult {
   outboxPath: string;
@@ -86,8 +98,8 @@ function readPem(path: string, key: string, sources: Sources, readText: (p: stri
     if (!pem.includes("-----BEGIN CERTIFICATE-----")) throw new Error("no PEM certificate in it");
     return pem;
   } catch (err) {
-    throw new UsageError("BAD_OPTION", `Invalid value for ${key} (from ${sourceOf(sources, key)}): cannot use ${path}: ${(err as Error).message}`, {
-      hint: "Give a PEM file holding the CA certificate.",
+    throw new UsageError("BAD_OPTION", msg("option.invalid", { key, source: sourceOf(sources, key), why: msg("notify.pemUnusable", { path, reason: (err as Error).message }) }), {
+      hint: msg("notify.pemUnusable.hint"),
     });
   }
 }
@@ -100,7 +112,7 @@ function readPem(path: string, key: string, sources: Sources, readText: (p: stri
 export function resolveNotifyChannels(values: NotifySettings, sources: Sources = {}, readText: (p: string) => string = (p) => readFileSync(p, "utf8")): NotifyChannels {
   const emails = (values.email ?? []).flatMap((e) => e.split(",")).map((e) => e.trim()).filter(Boolean);
   for (const e of emails) {
-    if (!isEmailAddress(e)) throw new UsageError("BAD_OPTION", `Invalid value for email (from ${sourceOf(sources, "email")}): "${e}" is not an e-mail address`);
+    if (!isEmailAddress(e)) throw new UsageError("BAD_OPTION", msg("option.invalid", { key: "email", source: sourceOf(sources, "email"), why: msg("option.notEmail", { value: e }) }));
   }
   const channels: NotifyChannels = { emails: [...new Set(emails.map((e) => e.toLowerCase()))], webhooks: [] };
   try {
@@ -108,7 +120,7 @@ export function resolveNotifyChannels(values: NotifySettings, sources: Sources =
   } catch (err) {
     // Without new recipients a bad SMTP setting only matters for e-mails already pending: report it there.
     if (emails.length > 0 || !(err instanceof UsageError)) throw err;
-    channels.smtpProblem = `${err.message}${err.hint ? ` (${err.hint})` : ""}`;
+    channels.smtpProblem = err;
   }
   const hooks = (values.webhook ?? []).map((w) => w.trim()).filter(Boolean);
   const ca = hooks.length && values.webhookCa ? readPem(values.webhookCa, "webhookCa", sources, readText) : undefined;
@@ -126,16 +138,16 @@ export function resolveNotifyChannels(values: NotifySettings, sources: Sources =
 export function resolveSmtp(values: NotifySettings, sources: Sources, readText: (p: string) => string): SmtpSettings {
   const smtpUrl = values.smtp;
   if (!smtpUrl) {
-    throw new UsageError("SMTP_MISSING", "Coordinator e-mail addresses are set but no SMTP server", { hint: "Pass --smtp smtp://[user@]host[:port] or run `scanbridge init`." });
+    throw new UsageError("SMTP_MISSING", msg("notify.smtpMissing"), { hint: msg("notify.smtpMissing.hint") });
   }
   const server = parseSmtpUrl(smtpUrl, sourceOf(sources, "smtp"));
   const from = values.from ?? values.senderEmail;
-  if (!from) throw new UsageError("FROM_MISSING", "No sender address for notification e-mails", { hint: "Pass --from ADDR (or set senderEmail with `scanbridge init`)." });
-  if (!isEmailAddress(from)) throw new UsageError("BAD_OPTION", `Invalid value for from (from ${sourceOf(sources, values.from ? "from" : "senderEmail")}): "${from}" is not an e-mail address`);
+  if (!from) throw new UsageError("FROM_MISSING", msg("notify.fromMissing"), { hint: msg("notify.fromMissing.hint") });
+  if (!isEmailAddress(from)) throw new UsageError("BAD_OPTION", msg("option.invalid", { key: "from", source: sourceOf(sources, values.from ? "from" : "senderEmail"), why: msg("option.notEmail", { value: from }) }));
   const password = values.smtpPassword;
   if (server.user && !password) {
-    throw new UsageError("SMTP_PASSWORD_MISSING", `SMTP user ${server.user} has no password`, {
-      hint: "Set SCANBRIDGE_SMTP_PASSWORD (or smtpPassword in the 0600 config file); passwords are never accepted on the command line.",
+    throw new UsageError("SMTP_PASSWORD_MISSING", msg("notify.smtpNoPassword", { user: server.user }), {
+      hint: msg("notify.smtpNoPassword.hint"),
     });
   }
   const smtp: SmtpSettings = { ...server, insecure: Boolean(values.smtpInsecure), from };
@@ -165,18 +177,18 @@ export async function readReceipt(path: string): Promise<Receipt> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new UsageError("RECEIPT_UNREADABLE", `Cannot read receipt ${basename(path)}: ${(err as Error).message}`, {
-      hint: "Give the <Name>.receipt.json written beside the package by `scanbridge send` or `upload`.",
+    throw new UsageError("RECEIPT_UNREADABLE", msg("receipt.unreadable", { name: basename(path), reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message }), {
+      hint: msg("receipt.unreadable.hint"),
     });
   }
   let r: Receipt;
   try {
     r = JSON.parse(text) as Receipt;
   } catch {
-    throw new InputError("RECEIPT_INVALID", `Receipt ${basename(path)} is not valid JSON`);
+    throw new InputError("RECEIPT_INVALID", msg("receipt.badJson", { name: basename(path) }));
   }
   if (r?.format !== "scanbridge-receipt" || typeof r.sha256 !== "string" || !/^[0-9a-f]{64}$/i.test(r.sha256) || typeof r.size !== "number") {
-    throw new InputError("RECEIPT_INVALID", `${basename(path)} is not a scanbridge receipt (format, sha256 or size missing)`);
+    throw new InputError("RECEIPT_INVALID", msg("receipt.notReceipt", { name: basename(path) }));
   }
   return r;
 }
@@ -198,11 +210,22 @@ function newOutbox(receiptPath: string, receipt: Receipt, opts: NotifyOptions, n
   };
 }
 
-function report(i: OutboxItem, hint?: string): DeliveryReport {
+function report(i: OutboxItem, problem?: Problem): DeliveryReport {
   const r: DeliveryReport = { channel: i.channel, target: i.target, status: i.status, attempts: i.attempts };
   if (i.status === "pending" && i.lastError) r.error = i.lastError;
-  if (hint) r.hint = hint;
+  if (problem?.hint) r.hint = textOf(problem.hint);
+  if (problem) localText.set(r, { ...(r.error !== undefined ? { error: problem.error } : {}), ...(problem.hint ? { hint: problem.hint } : {}) });
   return r;
+}
+
+/** Why a delivery failed, for a person (in their language) and for the outbox and --json (English). */
+interface Problem {
+  error: LocalText | string;
+  hint?: LocalText | string;
+}
+
+function textOf(text: LocalText | string): string {
+  return typeof text === "string" ? text : english(text.id, text.values);
 }
 
 async function withRetries<T>(policy: RetryPolicy, signal: AbortSignal | undefined, fn: () => Promise<T>, onAttempt: () => void): Promise<T> {
@@ -233,7 +256,7 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
   return withOutboxLock(outboxPath, async () => {
     let outbox = await readOutbox(outboxPath);
     if (outbox && outbox.packageSha256 !== receipt.sha256.toLowerCase()) {
-      emit({ type: "warn", code: "OUTBOX_REPLACED", message: `The outbox described another package (${outbox.packageSha256.slice(0, 12)}); its unsent messages are dropped for the new package` });
+      emit({ type: "warn", code: "OUTBOX_REPLACED", ...warnText("warn.outboxReplaced", { id: outbox.packageSha256.slice(0, 12) }) });
       outbox = undefined;
     }
     const result: NotifyResult = { outboxPath, packageId: receipt.sha256.slice(0, 12).toLowerCase(), sent: [], alreadySent: [], pending: [] };
@@ -256,17 +279,17 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
     const emailTo = box.items.filter((i) => i.channel === "email").map((i) => i.target);
     let smtp: SmtpSender | undefined;
     let smtpDown: SmtpDeliveryError | undefined;
-    const hints = new Map<string, string>();
+    const problems = new Map<string, Problem>();
     try {
       for (const item of todo) {
         if (opts.signal?.aborted) throw new InterruptedError();
         const step = `notify:${item.id}`;
-        emit({ type: "step", id: step, label: item.channel === "email" ? `E-mail to ${item.target}` : `Webhook ${item.target}` });
+        emit({ type: "step", id: step, label: t(item.channel === "email" ? "notify.emailTo" : "notify.webhookTo", { target: item.target }) });
         let response: string | undefined;
         let error: string | undefined;
         try {
           if (item.channel === "email") {
-            if (!channels.smtp) throw new SmtpDeliveryError(channels.smtpProblem ?? "No SMTP server configured", false, "Pass --smtp (and --from), or set them with `scanbridge init`, then run `scanbridge notify --retry`.");
+            if (!channels.smtp) throw new SmtpDeliveryError(channels.smtpProblem?.text ?? msg("notify.noSmtp"), false, channels.smtpProblem?.hintText ?? msg("notify.noSmtp.hint"));
             // The server was unreachable for an earlier recipient in this run: do not wait on it again.
             if (smtpDown) throw smtpDown;
             const settings = channels.smtp;
@@ -292,7 +315,7 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
           } else {
             const key = item.id.slice("webhook:".length);
             const target = channels.webhooks.find((w) => webhookKeyOf(w.url) === key);
-            if (!target) throw new WebhookDeliveryError(`Webhook ${item.target} is no longer configured`, false, 0);
+            if (!target) throw new WebhookDeliveryError(msg("notify.webhookGone", { target: item.target }), false, 0);
             const posted = await postWebhook(target, box.webhookBody, {
               deliveryId: box.notificationId,
               event: "package.uploaded",
@@ -311,13 +334,16 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
         } catch (err) {
           if (err instanceof InterruptedError) throw err;
           error = (err as Error).message;
-          if (err instanceof SmtpDeliveryError && err.hint) hints.set(item.id, err.hint);
+          const problem: Problem = { error: err instanceof ScanbridgeError ? err.text : error };
+          if (err instanceof SmtpDeliveryError && err.hintText) problem.hint = err.hintText;
           if (err instanceof SmtpDeliveryError && err.retryable && err.responseCode === undefined) smtpDown = err;
-          if (err instanceof WebhookDeliveryError && err.status && err.status < 500) hints.set(item.id, `Check the webhook URL and secret, then run \`scanbridge notify --retry\`.`);
-          if (err instanceof WebhookDeliveryError && err.attempts === 0) hints.set(item.id, "Pass the same --webhook again (URLs are not kept in the outbox), then run `scanbridge notify --retry`.");
+          if (err instanceof WebhookDeliveryError && err.status && err.status < 500) problem.hint = msg("notify.webhookRefused.hint");
+          if (err instanceof WebhookDeliveryError && err.attempts === 0) problem.hint = msg("notify.webhookGone.hint");
           if (!(err instanceof SmtpDeliveryError || err instanceof WebhookDeliveryError)) {
             error = `unexpected: ${error}`;
+            problem.error = msg("notify.unexpected", { reason: problem.error });
           }
+          problems.set(item.id, problem);
         }
         if (error === undefined) {
           item.status = "sent";
@@ -331,8 +357,12 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
         // Record each outcome at once: a crash after this line never repeats a delivered message.
         await saveOutbox(outboxPath, box);
         emit({ type: "step-done", id: step, ok: error === undefined });
-        if (error !== undefined) emit({ type: "warn", code: "NOTIFY_PENDING", message: item.channel === "email" ? `E-mail to ${item.target} not delivered: ${error}` : `Not delivered: ${error}` });
-        (error === undefined ? result.sent : result.pending).push(report(item, hints.get(item.id)));
+        const problem = problems.get(item.id);
+        if (error !== undefined && problem) {
+          const values = { target: item.target, error: problem.error };
+          emit({ type: "warn", code: "NOTIFY_PENDING", ...warnText(item.channel === "email" ? "warn.emailNotDelivered" : "warn.notDelivered", values) });
+        }
+        (error === undefined ? result.sent : result.pending).push(report(item, problem));
       }
     } finally {
       smtp?.close();
@@ -344,8 +374,9 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
 /** The NotifyError a command throws (or reports) when deliveries stay pending: exit 7, outbox kept. */
 export function pendingError(result: NotifyResult): NotifyError {
   // The outbox is named after the patient: its path goes to privateLines (terminal or --verbose only).
-  return new NotifyError("NOTIFY_PENDING", `${result.pending.length} notification(s) not delivered; kept in the outbox beside the receipt`, {
-    hint: result.pending.find((p) => p.hint)?.hint ?? "Fix the cause, then run `scanbridge notify --retry`; what was delivered is not sent again.",
+  const withHint = result.pending.find((p) => p.hint);
+  return new NotifyError("NOTIFY_PENDING", msg("notify.pendingError", { n: result.pending.length }), {
+    hint: (withHint && localText.get(withHint)?.hint) ?? withHint?.hint ?? msg("notify.pendingError.hint"),
     details: { pending: result.pending, packageId: result.packageId },
     privateLines: [`outbox: ${result.outboxPath}`],
     retryable: true,

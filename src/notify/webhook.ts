@@ -2,6 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { InterruptedError, NotifyError, UsageError } from "../errors.js";
+import { msg, type LocalText } from "../i18n/index.js";
 import { VERSION } from "../version.js";
 
 /** Where and how to POST a webhook. The URL may carry a token (chat tools): it is never stored or printed whole. */
@@ -35,7 +36,7 @@ export interface WebhookSendOptions {
 /** A webhook that could not be delivered: the last status (if any), attempts made, and whether a later retry may help. */
 export class WebhookDeliveryError extends NotifyError {
   constructor(
-    message: string,
+    message: string | LocalText,
     retryable: boolean,
     readonly attempts: number,
     readonly status?: number,
@@ -80,16 +81,16 @@ export function validateWebhookUrl(raw: string, insecure: boolean, source = "web
   try {
     u = new URL(raw);
   } catch {
-    throw new UsageError("BAD_OPTION", `Invalid value for webhook (from ${source}): not a URL`, { hint: "Use https://host/path." });
+    throw new UsageError("BAD_OPTION", msg("option.invalid", { key: "webhook", source, why: msg("webhook.notUrl") }), { hint: msg("webhook.url.hint") });
   }
   if (u.protocol === "https:") return u;
   if (u.protocol === "http:") {
     if (LOOPBACK.has(u.hostname) || insecure) return u;
-    throw new UsageError("WEBHOOK_INSECURE", `Refusing plain http:// webhook to ${u.host} (from ${source})`, {
-      hint: "Use https://, or pass --webhook-insecure if the network path is trusted.",
+    throw new UsageError("WEBHOOK_INSECURE", msg("webhook.insecure", { host: u.host, source }), {
+      hint: msg("webhook.insecure.hint"),
     });
   }
-  throw new UsageError("BAD_OPTION", `Invalid value for webhook (from ${source}): expected https:// or http://, got ${u.protocol}//`);
+  throw new UsageError("BAD_OPTION", msg("option.invalid", { key: "webhook", source, why: msg("webhook.scheme", { scheme: `${u.protocol}//` }) }));
 }
 
 /** A webhook URL safe to print and store: scheme, host and the first path segment; no user, token path or query. */
@@ -178,13 +179,13 @@ export async function postWebhook(target: WebhookTarget, body: string, opts: Web
     if (last.status !== undefined && last.status >= 200 && last.status < 300) return { status: last.status, attempts: attempt };
     if (last.status !== undefined && last.status < 500) {
       // 3xx/4xx: the request itself is wrong (URL moved, bad signature, gone); repeating it now cannot help.
-      throw new WebhookDeliveryError(`Webhook ${where} answered HTTP ${last.status}; not retried`, false, attempt, last.status);
+      throw new WebhookDeliveryError(msg("webhook.status", { where, status: last.status }), false, attempt, last.status);
     }
     if (attempt < policy.attempts) {
       const delay = policy.baseDelayMs * 2 ** (attempt - 1);
       await sleep(delay + Math.floor(Math.random() * (delay / 4)), opts.signal);
     }
   }
-  const why = last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? "no reply");
-  throw new WebhookDeliveryError(`Webhook ${where} failed after ${policy.attempts} attempts: ${why}`, true, policy.attempts, last.status);
+  const why = last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? msg("webhook.noReply"));
+  throw new WebhookDeliveryError(msg("webhook.failed", { where, attempts: policy.attempts, why }), true, policy.attempts, last.status);
 }

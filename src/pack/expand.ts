@@ -6,7 +6,7 @@ import { crc32 } from "node:zlib";
 import { Transform } from "node:stream";
 import yauzl from "yauzl";
 import { InputError, throwIfAborted } from "../errors.js";
-import { msg, t } from "../i18n/index.js";
+import { msg, t, type LocalText } from "../i18n/index.js";
 import { checkEntryName, S_IFLNK, unixFileType } from "../ingest/names.js";
 import type { Emit } from "../ui/events.js";
 import { DEFAULT_EXTRACT_LIMITS, entryRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
@@ -21,7 +21,7 @@ export const DEFAULT_EXPAND_LIMITS: ExpandLimits = DEFAULT_EXTRACT_LIMITS;
 
 const isZip = (relPath: string) => /\.zip$/i.test(relPath);
 
-function refuse(why: string, privatePath: string): InputError {
+function refuse(why: LocalText | string, privatePath: string): InputError {
   return new InputError("NESTED_ARCHIVE_UNSAFE", msg("pack.nestedArchiveUnsafe", { why }), {
     hint: msg("pack.nestedArchiveUnsafe.hint"),
     privateLines: [privatePath],
@@ -31,11 +31,11 @@ function refuse(why: string, privatePath: string): InputError {
 /** Unpack one zip into `dest`: names checked, no links, CRC-32 and sizes checked, limits enforced. */
 async function unpackZip(zipPath: string, dest: string, limits: ExpandLimits, signal?: AbortSignal): Promise<void> {
   const zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-    yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: true, decodeStrings: true }, (err, z) => (err || !z ? reject(refuse(err?.message ?? "not a zip", zipPath)) : resolve(z))),
+    yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true, strictFileNames: true, decodeStrings: true }, (err, z) => (err || !z ? reject(refuse(err?.message ?? msg("archive.notZip"), zipPath)) : resolve(z))),
   );
   if (zip.entryCount > limits.maxEntries) {
     zip.close();
-    throw refuse(`more than ${limits.maxEntries} entries`, zipPath);
+    throw refuse(msg("archive.tooManyEntries", { max: limits.maxEntries }), zipPath);
   }
   let total = 0;
   const seen = new Set<string>();
@@ -48,21 +48,21 @@ async function unpackZip(zipPath: string, dest: string, limits: ExpandLimits, si
           throwIfAborted(signal);
           const name = entry.fileName;
           const problems = checkEntryName(name);
-          if (problems.length) throw refuse(`unsafe entry name (${problems.join(", ")})`, zipPath);
-          if (unixFileType(entry.versionMadeBy, entry.externalFileAttributes) === S_IFLNK) throw refuse("it contains a symbolic link", zipPath);
-          if ((entry.generalPurposeBitFlag & 0x1) !== 0) throw refuse("it is encrypted", zipPath);
+          if (problems.length) throw refuse(msg("archive.unsafeName", { problems: problems.join(", ") }), zipPath);
+          if (unixFileType(entry.versionMadeBy, entry.externalFileAttributes) === S_IFLNK) throw refuse(msg("archive.symlink"), zipPath);
+          if ((entry.generalPurposeBitFlag & 0x1) !== 0) throw refuse(msg("archive.encrypted"), zipPath);
           if (name.endsWith("/")) return;
           const key = name.normalize("NFC").toLowerCase();
-          if (seen.has(key)) throw refuse("two entries have the same name", zipPath);
+          if (seen.has(key)) throw refuse(msg("archive.duplicate"), zipPath);
           seen.add(key);
           total += entry.uncompressedSize;
-          if (total > limits.maxUnpackedBytes) throw refuse("it unpacks to more than the size limit", zipPath);
+          if (total > limits.maxUnpackedBytes) throw refuse(msg("archive.tooLarge"), zipPath);
           if (entryRatioExceeded(entry.uncompressedSize, entry.compressedSize, limits) !== undefined) {
-            throw refuse("an entry is compressed suspiciously well (zip bomb?)", zipPath);
+            throw refuse(msg("archive.bomb"), zipPath);
           }
           const target = join(dest, ...name.split("/"));
           await mkdir(dirname(target), { recursive: true });
-          const stream = await new Promise<NodeJS.ReadableStream>((res, rej) => zip.openReadStream(entry, (e, s) => (e || !s ? rej(refuse(e?.message ?? "unreadable entry", zipPath)) : res(s))));
+          const stream = await new Promise<NodeJS.ReadableStream>((res, rej) => zip.openReadStream(entry, (e, s) => (e || !s ? rej(refuse(e?.message ?? msg("archive.unreadableEntry"), zipPath)) : res(s))));
           let crc = 0;
           const check = new Transform({
             transform(chunk: Buffer, _e, cb) {
@@ -71,7 +71,7 @@ async function unpackZip(zipPath: string, dest: string, limits: ExpandLimits, si
             },
           });
           await pipeline(stream, check, createWriteStream(target, { flags: "wx", mode: 0o600 }), { signal });
-          if (crc >>> 0 !== entry.crc32 >>> 0) throw refuse("an entry fails its CRC check (damaged archive)", zipPath);
+          if (crc >>> 0 !== entry.crc32 >>> 0) throw refuse(msg("archive.crc"), zipPath);
         })().then(() => zip.readEntry(), (err) => {
           zip.close();
           reject(err);
@@ -102,7 +102,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
       const dest = join(tmp, String(i));
       await unpackZip(a.absPath, dest, opts.limits ?? DEFAULT_EXPAND_LIMITS, opts.signal);
       const inner = await scanInputs([dest], { cwd: tmp, signal: opts.signal });
-      if (inner.archives.length > 0) throw refuse("it contains further archives", a.absPath);
+      if (inner.archives.length > 0) throw refuse(msg("archive.nested"), a.absPath);
       const prefix = a.relPath.replace(/\.zip$/i, "");
       const asIfFolder = (rel: string) => (prefix === "" ? rel : posix.join(prefix, rel));
       for (const f of inner.files) scan.files.push({ ...f, input: a.input, relPath: asIfFolder(f.relPath), dir: asIfFolder(f.dir) });

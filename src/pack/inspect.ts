@@ -124,31 +124,29 @@ async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders
 function guardUnreadable(reads: HeaderReads, opts: InspectOptions): boolean {
   const { unchecked, truncated } = reads;
   if (opts.strict && unchecked.length + truncated.length > 0) {
-    throw new InputError("DICOM_UNREADABLE", `${unchecked.length + truncated.length} DICOM file(s) are unreadable or truncated`, {
-      hint: unchecked.length > 0
-        ? "Copy the files from the disc again; without --strict, cut-off images are sent marked dicom-unreadable, and files whose patient cannot be read only with --allow-unchecked."
-        : "Copy the files from the disc again, or drop --strict to send the cut-off images marked dicom-unreadable (their patient was checked).",
+    throw new InputError("DICOM_UNREADABLE", msg("pack.dicomUnreadable", { n: unchecked.length + truncated.length }), {
+      hint: unchecked.length > 0 ? msg("pack.dicomUnreadable.hintUnchecked") : msg("pack.dicomUnreadable.hint"),
       privateLines: [...unchecked, ...truncated].slice(0, 20),
       details: { unchecked: unchecked.length, truncated: truncated.length },
     });
   }
   if (truncated.length > 0) {
-    opts.emit?.({ type: "warn", code: "DICOM_TRUNCATED", message: `${truncated.length} DICOM file(s) end early (incomplete image); their patient was checked; they are packaged as "dicom-unreadable"`, privateLines: truncated.slice(0, 20) });
+    opts.emit?.({ type: "warn", code: "DICOM_TRUNCATED", ...warnText("warn.dicomTruncated", { n: truncated.length }), privateLines: truncated.slice(0, 20) });
   }
   if (unchecked.length === 0) return false;
-  const what = `${unchecked.length} file(s) look like DICOM but cannot be read, so their patient could not be checked`;
+  const what = msg("pack.dicomUnchecked", { n: unchecked.length });
   if (opts.reportOnly) {
-    opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED", message: `${what}; pack refuses them unless --allow-unchecked`, privateLines: unchecked.slice(0, 20) });
+    opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED", ...warnText("warn.dicomUnchecked", { what }), privateLines: unchecked.slice(0, 20) });
     return false;
   }
   if (!opts.allowUnchecked) {
     throw new InputError("DICOM_UNCHECKED", what, {
-      hint: "They may be another patient's scans. Copy them from the disc again, leave them out, or re-run with --allow-unchecked to send them anyway (the hospital is told).",
+      hint: msg("pack.dicomUnchecked.hint"),
       privateLines: unchecked.slice(0, 20),
       details: { unchecked: unchecked.length },
     });
   }
-  opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED_ALLOWED", message: `${what}; packaging them anyway (--allow-unchecked, recorded in the manifest)`, privateLines: unchecked.slice(0, 20) });
+  opts.emit?.({ type: "warn", code: "DICOM_UNCHECKED_ALLOWED", ...warnText("warn.dicomUncheckedAllowed", { what }), privateLines: unchecked.slice(0, 20) });
   return true;
 }
 
@@ -180,12 +178,12 @@ function keepOnlyPatient(scan: ScanResult, keep: PatientGroup, groups: PatientGr
     return true;
   });
   const left = groups.filter((g) => g !== keep).reduce((n, g) => n + g.paths.length, 0);
-  opts.emit?.({ type: "warn", code: "OTHER_PATIENTS_LEFT_OUT", message: `left out ${left} DICOM file(s) of ${groups.length - 1} other patient(s) (recorded as "other-patient")` });
+  opts.emit?.({ type: "warn", code: "OTHER_PATIENTS_LEFT_OUT", ...warnText("warn.otherPatientsLeftOut", { n: left, patients: groups.length - 1 }) });
   if (dicomdirs > 0) {
-    opts.emit?.({ type: "info", message: `The DICOMDIR was left out: it lists the other patients' files too. The hospital reads the images without it.` });
+    opts.emit?.({ type: "info", message: t("pack.dicomdirLeftOut") });
   }
   const docs = scan.files.filter((f) => f.kind === "document" || f.kind === "image").length;
-  if (docs > 0) opts.emit?.({ type: "warn", code: "DOCUMENTS_KEPT", message: `${docs} document(s) or picture(s) were kept: check that they are this patient's` });
+  if (docs > 0) opts.emit?.({ type: "warn", code: "DOCUMENTS_KEPT", ...warnText("warn.documentsKept", { n: docs }) });
   return entries.filter((e) => !others.has(e.path));
 }
 
@@ -225,7 +223,7 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
   if (entries.length > 0 && opts.patient === "") {
     // Report only (inspect without --patient): the command lists the patients; say so when several are mixed.
     if (groups.length > 1 && !onlyPatient) {
-      opts.emit?.({ type: "warn", code: "MULTIPLE_PATIENTS", message: `The DICOM files belong to ${groups.length} different patients`, privateLines: patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`) });
+      opts.emit?.({ type: "warn", code: "MULTIPLE_PATIENTS", ...warnText("warn.multiplePatients", { n: groups.length }), privateLines: patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`) });
     }
   } else if (entries.length > 0) {
     let check = checkPatient(opts.patient, entries);
@@ -255,7 +253,7 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
         throw multiplePatients(check.groups.length, patients, lines);
       } else {
         throw new InputError("PATIENT_MISMATCH", problem, {
-          hint: "Check you have the right scans and that --patient is the name on them. If they are right (e.g. a name spelled differently), re-run with --allow-patient-mismatch.",
+          hint: msg("pack.patientMismatch.hint"),
           privateLines: lines,
           details: { reason: check.reason, patients: check.groups.length },
         });
@@ -270,8 +268,8 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
 }
 
 function multiplePatients(n: number, patients: PatientListing[], lines?: string[]): InputError {
-  return new InputError("PATIENT_MISMATCH", `The DICOM files belong to ${n} different patients`, {
-    hint: "Pack one patient at a time: `scanbridge inspect` lists them; then add --only-patient <Patient ID> (the others are left out).",
+  return new InputError("PATIENT_MISMATCH", msg("pack.multiplePatients", { n }), {
+    hint: msg("pack.multiplePatients.hint"),
     privateLines: lines ?? patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`),
     details: { reason: "multiple-patients", patients: n },
   });
@@ -279,8 +277,8 @@ function multiplePatients(n: number, patients: PatientListing[], lines?: string[
 
 function onlyPatientNotFound(selector: string, patients: PatientListing[], ambiguous = false): InputError {
   return new InputError(ambiguous ? "ONLY_PATIENT_AMBIGUOUS" : "ONLY_PATIENT_NOT_FOUND",
-    ambiguous ? "--only-patient matches more than one patient" : "No patient in the DICOM files matches --only-patient", {
-      hint: ambiguous ? "Give the Patient ID instead of the name (`scanbridge inspect` lists them)." : "`scanbridge inspect` lists the patients and their IDs.",
+    msg(ambiguous ? "pack.onlyPatientAmbiguous" : "pack.onlyPatientNotFound"), {
+      hint: msg(ambiguous ? "pack.onlyPatientAmbiguous.hint" : "pack.onlyPatientNotFound.hint"),
       privateLines: [`--only-patient: ${selector}`, ...patients.map((p) => `${describePatient(p.patient)}: ${p.studyLine}`)],
       details: { patients: patients.length },
     });

@@ -236,7 +236,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   try {
     await mkdir(outDir, { recursive: true });
   } catch (err) {
-    throw describeIoError(err, "the output folder");
+    throw describeIoError(err, msg("what.outputFolder"));
   }
   const createdAt = now().toISOString();
   const buildManifest = (files: ManifestFile[]): Buffer => {
@@ -296,7 +296,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     await unlink(sidecarTmp).catch(() => {});
     untrackTemp(written.tmpPath);
     untrackTemp(sidecarTmp);
-    throw describeIoError(err, "the package");
+    throw describeIoError(err, msg("what.package"));
   }
   return {
     ...base,

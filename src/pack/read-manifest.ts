@@ -1,6 +1,6 @@
 import yauzl from "yauzl";
 import { InputError } from "../errors.js";
-import { msg } from "../i18n/index.js";
+import { msg, type LocalText } from "../i18n/index.js";
 import { MANIFEST_NAME, type Manifest } from "./manifest.js";
 
 /** Largest manifest.json read back (a 100,000-file package has a manifest of about 25 MB). */
@@ -9,13 +9,13 @@ const MAX_MANIFEST_BYTES = 64 << 20;
 /** Read `<root>/manifest.json` from a package zip without reading the rest (central directory + one entry). */
 export function readManifestFromZip(zipPath: string): Promise<Manifest> {
   return new Promise((resolve, reject) => {
-    const bad = (why: string) => new InputError("PACKAGE_UNREADABLE", msg("pack.unreadableBack", { why }), { hint: msg("pack.unreadableBack.hint"), privateLines: [zipPath] });
+    const bad = (why: LocalText | string) => new InputError("PACKAGE_UNREADABLE", msg("pack.unreadableBack", { why }), { hint: msg("pack.unreadableBack.hint"), privateLines: [zipPath] });
     yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
-      if (err || !zip) return reject(bad(err?.message ?? "not a zip"));
+      if (err || !zip) return reject(bad(err?.message ?? msg("archive.notZip")));
       let found = false;
       zip.on("error", (e: Error) => reject(bad(e.message)));
       zip.on("end", () => {
-        if (!found) reject(bad("it has no manifest.json"));
+        if (!found) reject(bad(msg("manifest.missing")));
       });
       zip.on("entry", (entry: yauzl.Entry) => {
         const parts = entry.fileName.split("/");
@@ -23,10 +23,10 @@ export function readManifestFromZip(zipPath: string): Promise<Manifest> {
         found = true;
         if (entry.uncompressedSize > MAX_MANIFEST_BYTES) {
           zip.close();
-          return reject(bad("manifest.json is too large"));
+          return reject(bad(msg("manifest.tooLarge")));
         }
         zip.openReadStream(entry, (e2, stream) => {
-          if (e2 || !stream) return reject(bad(e2?.message ?? "unreadable manifest"));
+          if (e2 || !stream) return reject(bad(e2?.message ?? msg("manifest.unreadable")));
           const chunks: Buffer[] = [];
           stream.on("data", (c: Buffer) => chunks.push(c));
           stream.on("error", (e: Error) => reject(bad(e.message)));
@@ -34,10 +34,10 @@ export function readManifestFromZip(zipPath: string): Promise<Manifest> {
             zip.close();
             try {
               const m = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Manifest;
-              if (m.format !== "scanbridge-package") return reject(bad("manifest.json is not a scanbridge manifest"));
+              if (m.format !== "scanbridge-package") return reject(bad(msg("manifest.notScanbridge")));
               resolve(m);
             } catch {
-              reject(bad("manifest.json is not valid JSON"));
+              reject(bad(msg("manifest.badJson")));
             }
           });
         });

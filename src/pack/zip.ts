@@ -192,8 +192,8 @@ class ZipOutput {
     if (buf.length === 0) return undefined;
     this.offset += buf.length;
     if (this.maxSize !== undefined && this.offset > this.maxSize) {
-      throw new SizeLimitError("MAX_SIZE_EXCEEDED", `The package would be larger than the limit of ${formatBytes(this.maxSize)}`, {
-        hint: "Split the scans into several packages, raise --max-size, or ask the office for another way to send them.",
+      throw new SizeLimitError("MAX_SIZE_EXCEEDED", msg("pack.zipOverLimit", { limit: formatBytes(this.maxSize) }), {
+        hint: msg("pack.zipOverLimit.hint"),
         details: { maxSize: this.maxSize },
       });
     }
@@ -425,7 +425,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     fh = await open(tmpPath, "wx", 0o600);
     trackTemp(tmpPath);
   } catch (err) {
-    throw describeIoError(err, "the package");
+    throw describeIoError(err, msg("what.package"));
   }
   const out = new ZipOutput(fh, opts.maxSize, opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES);
   const files: ManifestFile[] = [];
@@ -465,8 +465,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     hint: msg("pack.readFailed.hint"),
     privateLines: [entry.source.absPath],
   });
-  const changed = (entry: PlannedEntry) => new InputError("INPUT_CHANGED", "A file changed size while it was being zipped (is something still copying into the folder?)", {
-    hint: "Wait until copying has finished, then run pack again.",
+  const changed = (entry: PlannedEntry) => new InputError("INPUT_CHANGED", msg("pack.inputChanged"), {
+    hint: msg("pack.inputChanged.hint"),
     privateLines: [entry.source.absPath],
   });
   const recordFile = (entry: PlannedEntry, sha256: string) => {
@@ -653,7 +653,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     await fh.close().catch(() => {});
     await unlink(tmpPath).catch(() => {});
     untrackTemp(tmpPath);
-    throw err instanceof ScanbridgeError ? err : describeIoError(err, "the package");
+    throw err instanceof ScanbridgeError ? err : describeIoError(err, msg("what.package"));
   } finally {
     loader.close();
     deflaters.close();

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { NetworkError, UsageError } from "../errors.js";
+import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import type { Prompter } from "../ui/prompter.js";
 import { formatDestination, type Destination, type DestinationSpec } from "./destination.js";
@@ -50,7 +51,7 @@ async function loadIdentity(options: ConnectOptions, deps: ConnectDeps): Promise
   try {
     key = readFileSync(path);
   } catch (err) {
-    throw new UsageError("IDENTITY_UNREADABLE", `Cannot read the key file given with --identity (${(err as NodeJS.ErrnoException).code ?? "error"})`, { hint: "Check the path and its permissions." });
+    throw new UsageError("IDENTITY_UNREADABLE", msg("upload.identityUnreadable", { reason: (err as NodeJS.ErrnoException).code ?? "error" }), { hint: msg("upload.identityUnreadable.hint") });
   }
   // ssh2 is CommonJS; `utils` is only reachable through the default export under Node's ESM loader.
   const { utils } = (await import("ssh2")).default;
@@ -58,16 +59,16 @@ async function loadIdentity(options: ConnectOptions, deps: ConnectDeps): Promise
   let parsed = utils.parseKey(key, passphrase);
   if (parsed instanceof Error && /passphrase/i.test(parsed.message) && passphrase === undefined) {
     if (!deps.interactive) {
-      throw new UsageError("KEY_PASSPHRASE_NEEDED", "The --identity key is protected by a passphrase", {
-        hint: "Set SCANBRIDGE_KEY_PASSPHRASE, use ssh-agent, or run at a terminal to be asked.",
+      throw new UsageError("KEY_PASSPHRASE_NEEDED", msg("upload.passphraseNeeded"), {
+        hint: msg("upload.passphraseNeeded.hint"),
       });
     }
-    passphrase = await deps.prompter.password("Passphrase for the SSH key:");
+    passphrase = await deps.prompter.password(t("upload.askPassphrase"));
     parsed = utils.parseKey(key, passphrase);
   }
   if (parsed instanceof Error) {
-    throw new NetworkError("AUTH_KEY_UNREADABLE", /passphrase|decrypt/i.test(parsed.message) ? "Wrong passphrase for the --identity key" : `The --identity file is not a usable private key (${parsed.message})`, {
-      hint: "Check the key file and its passphrase (SCANBRIDGE_KEY_PASSPHRASE).",
+    throw new NetworkError("AUTH_KEY_UNREADABLE", /passphrase|decrypt/i.test(parsed.message) ? msg("upload.wrongPassphrase") : msg("upload.keyUnusable", { reason: parsed.message }), {
+      hint: msg("upload.keyUnusable.hint"),
     });
   }
   return { key, passphrase };
@@ -82,11 +83,11 @@ export async function createConnector(spec: DestinationSpec, options: ConnectOpt
   let password = options.sftpPassword;
   if (password === undefined && !identity && !agent) {
     if (!deps.interactive) {
-      throw new NetworkError("AUTH_NO_CREDENTIALS", "No way to log in: no --identity key, no ssh-agent and no password", {
-        hint: "Set SCANBRIDGE_SFTP_PASSWORD, use --identity FILE or ssh-agent, or run at a terminal to be asked.",
+      throw new NetworkError("AUTH_NO_CREDENTIALS", msg("upload.noCredentials"), {
+        hint: msg("upload.noCredentials.hint"),
       });
     }
-    password = await deps.prompter.password(`Password for ${spec.user}@${spec.host}:`);
+    password = await deps.prompter.password(t("upload.askPassword", { account: `${spec.user}@${spec.host}` }));
   }
   const knownHostsFile = options.knownHosts ? resolve(deps.cwd, expandHome(options.knownHosts, deps.env)) : join(deps.env.HOME ?? "", ".ssh", "known_hosts");
   const trust: HostKeyTrust = {
@@ -118,17 +119,17 @@ export async function createConnector(spec: DestinationSpec, options: ConnectOpt
         // The key shown must be the key that was refused a moment ago.
         if (seen.fingerprint !== err.details.fingerprint) throw err;
         const yes = await deps.prompter.confirm(
-          `The server ${knownHostName(spec.host, spec.port)} is not known yet. Its ${seen.keyType} key fingerprint is\n  ${seen.fingerprint}\nDoes it match the fingerprint the hospital gave you?`,
+          t("upload.askHostKey", { host: knownHostName(spec.host, spec.port), keyType: seen.keyType, fingerprint: seen.fingerprint }),
           false,
         );
         if (!yes) throw err;
         saveKnownHost(knownHostsFile, spec.host, spec.port, seen.key);
-        deps.emit({ type: "info", message: `Saved the server's key to ${knownHostsFile}` });
+        deps.emit({ type: "info", message: t("upload.hostKeySaved", { file: knownHostsFile }) });
         return connectOnce();
       }
       if (err.code === "AUTH_FAILED" && password === undefined) {
         // Key or agent refused: a person may still know the account's password.
-        password = await deps.prompter.password(`Password for ${spec.user}@${spec.host}:`);
+        password = await deps.prompter.password(t("upload.askPassword", { account: `${spec.user}@${spec.host}` }));
         return connectOnce();
       }
       throw err;

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { isEmailAddress } from "../notify/address.js";
 
 /** A parsed `--to` value. */
@@ -113,18 +114,18 @@ export function parseSendTarget(input: string, cwd: string): SendTarget {
   if (!/^mailto:/i.test(s)) return parseDestination(s, cwd);
   const rest = s.slice("mailto:".length);
   if (rest.includes("?") || rest.includes("#")) {
-    throw new UsageError("BAD_DESTINATION", "A mailto: destination takes addresses only (no ?subject= or other fields)", { hint: "Use --to mailto:intl@hospital.example[,second@hospital.example]." });
+    throw new UsageError("BAD_DESTINATION", msg("dest.mailtoFields"), { hint: msg("dest.mailto.hintList") });
   }
   let decoded: string;
   try {
     decoded = decodeURIComponent(rest);
   } catch {
-    throw new UsageError("BAD_DESTINATION", "The mailto: destination is not valid", { hint: "Use --to mailto:intl@hospital.example" });
+    throw new UsageError("BAD_DESTINATION", msg("dest.mailtoInvalid"), { hint: msg("dest.mailto.hint") });
   }
   const recipients = [...new Set(decoded.split(",").map((a) => a.trim().toLowerCase()).filter(Boolean))];
-  if (recipients.length === 0) throw new UsageError("BAD_DESTINATION", "The mailto: destination names no address", { hint: "Use --to mailto:intl@hospital.example" });
+  if (recipients.length === 0) throw new UsageError("BAD_DESTINATION", msg("dest.mailtoEmpty"), { hint: msg("dest.mailto.hint") });
   const bad = recipients.filter((a) => !isEmailAddress(a));
-  if (bad.length > 0) throw new UsageError("BAD_DESTINATION", `Not an e-mail address in --to: "${bad[0]}"`, { hint: "Use --to mailto:intl@hospital.example[,second@hospital.example]." });
+  if (bad.length > 0) throw new UsageError("BAD_DESTINATION", msg("dest.notEmail", { value: bad[0]! }), { hint: msg("dest.mailto.hintList") });
   return { kind: "email", recipients };
 }
 
@@ -134,21 +135,21 @@ export function parseSendTarget(input: string, cwd: string): SendTarget {
  */
 export function parseDestination(input: string, cwd: string): DestinationSpec {
   const s = input.trim();
-  if (s === "") throw new UsageError("BAD_DESTINATION", "The destination (--to) is empty");
+  if (s === "") throw new UsageError("BAD_DESTINATION", msg("dest.empty"));
   if (/^sftp:\/\//i.test(s)) {
     let u: URL;
     try {
       u = new URL(s);
     } catch {
-      throw new UsageError("BAD_DESTINATION", "The destination is not a valid sftp:// address", { hint: "Use sftp://user@host[:port]/folder" });
+      throw new UsageError("BAD_DESTINATION", msg("dest.sftpInvalid"), { hint: msg("dest.sftp.hint") });
     }
     if (u.password) {
-      throw new UsageError("SECRET_ON_COMMAND_LINE", "A password must not be part of the destination address", {
-        hint: "Remove it from the URL; set SCANBRIDGE_SFTP_PASSWORD or type it when asked.",
+      throw new UsageError("SECRET_ON_COMMAND_LINE", msg("dest.password"), {
+        hint: msg("dest.password.hint"),
       });
     }
-    if (!u.hostname) throw new UsageError("BAD_DESTINATION", "The sftp:// destination has no host", { hint: "Use sftp://user@host[:port]/folder" });
-    if (u.search || u.hash) throw new UsageError("BAD_DESTINATION", "The sftp:// destination must not contain ? or #");
+    if (!u.hostname) throw new UsageError("BAD_DESTINATION", msg("dest.sftpNoHost"), { hint: msg("dest.sftp.hint") });
+    if (u.search || u.hash) throw new UsageError("BAD_DESTINATION", msg("dest.sftpQuery"));
     const port = u.port ? Number(u.port) : 22;
     const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
     // As OpenSSH's sftp(1) reads host:path: sftp://host/incoming is "incoming" in the login folder;
@@ -164,20 +165,20 @@ export function parseDestination(input: string, cwd: string): DestinationSpec {
     try {
       return { kind: "local", folder: fileURLToPath(s) };
     } catch {
-      throw new UsageError("BAD_DESTINATION", "The file:// destination is not a valid local path");
+      throw new UsageError("BAD_DESTINATION", msg("dest.fileInvalid"));
     }
   }
   const scheme = SCHEME_RE.exec(s)?.[1];
   if (scheme !== undefined) {
     if (scheme.toLowerCase() === "mailto") {
-      throw new UsageError("BAD_DESTINATION", "E-mail (mailto:) is a destination of `scanbridge send` only", { hint: "Use `scanbridge send ... --to mailto:ADDR`, or upload to sftp://user@host/folder or a local folder." });
+      throw new UsageError("BAD_DESTINATION", msg("dest.mailtoSendOnly"), { hint: msg("dest.mailtoSendOnly.hint") });
     }
-    throw new UsageError("BAD_DESTINATION", `Unsupported destination scheme ${scheme}:`, {
-      hint: "Use sftp://user@host/folder, mailto:ADDR (send only) or a local folder (write ./name for a folder whose name has a colon).",
+    throw new UsageError("BAD_DESTINATION", msg("dest.scheme", { scheme }), {
+      hint: msg("dest.scheme.hint"),
     });
   }
   if (!s.includes("/") && !s.includes("\\") && isEmailAddress(s)) {
-    throw new UsageError("BAD_DESTINATION", "The destination looks like an e-mail address, not a folder", { hint: `To e-mail the package use --to mailto:${s} (scanbridge send); for a folder of that name write ./${s}.` });
+    throw new UsageError("BAD_DESTINATION", msg("dest.looksLikeEmail"), { hint: msg("dest.looksLikeEmail.hint", { value: s }) });
   }
   return { kind: "local", folder: isAbsolute(s) ? s : resolve(cwd, s) };
 }

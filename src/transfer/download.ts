@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { InterruptedError, NetworkError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import type { DownloadResult, RemoteReader } from "./destination.js";
 
 /**
@@ -36,7 +37,7 @@ export async function readerToFile(
       const { pos, len, p } = inFlight.shift()!;
       const buf = await p;
       if (buf.length !== len) {
-        throw new NetworkError("REMOTE_FILE_SHRANK", "The remote file became shorter while it was downloaded", { retryable: true });
+        throw new NetworkError("REMOTE_FILE_SHRANK", msg("transfer.remoteShrank"), { retryable: true });
       }
       let off = 0;
       while (off < buf.length) off += (await fh.write(buf, off, buf.length - off, pos + off)).bytesWritten;

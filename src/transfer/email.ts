@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { basename } from "node:path";
 import { InputError, NetworkError, SizeLimitError, throwIfAborted } from "../errors.js";
+import { msg, t } from "../i18n/index.js";
 import { escapeHtml, packageIdOf, type SenderContact } from "../notify/message.js";
 import { createSmtpSender, describeSmtp, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "../notify/smtp.js";
 import type { Emit } from "../ui/events.js";
@@ -45,8 +46,8 @@ export interface EmailResult {
 /** Refuse a package over the e-mail limit (exit 4) before anything is read or sent. */
 export function checkEmailLimit(size: number, limit: number): void {
   if (size <= limit) return;
-  throw new SizeLimitError("EMAIL_TOO_LARGE", `The package is ${formatBytes(size)}, more than the e-mail limit of ${formatBytes(limit)}; nothing was sent`, {
-    hint: "Upload it instead: --to sftp://user@host/folder (from the hospital) or a local folder. Raise --email-limit only if the hospital's mail accepts larger attachments.",
+  throw new SizeLimitError("EMAIL_TOO_LARGE", msg("email.tooLarge", { size: formatBytes(size), limit: formatBytes(limit) }), {
+    hint: msg("email.tooLarge.hint"),
     details: { size, limit },
   });
 }
@@ -66,7 +67,7 @@ async function readPackage(pkg: EmailablePackage, limit: number): Promise<Buffer
     }
     const sha256 = createHash("sha256").update(buf.subarray(0, got)).digest("hex");
     if (got !== pkg.size || sha256 !== pkg.sha256) {
-      throw new InputError("PACKAGE_CHANGED", "The package changed on disk after it was made; nothing was sent", { hint: "Run the command again to rebuild it." });
+      throw new InputError("PACKAGE_CHANGED", msg("email.packageChanged"), { hint: msg("email.packageChanged.hint") });
     }
     return buf;
   } finally {
@@ -110,7 +111,7 @@ export async function emailPackage(pkg: EmailablePackage, opts: EmailPackageOpti
   const { subject, text, html } = renderPackageEmail(pkg, opts);
   const messageId = `<${packageIdOf(pkg.sha256)}.${randomBytes(6).toString("hex")}@scanbridge>`;
   const server = describeSmtp(opts.smtp);
-  opts.emit?.({ type: "step", id: "email", label: `E-mailing the package to ${opts.recipients.length} address(es) via ${server}` });
+  opts.emit?.({ type: "step", id: "email", label: t("step.email", { n: opts.recipients.length, server }) });
   const sender = (opts.createSender ?? createSmtpSender)(opts.smtp);
   try {
     const accepted = await sender.send({
@@ -123,11 +124,11 @@ export async function emailPackage(pkg: EmailablePackage, opts: EmailPackageOpti
       ...(opts.sender.email ? { replyTo: opts.sender.email } : {}),
       attachments: [{ filename: basename(pkg.path), content, contentType: "application/zip" }],
     });
-    opts.emit?.({ type: "step-done", id: "email", label: "Package e-mailed" });
+    opts.emit?.({ type: "step-done", id: "email", label: t("step.email.done") });
     return { recipients: opts.recipients, messageId: accepted.messageId, response: accepted.response, packageId: packageIdOf(pkg.sha256), size: pkg.size, sha256: pkg.sha256, server };
   } catch (err) {
-    opts.emit?.({ type: "step-done", id: "email", label: "E-mail not sent", ok: false });
-    if (err instanceof SmtpDeliveryError) throw new NetworkError("EMAIL_SEND_FAILED", err.message, { hint: err.hint, retryable: err.retryable, cause: err });
+    opts.emit?.({ type: "step-done", id: "email", label: t("step.email.failed"), ok: false });
+    if (err instanceof SmtpDeliveryError) throw new NetworkError("EMAIL_SEND_FAILED", err.text, { hint: err.hintText, retryable: err.retryable, cause: err });
     throw err;
   } finally {
     sender.close();

@@ -3,6 +3,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync } from "
 import { dirname } from "node:path";
 import { Client } from "ssh2";
 import { NetworkError, UsageError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { toNetworkError } from "./retry.js";
 
 /** Host-key algorithms we accept, strongest first (the same list for probing and for connecting). */
@@ -27,8 +28,8 @@ export function fingerprintOfKey(key: Buffer): string {
 export function normaliseFingerprint(fp: string): string {
   const s = fp.trim().replace(/^sha256:/i, "").replace(/=+$/, "");
   if (!/^[A-Za-z0-9+/]{43}$/.test(s)) {
-    throw new UsageError("BAD_FINGERPRINT", "The host fingerprint must look like SHA256:<43 base64 characters>", {
-      hint: "Copy it from `ssh-keygen -l -E sha256 -f <host key>` or from the server's administrator.",
+    throw new UsageError("BAD_FINGERPRINT", msg("hostkey.badFingerprint"), {
+      hint: msg("hostkey.badFingerprint.hint"),
     });
   }
   return "SHA256:" + s;
@@ -133,8 +134,8 @@ export function saveKnownHost(file: string, host: string, port: number, key: Buf
 /** The error for an unknown host; message carries the fingerprint to pin. */
 export function hostKeyUnknownError(host: string, port: number, key: Buffer): NetworkError {
   const fp = fingerprintOfKey(key);
-  return new NetworkError("HOST_KEY_UNKNOWN", `The server ${knownHostName(host, port)} is not known; its ${keyTypeOf(key)} host key fingerprint is ${fp}`, {
-    hint: `Confirm this fingerprint with the hospital by phone or another channel, then run again with --host-fingerprint ${fp} (or answer yes at a terminal).`,
+  return new NetworkError("HOST_KEY_UNKNOWN", msg("hostkey.unknown", { host: knownHostName(host, port), keyType: keyTypeOf(key), fingerprint: fp }), {
+    hint: msg("hostkey.unknown.hint", { fingerprint: fp }),
     details: { fingerprint: fp, keyType: keyTypeOf(key) },
   });
 }
@@ -144,9 +145,9 @@ export function hostKeyMismatchError(host: string, port: number, key: Buffer, ve
   const fp = fingerprintOfKey(key);
   return new NetworkError(
     "HOST_KEY_MISMATCH",
-    `WARNING: the host key of ${knownHostName(host, port)} ${verdict === "revoked" ? "is REVOKED" : "has CHANGED"} (now ${fp}). Someone may be intercepting the connection; nothing was sent.`,
+    msg(verdict === "revoked" ? "hostkey.revoked" : "hostkey.changed", { host: knownHostName(host, port), fingerprint: fp }),
     {
-      hint: "Do not upload. Ask the hospital whether the server's key really changed; if it did, update known_hosts or --host-fingerprint.",
+      hint: msg("hostkey.changed.hint"),
       details: { fingerprint: fp, keyType: keyTypeOf(key) },
     },
   );
@@ -163,7 +164,7 @@ export async function fetchHostKey(host: string, port: number, timeoutMs = 15_00
     };
     client.on("error", (err) => {
       if (key) return finish();
-      reject(toNetworkError(err, "Could not reach the server"));
+      reject(toNetworkError(err, msg("net.cannotReach")));
     });
     client.on("close", () => {
       if (key) finish();

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
 import { RemoteVerificationError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { readerToFile } from "./download.js";
 import { UPLOAD_DIR_MODE, UPLOAD_FILE_MODE, describeRemoteError } from "./sftp.js";
 
@@ -154,7 +155,7 @@ export class LocalDestination implements Destination {
     } catch (err) {
       throw describeRemoteError(err, "write the checksum file");
     }
-    if ((await this.stat(path))?.size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
+    if ((await this.stat(path))?.size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.markerWrongSize"));
   }
 
   async close(): Promise<void> {}

@@ -1,4 +1,5 @@
 import { InterruptedError, NetworkError, retryClassOf, ScanbridgeError } from "../errors.js";
+import { msg, type LocalText } from "../i18n/index.js";
 
 /** How often and how patiently a transfer is retried. */
 export interface RetryPolicy {
@@ -75,24 +76,24 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: 
 }
 
 /** Turn a low-level socket/ssh error into a NetworkError saying whether a retry may help. Messages carry no paths. */
-export function toNetworkError(err: unknown, what: string): ScanbridgeError {
+export function toNetworkError(err: unknown, what: LocalText | string): ScanbridgeError {
   if (err instanceof ScanbridgeError) return err;
   const e = err as { code?: unknown; message?: string; level?: string };
   const retryable = isRetryable(err);
   const code = typeof e?.code === "string" ? e.code : e?.level === "client-timeout" ? "ETIMEDOUT" : undefined;
-  const reason = code === "ECONNREFUSED"
-    ? "connection refused"
+  const reason: LocalText | string = code === "ECONNREFUSED"
+    ? msg("net.refused")
     : code === "ETIMEDOUT" || /timed out|timeout/i.test(String(e?.message))
-      ? "timed out"
+      ? msg("net.timedOut")
       : code === "ECONNRESET" || /reset|lost|closed/i.test(String(e?.message))
-        ? "connection lost"
+        ? msg("net.lost")
         : code === "ENOTFOUND" || code === "EAI_AGAIN"
-          ? "host name not found"
+          ? msg("net.hostNotFound")
           : String(e?.message ?? err);
-  return new NetworkError(retryable ? "NETWORK_TRANSIENT" : "NETWORK_FAILED", `${what}: ${reason}`, {
+  return new NetworkError(retryable ? "NETWORK_TRANSIENT" : "NETWORK_FAILED", msg("net.failed", { what, reason }), {
     retryable,
     cause: err,
-    hint: retryable ? "Check the connection; re-running resumes where the upload stopped." : "Check the destination address and that the server is reachable.",
+    hint: msg(retryable ? "net.failed.hintRetry" : "net.failed.hint"),
     details: code ? { errno: code } : {},
   });
 }

@@ -2,6 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { InputError, InterruptedError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { hashFileRange } from "../util/hash.js";
 import type { RemoteWriter } from "./destination.js";
 import { MIN_SEGMENT_BYTES } from "./lanes.js";
@@ -76,7 +77,7 @@ export function pumpSegment(
             let got = 0;
             while (got < len) {
               const bytesRead = readSync(src.fd, buf, got, len - got, pos + got);
-              if (bytesRead === 0) throw new InputError("PACKAGE_CHANGED", "The package got shorter while it was being uploaded");
+              if (bytesRead === 0) throw new InputError("PACKAGE_CHANGED", msg("upload.packageShrank"));
               got += bytesRead;
             }
             onRead?.(buf, pos);

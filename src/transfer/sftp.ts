@@ -1,6 +1,7 @@
 import { posix } from "node:path";
 import { Client, type AnyAuthMethod, type SFTPWrapper } from "ssh2";
 import { InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError } from "../errors.js";
+import { msg, type MessageId } from "../i18n/index.js";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
 import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
@@ -19,27 +20,52 @@ const FX = { NO_SUCH_FILE: 2, PERMISSION_DENIED: 3, FAILURE: 4, OP_UNSUPPORTED: 
 /** SSH_FXF_* open flags. */
 const OPEN = { WRITE: 0x02, CREAT: 0x08, TRUNC: 0x10 } as const;
 
+/** The operations a destination reports failures of, with their message (a person reads "could not <operation>"). */
+const REMOTE_OPERATIONS = {
+  stat: "op.checkFile",
+  "check a file": "op.checkFile",
+  "create the destination folder": "op.createFolder",
+  "open the upload file": "op.openUpload",
+  "check the upload file": "op.checkUpload",
+  write: "op.write",
+  "flush the upload file": "op.flush",
+  "close the upload file": "op.closeUpload",
+  "open the uploaded file": "op.openUploaded",
+  "read back": "op.readBack",
+  "close the uploaded file": "op.closeUploaded",
+  rename: "op.rename",
+  remove: "op.remove",
+  "list the folder": "op.list",
+  "check free space": "op.freeSpace",
+  download: "op.download",
+  "write the checksum file": "op.writeChecksum",
+  "open an SFTP session": "op.session",
+} as const satisfies Record<string, MessageId>;
+/** An operation on a destination, as named in errors. */
+export type RemoteOperation = keyof typeof REMOTE_OPERATIONS;
+
 /** Map a file-system or SFTP status error to a typed error without the path in its message. */
-export function describeRemoteError(err: unknown, what: string): ScanbridgeError {
+export function describeRemoteError(err: unknown, operation: RemoteOperation): ScanbridgeError {
+  const what = msg(REMOTE_OPERATIONS[operation]);
   if (err instanceof ScanbridgeError) return err;
   const e = err as { code?: unknown; message?: string };
   const code = e?.code;
   if (code === "ENOSPC" || code === "EDQUOT") {
-    return new NetworkError("REMOTE_DISK_FULL", `The destination is full (${what} failed)`, { hint: "Ask the hospital to free space, or upload elsewhere.", cause: err });
+    return new NetworkError("REMOTE_DISK_FULL", msg("remote.full", { what }), { hint: msg("remote.full.hint"), cause: err });
   }
   if (code === FX.PERMISSION_DENIED || code === "EACCES" || code === "EPERM" || code === "EROFS") {
-    return new NetworkError("REMOTE_PERMISSION_DENIED", `Permission denied at the destination (${what})`, {
-      hint: "Check that the account may write into the destination folder.",
+    return new NetworkError("REMOTE_PERMISSION_DENIED", msg("remote.permission", { what }), {
+      hint: msg("remote.permission.hint"),
       cause: err,
     });
   }
   if (code === FX.NO_SUCH_FILE || code === "ENOENT" || code === "ENOTDIR") {
-    return new NetworkError("REMOTE_NOT_FOUND", `A destination path does not exist (${what})`, { hint: "Check the destination folder.", cause: err });
+    return new NetworkError("REMOTE_NOT_FOUND", msg("remote.notFound", { what }), { hint: msg("remote.notFound.hint"), cause: err });
   }
   if (typeof code === "number") {
-    return new NetworkError("REMOTE_FAILURE", `The server refused to ${what} (SFTP status ${code}: ${e.message ?? "failure"})`, { cause: err });
+    return new NetworkError("REMOTE_FAILURE", msg("remote.refused", { what, code, reason: e.message ?? "failure" }), { cause: err });
   }
-  return toNetworkError(err, `Could not ${what}`);
+  return toNetworkError(err, msg("remote.couldNot", { what }));
 }
 
 /** Credentials for an SFTP login; gathered by the command, never from argv. */
@@ -106,8 +132,8 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
     });
   }
   if (methods.length === 0) {
-    throw new NetworkError("AUTH_NO_CREDENTIALS", "No way to log in: no key, no ssh-agent and no password", {
-      hint: "Use --identity FILE, start ssh-agent, or set SCANBRIDGE_SFTP_PASSWORD (or run at a terminal to be asked).",
+    throw new NetworkError("AUTH_NO_CREDENTIALS", msg("upload.noCredentials"), {
+      hint: msg("upload.noCredentials.hint"),
     });
   }
 
@@ -139,19 +165,19 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       if (hostKeyError) return done(hostKeyError);
       if (err.level === "client-authentication") {
         return done(
-          new NetworkError("AUTH_FAILED", "The server refused the login (wrong password, key or user name)", {
-            hint: "Check the user name in the address and the key or password; scanbridge does not retry a refused login.",
+          new NetworkError("AUTH_FAILED", msg("sftp.authFailed"), {
+            hint: msg("sftp.authFailed.hint"),
             cause: err,
             retryable: false,
           }),
         );
       }
       if (err.level === "client-timeout") {
-        return done(new NetworkError("CONNECT_TIMEOUT", "Timed out while connecting to the server", { retryable: true, cause: err, hint: "Check the connection, or raise --connect-timeout." }));
+        return done(new NetworkError("CONNECT_TIMEOUT", msg("sftp.connectTimeout"), { retryable: true, cause: err, hint: msg("sftp.connectTimeout.hint") }));
       }
-      done(toNetworkError(err, "Could not connect to the server"));
+      done(toNetworkError(err, msg("net.cannotConnect")));
     });
-    client.once("close", () => done(hostKeyError ?? new NetworkError("NETWORK_TRANSIENT", "The server closed the connection during login", { retryable: !authAttempted })));
+    client.once("close", () => done(hostKeyError ?? new NetworkError("NETWORK_TRANSIENT", msg("sftp.closedDuringLogin"), { retryable: !authAttempted })));
     client.connect({
       host: opts.host,
       port: opts.port,
@@ -217,11 +243,11 @@ export class SftpDestination implements Destination {
     // Measured on loopback against OpenSSH: 32 x 128 KiB moves the most per CPU second (the server window is 2 MiB per channel).
     this.window = { requests: opts.requests ?? 32, chunkSize: opts.chunkSize ?? 128 * 1024 };
     client.on("error", (err) => {
-      this.failure ??= toNetworkError(err, "The connection failed");
+      this.failure ??= toNetworkError(err, msg("net.connectionFailed"));
     });
     client.on("close", () => {
       this.closed = true;
-      this.failure ??= new NetworkError("CONNECTION_LOST", "The connection to the server was lost", { retryable: true, hint: "Re-running resumes where the upload stopped." });
+      this.failure ??= new NetworkError("CONNECTION_LOST", msg("sftp.connectionLost"), { retryable: true, hint: msg("sftp.connectionLost.hint") });
     });
     this.onAbort = () => {
       this.failure = new InterruptedError();
@@ -231,7 +257,7 @@ export class SftpDestination implements Destination {
     // A request unanswered for idleTimeout means the link is dead even if TCP has not noticed (NAT drops).
     this.watchdog = setInterval(() => {
       if (this.outstanding > 0 && Date.now() - this.lastActivity > opts.idleTimeoutMs) {
-        this.failure ??= new NetworkError("IDLE_TIMEOUT", `No answer from the server for ${Math.round(opts.idleTimeoutMs / 1000)} s`, { retryable: true });
+        this.failure ??= new NetworkError("IDLE_TIMEOUT", msg("sftp.idleTimeout", { seconds: Math.round(opts.idleTimeoutMs / 1000) }), { retryable: true });
         client.destroy();
       }
     }, Math.min(1000, opts.idleTimeoutMs));
@@ -250,13 +276,13 @@ export class SftpDestination implements Destination {
     return p;
   }
 
-  private wrap(err: unknown, what: string): unknown {
+  private wrap(err: unknown, what: RemoteOperation): unknown {
     if (this.failure) return this.failure;
     return describeRemoteError(err, what);
   }
 
   /** Run one SFTP request, tracking it for the idle watchdog. */
-  private async op<T>(what: string, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, v: T) => void) => void, lane = 0): Promise<T> {
+  private async op<T>(what: RemoteOperation, fn: (sftp: SFTPWrapper, cb: (err: Error | undefined | null, v: T) => void) => void, lane = 0): Promise<T> {
     if (this.failure) throw this.failure;
     const sftp = await this.lane(lane);
     this.outstanding++;
@@ -305,7 +331,7 @@ export class SftpDestination implements Destination {
       cur = cur === "" ? part : posix.join(cur, part);
       const st = await this.stat(cur);
       if (st?.isDirectory) continue;
-      if (st) throw new NetworkError("REMOTE_NOT_A_FOLDER", "The destination folder exists but is a file", { hint: "Choose another destination folder." });
+      if (st) throw new NetworkError("REMOTE_NOT_A_FOLDER", msg("remote.notAFolder"), { hint: msg("remote.notAFolder.hint") });
       try {
         await this.op<void>("create the destination folder", (sftp, cb) => sftp.mkdir(cur, { mode: UPLOAD_DIR_MODE }, cb as never));
       } catch (err) {
@@ -334,7 +360,7 @@ export class SftpDestination implements Destination {
 
   async openLanes(n: number): Promise<number> {
     // Channels are opened together (one round trip); one the server refuses is dropped, not fatal.
-    const opened = await Promise.all(Array.from({ length: Math.max(1, n) }, (_, i) => this.lane(i).then(() => true, () => i === 0 ? Promise.reject(this.failure ?? new NetworkError("REMOTE_FAILURE", "The server refused the SFTP session")) : false)));
+    const opened = await Promise.all(Array.from({ length: Math.max(1, n) }, (_, i) => this.lane(i).then(() => true, () => i === 0 ? Promise.reject(this.failure ?? new NetworkError("REMOTE_FAILURE", msg("sftp.sessionRefused"))) : false)));
     // Lanes must be numbered 0..k-1: keep the granted ones first.
     let k = 0;
     for (let i = 0; i < opened.length; i++) {
@@ -430,7 +456,7 @@ export class SftpDestination implements Destination {
 
   async download(remotePath: string, localPath: string, opts: { signal?: AbortSignal; lane?: number } = {}): Promise<DownloadResult> {
     const st = await this.stat(remotePath);
-    if (!st || st.isDirectory) throw new NetworkError("REMOTE_NOT_FOUND", "A destination path does not exist (download)", { hint: "Check the destination folder." });
+    if (!st || st.isDirectory) throw new NetworkError("REMOTE_NOT_FOUND", msg("remote.notFound", { what: msg("op.download") }), { hint: msg("remote.notFound.hint") });
     const r = await this.openRead(remotePath, { lane: opts.lane });
     try {
       return await readerToFile(r, st.size, localPath, this.window, opts.signal);
@@ -445,7 +471,7 @@ export class SftpDestination implements Destination {
     const written = w.write(data, 0);
     const finished = w.finish();
     const [, size] = await Promise.all([written, finished]);
-    if (size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The checksum file has the wrong size at the destination");
+    if (size !== data.length) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.markerWrongSize"));
   }
 
   /** OpenSSH reports a full disk as a bare "Failure": ask statvfs whether space ran out. */
@@ -453,8 +479,8 @@ export class SftpDestination implements Destination {
     if (!(err instanceof NetworkError) || err.code !== "REMOTE_FAILURE" || this.failure) return err;
     const free = await this.freeSpace(posix.dirname(path));
     if (free !== undefined && free < len + 64 * 1024) {
-      return new NetworkError("REMOTE_DISK_FULL", "The destination is full; the upload stopped", {
-        hint: "Ask the hospital to free space; the next run resumes from what was uploaded.",
+      return new NetworkError("REMOTE_DISK_FULL", msg("remote.fullStopped"), {
+        hint: msg("remote.fullStopped.hint"),
         cause: err,
         details: { freeBytes: free },
       });

@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError, InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError, describeIoError } from "../errors.js";
-import { t } from "../i18n/index.js";
+import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
@@ -155,16 +155,16 @@ async function readClaimedChecksum(packagePath: string): Promise<{ sha256: strin
     text = await readFile(packagePath + ".sha256");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw describeIoError(err, "the package's .sha256 file");
+    throw describeIoError(err, msg("what.checksumFile"));
   }
   const line = parseSha256Line(text.toString("utf8"));
-  if (!line) throw new InputError("CHECKSUM_FILE_INVALID", "The package's .sha256 file is not in sha256sum format", { hint: "Re-create the package with `scanbridge pack`." });
+  if (!line) throw new InputError("CHECKSUM_FILE_INVALID", msg("upload.checksumInvalid"), { hint: msg("upload.recreate.hint") });
   return { sha256: line.sha256, text };
 }
 
 async function planUpload(packagePath: string): Promise<UploadPlan> {
   const zipName = basename(packagePath);
-  if (!/\.zip$/i.test(zipName)) throw new InputError("NOT_A_PACKAGE", "Only a scanbridge package (<Name>.zip) can be uploaded", { hint: "Run `scanbridge pack` first." });
+  if (!/\.zip$/i.test(zipName)) throw new InputError("NOT_A_PACKAGE", msg("upload.notAPackage"), { hint: msg("upload.notAPackage.hint") });
   let size: number;
   let mtimeMs: number;
   try {
@@ -174,9 +174,9 @@ async function planUpload(packagePath: string): Promise<UploadPlan> {
     mtimeMs = st.mtimeMs;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new InputError("PACKAGE_NOT_FOUND", "The package file does not exist", { privateLines: [packagePath], hint: "Check the path, or run `scanbridge pack` first." });
+      throw new InputError("PACKAGE_NOT_FOUND", msg("upload.packageNotFound"), { privateLines: [packagePath], hint: msg("upload.packageNotFound.hint") });
     }
-    throw describeIoError(err, "the package");
+    throw describeIoError(err, msg("what.package"));
   }
   // pack's .sha256 is the package's checksum: it becomes the marker, and --verify (or the receiver) checks the
   // bytes against it. Without one, the bytes are hashed as they are read for sending (InlineHasher).
@@ -227,7 +227,7 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
   const writers: RemoteWriter[] = [];
   try {
     const fst = await src.stat();
-    if (fst.size !== plan.size || fst.mtimeMs !== plan.mtimeMs) throw new InputError("PACKAGE_CHANGED", "The package changed after it was checked", { hint: "Do not edit the package while uploading it." });
+    if (fst.size !== plan.size || fst.mtimeMs !== plan.mtimeMs) throw new InputError("PACKAGE_CHANGED", msg("upload.packageChanged"), { hint: msg("upload.packageChanged.hint") });
     const open_ = segs.filter((s) => s.done < s.end);
     const byLane = assignLanes(open_.length ? open_ : segs, o.lanes);
     // Every lane opens at once (one round trip); lane 0 creates/truncates, the others open without truncating.
@@ -287,7 +287,7 @@ async function grantLanes(dest: Destination, wanted: number, explicit: boolean, 
   const e = await early;
   const got = wanted <= e.asked ? Math.min(wanted, e.got) : await dest.openLanes(wanted);
   if (got < wanted) {
-    emit({ type: "warn", code: "CHANNELS_LIMITED", message: `The server allowed ${got} of ${wanted} parallel channels; uploading over ${got}` });
+    emit({ type: "warn", code: "CHANNELS_LIMITED", ...warnText("warn.channelsLimited", { got, wanted }) });
   }
   return Math.max(1, got);
 }
@@ -427,8 +427,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
           // An earlier run placed the zip but stopped before the marker: finish it after the checks below.
           completedEarlier = true;
         } else {
-          throw new InputError("REMOTE_EXISTS", "A package of this name is already at the destination; nothing was overwritten", {
-            hint: "Use --force to replace it (the old one stays until the new one is complete and verified).",
+          throw new InputError("REMOTE_EXISTS", msg("upload.remoteExists"), {
+            hint: msg("upload.remoteExists.hint"),
             privateLines: input.verbose ? [finalPath] : [],
           });
         }
@@ -474,8 +474,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
             segments = undefined;
           }
           if (local !== sha256) {
-            return new InputError("PACKAGE_CORRUPT", "The package does not match its .sha256 checksum file; it changed or is damaged", {
-              hint: "Re-create the package with `scanbridge pack` before uploading.",
+            return new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), {
+              hint: msg("upload.packageCorrupt.hint"),
             });
           }
           return undefined;
@@ -484,7 +484,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 
       if (placed) {
         // An earlier attempt moved the file into place and lost the connection before the marker.
-        if (!placedNow && finalStat?.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file changed at the destination before it was marked complete");
+        if (!placedNow && finalStat?.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.changedBeforeMarked"));
       } else if (!completedEarlier) {
         await finalise(dest, workPath, finalPath, markerPath, Boolean(finalStat));
       }
@@ -534,12 +534,12 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
         workPath = p.partialPath;
         let from = p.partialStat && !p.partialStat.isDirectory ? p.partialStat.size : 0;
         if (from > size) {
-          emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination is larger than the package; starting over" });
+          emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialLarger") });
           from = 0;
         } else if (from > 0) {
           const ok = await checkPrefix(dest, p.partialPath, plan.packagePath, from, Boolean(input.verify), emit, input.signal, st.hasher);
           if (!ok) {
-            emit({ type: "warn", code: "PARTIAL_DISCARDED", message: "The partial upload at the destination does not match the package; starting over" });
+            emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialDiffers") });
             from = 0;
           }
         }
@@ -590,8 +590,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       await dest.remove(workPath);
       segments = undefined;
       // Retryable: the next attempt starts over from nothing.
-      throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", `The uploaded file has ${there} bytes at the destination, expected ${size}; it was removed`, {
-        hint: "Run the upload again; if it happens again, the server is damaging uploads.",
+      throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.sizeMismatch", { got: there, expected: size }), {
+        hint: msg("upload.sizeMismatch.hint"),
         retryable: true,
       });
     }
@@ -624,7 +624,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     async function writeInPlace(dest: Destination, finalPath: string, from: number): Promise<void> {
       await st.hasher?.catchUp(from, input.signal);
       const there = await sendSegments(st, dest, finalPath, [{ start: from, end: size, done: from }], { truncate: from === 0, lanes: 1, attempt: n });
-      if (there !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", "The uploaded file has the wrong size at the destination", { retryable: true });
+      if (there !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.wrongSize"), { retryable: true });
       if (input.verify) {
         await verifyRemote(dest, finalPath, size, await packageHash(), emit, input.signal, async () => {
           await dest.remove(finalPath);
@@ -646,7 +646,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       } catch (err) {
         if (!(err instanceof NetworkError && err.code === "REMOTE_PERMISSION_DENIED")) throw err;
         // Some drop boxes forbid renames: write the final name directly, then verify it the same way.
-        emit({ type: "warn", code: "RENAME_FORBIDDEN", message: "The server does not allow renaming; uploading directly under the final name" });
+        emit({ type: "warn", code: "RENAME_FORBIDDEN", ...warnText("warn.renameForbidden") });
         placement = "in-place";
         inPlace = true;
         await dest.remove(markerPath).catch(() => {});
@@ -661,11 +661,11 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     policy: input.retry ?? defaultRetryPolicy,
     signal: input.signal,
     onRetry: ({ attempt: a, delayMs, error }) => {
-      const why = error instanceof ScanbridgeError ? error.message : (error as Error)?.message ?? String(error);
-      emit({ type: "warn", code: "UPLOAD_RETRY", message: `Attempt ${a} failed (${why}); retrying in ${(delayMs / 1000).toFixed(1)} s from where it stopped` });
+      const why = error instanceof ScanbridgeError ? error.text : (error as Error)?.message ?? String(error);
+      emit({ type: "warn", code: "UPLOAD_RETRY", ...warnText("warn.uploadRetry", { attempt: a, why, seconds: (delayMs / 1000).toFixed(1) }) });
     },
   }).catch((err) => {
-    throw input.signal?.aborted ? new InterruptedError("Interrupted; the partial upload stays at the destination and the next run resumes it") : err;
+    throw input.signal?.aborted ? new InterruptedError(msg("upload.interrupted")) : err;
   });
 
   const finished = now();
@@ -727,7 +727,7 @@ async function writeReceipt(plan: UploadPlan, receipt: Receipt): Promise<string>
     await writeFile(tmp, JSON.stringify(receipt, null, 2) + "\n", { mode: 0o600 });
     await rename(tmp, receiptPath);
   } catch (err) {
-    throw describeIoError(err, "the upload receipt");
+    throw describeIoError(err, msg("what.receipt"));
   }
   return receiptPath;
 }
@@ -796,8 +796,8 @@ async function verifyRemote(
     emit({ type: "step-done", id: "upload-verify", ok: false });
     const other = await onMismatch();
     if (other) throw other;
-    throw new RemoteVerificationError("REMOTE_HASH_MISMATCH", "The file at the destination differs from the package (SHA-256 mismatch)", {
-      hint: "Run the upload again; if it happens again, the server or the connection is damaging data.",
+    throw new RemoteVerificationError("REMOTE_HASH_MISMATCH", msg("upload.hashMismatch"), {
+      hint: msg("upload.hashMismatch.hint"),
       details: { expected: sha256, actual: remote },
     });
   }

@@ -19,7 +19,7 @@ export function createInquirerPrompter(output: NodeJS.WritableStream = process.s
       return answers.v;
     } catch (err) {
       // Ctrl-C (or Ctrl-D) at a prompt: @inquirer/core rejects with ExitPromptError; that is the user leaving, not a bug.
-      if (isPromptExit(err)) throw new InterruptedError("Interrupted", { cause: err });
+      if (isPromptExit(err)) throw new InterruptedError(undefined, { cause: err });
       throw err;
     }
   };

@@ -3,6 +3,7 @@ import { constants } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { LocalIoError, describeIoError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 
 /** Mode and owning group of a file scanbridge writes. */
 export interface WriteMode {
@@ -63,8 +64,8 @@ export async function readJsonFile<T>(path: string, what: string, maxBytes = 16 
     const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new LocalIoError("STATE_DAMAGED", `${what} is not a regular file`);
-      if (st.size > maxBytes) throw new LocalIoError("STATE_DAMAGED", `${what} is larger than ${maxBytes} bytes`);
+      if (!st.isFile()) throw new LocalIoError("STATE_DAMAGED", msg("state.notFile", { what }));
+      if (st.size > maxBytes) throw new LocalIoError("STATE_DAMAGED", msg("state.tooLarge", { what, max: maxBytes }));
       text = await fh.readFile("utf8");
     } finally {
       await fh.close();
@@ -72,13 +73,13 @@ export async function readJsonFile<T>(path: string, what: string, maxBytes = 16 
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     if (err instanceof LocalIoError) throw err;
-    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new LocalIoError("STATE_DAMAGED", `${what} is a symbolic link`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === "ELOOP") throw new LocalIoError("STATE_DAMAGED", msg("state.symlink", { what }), { cause: err });
     throw describeIoError(err, what);
   }
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new LocalIoError("STATE_DAMAGED", `${what} is not valid JSON (torn or edited)`, { cause: err });
+    throw new LocalIoError("STATE_DAMAGED", msg("state.badJson", { what }), { cause: err });
   }
 }
 

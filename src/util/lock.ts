@@ -4,6 +4,7 @@ import { link, open, readFile, rm, stat, unlink, utimes } from "node:fs/promises
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { InterruptedError, LocalIoError } from "../errors.js";
+import { msg } from "../i18n/index.js";
 import { isOwnerGone, processStartTime, type ProcessIdentity } from "./process.js";
 
 /** What a lock file holds: who took it, provable later (pid + host + process start time). */
@@ -70,8 +71,8 @@ export async function acquireLock(path: string, opts: LockOptions): Promise<Lock
       }
       if (Date.now() >= deadline) {
         const who = typeof holder === "object" ? `${holder.owner.purpose} held by pid ${holder.owner.pid} on ${holder.owner.host} since ${holder.owner.takenAt}` : "held";
-        throw new LocalIoError("LOCK_TIMEOUT", `Could not take the lock ${basename(path)} within ${Math.round(opts.timeoutMs / 1000)} s (${who})`, {
-          hint: "Another scanbridge process is using it; it is broken automatically when that process is gone.",
+        throw new LocalIoError("LOCK_TIMEOUT", msg("lock.timeout", { lock: basename(path), seconds: Math.round(opts.timeoutMs / 1000), who }), {
+          hint: msg("lock.timeout.hint"),
           retryable: true,
         });
       }

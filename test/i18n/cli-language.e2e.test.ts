@@ -52,3 +52,54 @@ describe("the patient's language", () => {
     expect(fr.stderr).toContain('error: Language "fr" is not available [LANGUAGE_UNSUPPORTED]');
   });
 });
+
+/**
+ * English a person reads, after removing what stays English on purpose in every language: error codes in [brackets],
+ * command lines in `backticks`, quoted values, flags, paths, addresses and placeholders.
+ */
+function englishLeft(text: string, lang = "zh"): string[] {
+  const stripped = text
+    .replace(/\[[A-Z_]+\]/g, " ")
+    .replace(/`[^`]*`/g, " ")
+    .replace(/«[^»]*»|“[^”]*”|"[^"]*"|'[^']*'/g, " ")
+    .replace(/<[^>]*>/g, " ")
+    .replace(/\S*[/\\@:=.]\S*|--?[\w-]+|\b[A-Z][A-Z0-9_]{2,}\b/g, " ");
+  const words = [...stripped.matchAll(/\b(the|is|are|not|and|or|of|to|a|an|no|was|with|for|from|cannot|could|missing|required|unknown|invalid|please|check|use|run|pass|give|file|package|server|destination|option|argument|command)\b/gi)].map((m) => m[0]);
+  // "a", "no" and "use" are Spanish words too.
+  return lang === "es" ? words.filter((w) => !/^(a|no|use)$/i.test(w)) : words;
+}
+
+describe("no English leaks into Spanish or Chinese failure messages", () => {
+  const cases: Array<{ name: string; args: (dir: string) => string[]; files?: Record<string, string>; code: number; env?: Record<string, string> }> = [
+    { name: "commander: missing argument", args: () => ["pack"], code: 2 },
+    { name: "commander: unknown option", args: () => ["pack", "x", "--bogus"], code: 2 },
+    { name: "commander: unknown command with a suggestion", args: () => ["pak"], code: 2 },
+    { name: "commander: option without its value", args: () => ["upload", "--to"], code: 2 },
+    { name: "unsupported destination scheme", args: () => ["send", SAMPLE, "--patient", PATIENT, "--to", "ftp://host/in"], code: 2 },
+    { name: "password in the destination", args: () => ["send", SAMPLE, "--patient", PATIENT, "--to", "sftp://u:pw@host/in"], code: 2 },
+    { name: "empty mailto:", args: () => ["send", SAMPLE, "--patient", PATIENT, "--to", "mailto:"], code: 2 },
+    { name: "config file that is not an object, with the unknown-key warning", args: (d) => ["--config", join(d, "c.json"), "pack", SAMPLE], files: { "c.json": "[1]" }, code: 2 },
+    { name: "unknown key in the config file", args: (d) => ["--config", join(d, "c.json"), "pack", SAMPLE], files: { "c.json": '{"patien": "x"}' }, code: 2 },
+    { name: "upload of a missing package", args: (d) => ["upload", join(d, "nope.zip"), "--to", join(d, "out")], code: 3 },
+    { name: "notify with an unreadable receipt", args: (d) => ["notify", "--receipt", join(d, "nope.receipt.json"), "--email", "a@b.example", "--smtp", "smtp://mail.example", "--from", "x@y.example"], code: 2 },
+    { name: "bad webhook", args: () => ["notify", "--retry", "--webhook", "http://hospital.example/hook"], code: 2 },
+    { name: "init without a terminal", args: () => ["init"], code: 2 },
+  ];
+  for (const lang of ["es", "zh"]) {
+    for (const c of cases) {
+      it(`${lang}: ${c.name}`, async () => {
+        const dir = testdir(c.files ?? {});
+        dirs.push(dir);
+        const r = await runCli(["--lang", lang, ...c.args(dir)], { cwd: dir, env: cleanEnv(mk(), c.env) });
+        expect(r.code, r.stderr).toBe(c.code);
+        expect(r.stderr).not.toBe("");
+        expect(englishLeft(r.stderr, lang), r.stderr).toEqual([]);
+      });
+    }
+  }
+
+  it("the leak detector itself sees English", () => {
+    expect(englishLeft("error: missing required argument 'input' [X]\nhint: Check the path.")).toEqual(["missing", "required", "argument", "Check", "the"]);
+    expect(englishLeft("error: falta el argumento obligatorio «input» [X]\nsugerencia: Use --to, no a", "es")).toEqual([]);
+  });
+});

@@ -184,7 +184,8 @@ describe("channel validation (fails before any work)", () => {
     expect(resolveNotifyChannels({ smtp: "smtp://mail.example.org", from: "x@y.example" }).smtp!.host).toBe("mail.example.org");
     const c = resolveNotifyChannels({ smtp: "smtp://u@mail.example.org", from: "x@y.example" });
     expect(c.smtp).toBeUndefined();
-    expect(c.smtpProblem).toMatch(/no password/);
+    expect(c.smtpProblem?.message).toMatch(/no password/);
+    expect(c.smtpProblem?.hint).toMatch(/SCANBRIDGE_SMTP_PASSWORD/);
   });
   it("accepts comma lists, de-duplicates, and defaults the port by scheme", () => {
     const c = resolveNotifyChannels({ email: ["A@b.example, c@d.example", "a@b.example"], smtp: "smtps://mail.example.org", from: "x@y.example" });
