@@ -10,6 +10,7 @@ import { readFile, stat } from "node:fs/promises";
 import { createRequire } from "node:module";
 import dicomParser from "dicom-parser";
 import { encodeJpeg } from "./jpeg.js";
+import { withAssetFile } from "../util/assets.js";
 
 /** Longest side of a thumbnail in pixels. */
 export const THUMBNAIL_SIZE = 192;
@@ -45,7 +46,9 @@ function loadImaging(): Promise<ImagingLib> {
 
 /** Load its WebAssembly decoders once per process (about 0.3 s): only compressed pixel data needs them. */
 function loadCodecs(lib: ImagingLib): Promise<void> {
-  codecs ??= lib.NativePixelDecoder.initializeAsync({ webAssemblyModulePathOrUrl: createRequire(import.meta.url).resolve("dcmjs-imaging/build/dcmjs-native-codecs.wasm") });
+  // By path from node_modules; inside a single executable from the embedded asset (the loader reads a path only).
+  const inNodeModules = () => createRequire(import.meta.url).resolve("dcmjs-imaging/build/dcmjs-native-codecs.wasm");
+  codecs ??= withAssetFile("dcmjs-native-codecs.wasm", inNodeModules, (path) => lib.NativePixelDecoder.initializeAsync({ webAssemblyModulePathOrUrl: path }));
   return codecs;
 }
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, ROOT, waitCli, tempDirs } from "../helpers/cli.js";
@@ -71,5 +71,19 @@ describe.skipIf(slow)("the Linux single-file executable", () => {
     const r = spawnSync(exe, ["inspect", join(ROOT, "fixtures", "sample")], { cwd: mk(), env, encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain("Se empaquetarían 13 archivos (11 DICOM, 1 DICOMDIR, 1 documento)");
+  });
+
+  it("decodes previews with the embedded WASM codecs (media), leaving no temporary copy behind", () => {
+    const work = mk();
+    const tmp = mk();
+    const env = { ...cleanEnv(mk()), PATH: "/usr/bin:/bin", NODE_PATH: "", TMPDIR: tmp };
+    const pack = spawnSync(exe, ["pack", join(ROOT, "fixtures", "sample"), "--patient", PATIENT, "--out", work, "--json"], { cwd: work, env, encoding: "utf8" });
+    expect(pack.status, pack.stderr).toBe(0);
+    const zip = JSON.parse(pack.stdout).package as string;
+    const media = spawnSync(exe, ["media", zip, "--out", join(work, "medium"), "--json"], { cwd: work, env, encoding: "utf8" });
+    expect(media.status, media.stderr).toBe(0);
+    // The sample's 3 series all decode, as with `node bin/scanbridge.js media` (test/media/media-e2e.test.ts).
+    expect(JSON.parse(media.stdout).thumbnails).toEqual({ made: 3, failed: 0 });
+    expect(readdirSync(tmp)).toEqual([]);
   });
 });
