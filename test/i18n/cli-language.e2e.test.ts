@@ -88,8 +88,7 @@ describe("no English leaks into Spanish or Chinese failure messages", () => {
   for (const lang of ["es", "zh"]) {
     for (const c of cases) {
       it(`${lang}: ${c.name}`, async () => {
-        const dir = testdir(c.files ?? {});
-        dirs.push(dir);
+        const dir = mk(c.files ?? {});
         const r = await runCli(["--lang", lang, ...c.args(dir)], { cwd: dir, env: cleanEnv(mk(), c.env) });
         expect(r.code, r.stderr).toBe(c.code);
         expect(r.stderr).not.toBe("");
