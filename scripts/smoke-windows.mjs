@@ -13,7 +13,7 @@
 // ~/.cache/scanbridge/wine-prefix (created on first use).
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,10 +60,22 @@ function main() {
     results.push({ name, ok, detail });
     console.error(`smoke: ${ok ? "ok  " : "FAIL"} ${name}${detail ? ` (${detail})` : ""}`);
   };
+  // Output to files, not pipes: under Wine, Node's stdio on a pipe fails ("open EBADF" in createWritableStdioStream).
+  let runs = 0;
   const run = (args) => {
     const started = Date.now();
-    const r = spawnSync(wine, [exe, ...args], { env, cwd: work, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-    return { code: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "", ms: Date.now() - started };
+    const outFile = join(work, `run${++runs}.out`);
+    const errFile = join(work, `run${runs}.err`);
+    const outFd = openSync(outFile, "w");
+    const errFd = openSync(errFile, "w");
+    let r;
+    try {
+      r = spawnSync(wine, [exe, ...args], { env, cwd: work, stdio: ["ignore", outFd, errFd] });
+    } finally {
+      closeSync(outFd);
+      closeSync(errFd);
+    }
+    return { code: r.status, stdout: readFileSync(outFile, "utf8"), stderr: readFileSync(errFile, "utf8"), ms: Date.now() - started };
   };
   try {
     const sample = join(work, "sample");
