@@ -70,13 +70,14 @@ export function testdir(files: Record<string, string | Buffer> = {}, prefix = "s
 
 /**
  * Throw-away folders for one test file: `const mk = tempDirs(); const dir = mk({ "a.txt": "x" });`.
- * Every folder it made is removed after the file's tests (one `afterAll`, registered here).
+ * Every folder it made is removed after the file's tests (one `afterAll`, registered here). Removing a tree of
+ * tens of thousands of files or gigabytes takes as long as the disk needs, so the hook waits up to ten minutes.
  */
 export function tempDirs(prefix?: string): (files?: Record<string, string | Buffer>) => string {
   const dirs: string[] = [];
   afterAll(() => {
     for (const d of dirs.splice(0)) removeDir(d);
-  });
+  }, 600_000);
   return (files = {}) => {
     const d = testdir(files, prefix);
     dirs.push(d);
