@@ -1,3 +1,5 @@
+import { t } from "../i18n/index.js";
+
 /** Human-readable byte size (decimal units, as file managers and the office's "5 MB" rule use). */
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n)) return "?";
@@ -29,5 +31,5 @@ export function formatProgressBar(done: number, total: number | undefined, rateP
   const filled = Math.round(frac * width);
   const eta = ratePerSec > 0 ? (total - done) / ratePerSec : NaN;
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${Math.floor(frac * 100)}% ${fmt(done)}/${fmt(total)}` +
-    (ratePerSec > 0 ? ` ${fmt(ratePerSec)}/s ETA ${formatDuration(eta)}` : "");
+    (ratePerSec > 0 ? ` ${fmt(ratePerSec)}/s ${t("progress.eta", { time: formatDuration(eta) })}` : "");
 }

@@ -561,6 +561,9 @@ export const en = {
 
   // an SFTP operation added on main
   "op.checkUpload": "check the upload file",
+
+  // progress bar (ui/format.ts)
+  "progress.eta": "ETA {time}",
 } as const;
 
 /** A message id. */

@@ -552,4 +552,7 @@ export const es: Record<MessageId, string> = {
 
   // an SFTP operation added on main
   "op.checkUpload": "comprobar el archivo de subida",
+
+  // progress bar (ui/format.ts)
+  "progress.eta": "quedan {time}",
 };

@@ -552,4 +552,7 @@ export const zhHans: Record<MessageId, string> = {
 
   // an SFTP operation added on main
   "op.checkUpload": "检查上传文件",
+
+  // progress bar (ui/format.ts)
+  "progress.eta": "剩余 {time}",
 };
