@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BIN, ROOT, runCli, tempDirs } from "../helpers/cli.js";
 
@@ -31,5 +31,19 @@ describe("the systemd unit for scanbridge watch", () => {
     expect(text).toMatch(/^UMask=0077$/m);
     expect(text).toMatch(/^Environment=SCANBRIDGE_CONFIG=\/etc\/scanbridge\/%i\.json$/m);
     expect(text).toMatch(/^StateDirectoryMode=0700$/m);
+  });
+
+  it("keeps the watcher's state where it may write, outside the drop and on its file system", () => {
+    const text = readFileSync(UNIT, "utf8");
+    const exec = /^ExecStart=\S+ (.*)$/m.exec(text)![1]!.split(" ");
+    const drop = exec[1]!;
+    const flag = (name: string) => exec[exec.indexOf(name) + 1]!;
+    const writable = /^ReadWritePaths=(\S+)$/m.exec(text)![1]!;
+    const within = (p: string, dir: string) => p.startsWith(dir + "/");
+    // The claim is a rename from the drop into the state folder: same writable tree, not inside the drop.
+    for (const p of [drop, flag("--ready"), flag("--state")]) expect(within(p, writable), p).toBe(true);
+    expect(within(flag("--state"), drop)).toBe(false);
+    // The default beside --ready, spelled out so staff pass the same --state to release, reconcile and audit verify.
+    expect(flag("--state")).toBe(`${posix.dirname(flag("--ready"))}/scanbridge-state`);
   });
 });
