@@ -166,12 +166,21 @@ try {
     const pkg = makePkg(name, mbs);
     const size = mbs * 1024 * 1024;
     for (let r = 0; r < ROUNDS; r++) {
-      const a = await timed("node", sbArgs(pkg, relay.port), env);
-      const b = await timed("node", sbArgs(pkg, relay.port, ["--connections", String(CONNECTIONS)]), env);
-      const c = await sftpRun(relay.port, "sftp", pkg);
-      results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB });
+      // The relay runs in this process: its CPU time during each run shows whether it could be the bottleneck
+      // (it is not when it stays well below the run's wall time).
+      const withRelayCpu = async (p) => {
+        const c0 = process.cpuUsage();
+        const res = await p();
+        const c = process.cpuUsage(c0);
+        return { ...res, relayCpu: (c.user + c.system) / 1e6 };
+      };
+      const a = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port), env));
+      const b = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port, ["--connections", String(CONNECTIONS)]), env));
+      const c = await withRelayCpu(() => sftpRun(relay.port, "sftp", pkg));
+      results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB, relayCpu: [a.relayCpu, b.relayCpu, c.relayCpu] });
       say(`${RTT_MS} ms RTT ${mbs} MB round ${r + 1}: scanbridge (defaults) ${mb(size, a.secs).toFixed(1)} MB/s = ${(c.secs / a.secs).toFixed(2)}x, ` +
-        `--connections ${CONNECTIONS} ${mb(size, b.secs).toFixed(1)} MB/s = ${(c.secs / b.secs).toFixed(2)}x, sftp ${mb(size, c.secs).toFixed(1)} MB/s; RSS ${a.rssMB.toFixed(0)}/${b.rssMB.toFixed(0)} MB; ${load()}`);
+        `--connections ${CONNECTIONS} ${mb(size, b.secs).toFixed(1)} MB/s = ${(c.secs / b.secs).toFixed(2)}x, sftp ${mb(size, c.secs).toFixed(1)} MB/s; RSS ${a.rssMB.toFixed(0)}/${b.rssMB.toFixed(0)} MB; ` +
+        `relay CPU ${a.relayCpu.toFixed(2)}/${b.relayCpu.toFixed(2)}/${c.relayCpu.toFixed(2)} s of ${a.secs.toFixed(2)}/${b.secs.toFixed(2)}/${c.secs.toFixed(2)} s; ${load()}`);
     }
     rmSync(pkg, { force: true });
   }
