@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import yauzl from "yauzl";
+import type yauzl from "yauzl";
 import { InputError, UsageError } from "../errors.js";
 import { readDicomHeader } from "../dicom/read.js";
 import type { DicomHeader } from "../dicom/types.js";
@@ -303,9 +303,11 @@ const MAX_MANIFEST_BYTES = 64 << 20;
 /** Largest DICOM entry copied out of a zip to read its header (a large CT frame set is a few hundred MB). */
 const MAX_HEADER_ENTRY_BYTES = 1 << 30;
 
-function openZip(path: string): Promise<yauzl.ZipFile> {
+async function openZip(path: string): Promise<yauzl.ZipFile> {
+  // yauzl is loaded only when a route test reads a zip, not by every `watch` start.
+  const { open } = (await import("yauzl")).default;
   return new Promise((res, rej) =>
-    yauzl.open(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (err, zf) =>
+    open(path, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (err, zf) =>
       err || !zf ? rej(new InputError("PACKAGE_UNREADABLE", `The package cannot be read: ${err?.message ?? "not a zip"}`, { privateLines: [path] })) : res(zf),
     ),
   );

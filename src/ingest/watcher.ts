@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { open, readdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { watch as chokidarWatch, type FSWatcher } from "chokidar";
+import type { FSWatcher } from "chokidar";
 import { errorCode, InterruptedError } from "../errors.js";
 import { appendAudit, auditLogIn, type AuditLog } from "./ledger.js";
 import { routePackage, type RoutingConfig } from "./routing.js";
@@ -202,6 +202,8 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
   await audit(ws, { event: "watch-started", recovered: start.recovered, requeued: start.requeued });
   let fsw: FSWatcher | undefined;
   if (!opts.once && opts.useFsEvents !== false) {
+    // Loaded only for a long-running watch: `--once` never listens for events.
+    const { watch: chokidarWatch } = await import("chokidar");
     fsw = chokidarWatch(opts.drop, { depth: 0, ignoreInitial: true, persistent: true, followSymlinks: false });
     fsw.on("all", () => ws.wake());
     fsw.on("error", () => {});
