@@ -87,9 +87,15 @@ export class Settler {
     const marker = await readSidecar(`${zip}.sha256`).catch(() => undefined);
     if (marker) {
       if (!marker.parsed) return settled ? { kind: "claim", why: "marker-settled-mismatch" } : { kind: "wait", why: "settling" };
+      // Settled: taken whatever the marker says (a mismatch is quarantined by verify), so hashing the drop's copy
+      // here would decide nothing. The hash that counts is the one of the private copy, taken while copying it
+      // out of the drop: that is the copy verify checks against the marker and the one archived. Only a file
+      // not yet settled is hashed here, so that a sealed upload is taken at once when its marker matches.
       const h = o.hash;
+      const current = h && h.size === st.size && h.mtimeMs === st.mtimeMs && h.ino === st.ino;
+      if (settled && !current) return { kind: "claim", why: "settled" };
       let sha256: string;
-      if (h && h.size === st.size && h.mtimeMs === st.mtimeMs && h.ino === st.ino) sha256 = h.sha256;
+      if (current) sha256 = h.sha256;
       else {
         // Hash only a file that was already seen unchanged once, so a growing file is not hashed over and over.
         if (o.changes > 0 && stableFor === 0) return { kind: "wait", why: "changing" };

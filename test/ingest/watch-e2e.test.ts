@@ -167,6 +167,24 @@ describe("watch: rejection", () => {
     expect(ls(d.ready)).toEqual([".scanbridge-staging"]);
   });
 
+  it("checks the marker of a settled package on the private copy: a mismatch is quarantined, a match is ready", async () => {
+    // --settle 0: both are settled at first sight, so the settler takes them without hashing them in the drop;
+    // the only hash is the private copy's, and that one decides.
+    const home = tmp();
+    const d = layout(home);
+    await writeHostilePackage(d.drop, "wrong-marker", "Marker Mismatch");
+    await writeSmallPackage(d.drop, "Marker Good");
+    const r = await run(["watch", d.drop, "--ready", d.ready, "--once", "--settle", "0", "--json"], home);
+    expect(r.code).toBe(0);
+    const claimed = jsonLines(r.stdout).filter((e) => e.event === "claimed");
+    expect(claimed.map((c) => c.why)).toEqual(["settled", "settled"]);
+    expect(ls(d.quarantine)).toEqual(["Marker Mismatch.reason.json", "Marker Mismatch.zip", "Marker Mismatch.zip.sha256"]);
+    const reason = JSON.parse(readFileSync(join(d.quarantine, "Marker Mismatch.reason.json"), "utf8")) as { problems: Array<{ code: string }> };
+    expect(reason.problems.map((p) => p.code)).toEqual(["SIDECAR_MISMATCH"]);
+    expect(ls(d.ready)).toEqual([".scanbridge-staging", "Marker Good"]);
+    assertCompleteDelivery(join(d.ready, "Marker Good"));
+  });
+
   it("quarantines every hostile zip and writes nothing outside ready/", async () => {
     const home = tmp();
     const d = layout(home);
