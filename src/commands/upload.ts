@@ -146,6 +146,7 @@ export async function runUploadCommand(ctx: CommandContext<UploadCommandOptions>
       placement: r.placement,
       durationMs: r.durationMs,
       lanes: r.lanes,
+      lanesAdded: r.lanesAdded,
       ...(r.rttMs !== undefined ? { rttMs: r.rttMs } : {}),
       receipt: r.receiptPath,
     },

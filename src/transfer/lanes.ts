@@ -46,3 +46,32 @@ export function laneWindow(window: { requests: number; chunkSize: number }, lane
   const share = Math.floor(MAX_BYTES_IN_FLIGHT / (Math.max(1, lanes) * window.chunkSize));
   return { requests: Math.max(4, Math.min(window.requests, share)), chunkSize: window.chunkSize };
 }
+
+/**
+ * The ramp: while the data of an automatically sized upload is sent over several lanes, more lanes are opened
+ * (one at a time) as long as the link shows it can carry them: the lanes move at least RAMP_WINDOW_SHARE of what
+ * their windows allow per round trip (they are window-bound, not line- or CPU-bound), and each added lane raised
+ * the throughput by at least RAMP_MIN_GAIN of one lane's share. Never more than RAMP_MAX_LANES: beyond
+ * MAX_BYTES_IN_FLIGHT / CHANNEL_WINDOW_BYTES lanes the bytes in flight do not grow, so neither does the throughput.
+ */
+export const RAMP_MAX_LANES = Math.min(MAX_AUTO_LANES, Math.ceil(MAX_BYTES_IN_FLIGHT / CHANNEL_WINDOW_BYTES));
+export const RAMP_WINDOW_SHARE = 0.5;
+export const RAMP_MIN_GAIN = 0.5;
+
+/** Whether `lanes` lanes moving `bytesPerSec` together at this round-trip time are held back by their windows. */
+export function windowBound(bytesPerSec: number, lanes: number, rttMs: number, laneInFlightBytes: number): boolean {
+  if (!(rttMs > 0) || lanes < 1) return false;
+  const windowRate = (lanes * Math.min(CHANNEL_WINDOW_BYTES, laneInFlightBytes)) / (rttMs / 1000);
+  return bytesPerSec >= RAMP_WINDOW_SHARE * windowRate;
+}
+
+/** Whether the throughput after going from `lanes - 1` to `lanes` lanes rose enough to try one more. */
+export function stillRising(before: number, after: number, lanes: number): boolean {
+  return lanes <= 1 || after >= before * (1 + RAMP_MIN_GAIN / (lanes - 1));
+}
+
+/** Where a new lane splits the open segment [sent, end): the back half, when that half (at least 2 windows) is worth a lane. */
+export function rampSplit(sent: number, end: number): number | undefined {
+  const mid = sent + Math.ceil((end - sent) / 2);
+  return end - mid >= MIN_SEGMENT_BYTES / 2 ? mid : undefined;
+}

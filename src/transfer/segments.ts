@@ -13,6 +13,8 @@ export interface Segment {
   end: number;
   /** Contiguous acknowledged bytes reach this absolute offset. */
   done: number;
+  /** Bytes below this offset have been read and sent (set while pumping; never in the journal). */
+  sent?: number;
 }
 
 /** Requests in flight and bytes per request. */
@@ -44,6 +46,7 @@ export function pumpSegment(
     let failed = false;
     let pumping = false;
     let again = false;
+    seg.sent = next;
     if (next >= seg.end) return resolve();
     const fail = (err: unknown) => {
       if (failed) return;
@@ -70,6 +73,7 @@ export function pumpSegment(
             const len = Math.min(window.chunkSize, seg.end - next);
             const pos = next;
             next += len;
+            seg.sent = next; // A lane added during the upload may take [sent, end) from here on (pumpSegment re-reads seg.end).
             const whole = free.pop() ?? Buffer.allocUnsafeSlow(window.chunkSize);
             const buf = whole.subarray(0, len);
             // A synchronous read: the package is usually in the page cache (just packed), where a 128 KiB read

@@ -6,7 +6,7 @@ import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
-import { EARLY_LANES_RTT_MS, autoLanes, laneWindow } from "./lanes.js";
+import { EARLY_LANES_RTT_MS, RAMP_MAX_LANES, autoLanes, laneWindow, rampSplit, stillRising, windowBound } from "./lanes.js";
 import { receiptNameFor, type Receipt } from "./receipt.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "./retry.js";
 import { InlineHasher, assignLanes, pumpSegment, splitSegments, type Segment } from "./segments.js";
@@ -55,6 +55,8 @@ export interface UploadResult {
   completedEarlierUpload: boolean;
   /** Parallel channels used for the data (the last attempt's; after any the server refused). */
   lanes: number;
+  /** Of those, the channels added while the data was sent, as the throughput showed the link could carry them. */
+  lanesAdded: number;
   /** Round-trip time measured at connect, milliseconds (the basis of the automatic lane count). */
   rttMs?: number;
 }
@@ -203,6 +205,10 @@ interface SendState {
   label: (s: string) => string;
   hasher: InlineHasher | undefined;
   bytesSent: number;
+  /** Lanes the ramp added in the last sending (src/transfer/lanes.ts). */
+  lanesAdded: number;
+  /** The server refused a lane the ramp asked for: no more ramping in this upload. */
+  rampRefused: boolean;
 }
 
 /**
@@ -213,7 +219,7 @@ interface SendState {
  * `atDataEnd` runs once every byte is acknowledged, alongside the closes. `writers`: the lanes' handles, opened
  * already (one per lane, the first one truncating).
  */
-async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown>; writers?: Array<Promise<RemoteWriter>> }): Promise<number> {
+async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown>; writers?: Array<Promise<RemoteWriter>>; ramp?: { rttMs: number; maxLanes: number } }): Promise<number> {
   const { plan, emit } = st;
   const total = plan.size;
   emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? `Uploading (attempt ${o.attempt})` : "Uploading") });
@@ -222,7 +228,14 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
   let lastEmit = 0;
   let lastJournal = Date.now();
   emit({ type: "progress", id: "upload", done, total, unit: "bytes" });
-  const saveJournal = () => (o.journal ? writeJournal(plan.journalPath, { ...o.journal, segments: segs }).catch(() => {}) : Promise.resolve());
+  // Journal writes go one after another (they share a temporary file); each one saves the segments as they are then.
+  let journalChain: Promise<void> = Promise.resolve();
+  const saveJournal = () => {
+    const j = o.journal;
+    if (!j) return journalChain;
+    journalChain = journalChain.then(() => writeJournal(plan.journalPath, { ...j, segments: segs.map(({ start, end, done }) => ({ start, end, done })) }).catch(() => {}));
+    return journalChain;
+  };
   const src = await open(plan.packagePath, "r");
   const writers: RemoteWriter[] = [];
   try {
@@ -251,11 +264,27 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
         void saveJournal();
       }
     };
-    await Promise.all(
-      byLane.map(async (laneSegs, lane) => {
-        for (const seg of laneSegs) await pumpSegment(src, writers[lane]!, seg, window, onBytes, st.signal, st.hasher?.feed);
-      }),
-    );
+    const pumpLane = async (laneSegs: Segment[], lane: number) => {
+      for (const seg of laneSegs) await pumpSegment(src, writers[lane]!, seg, window, onBytes, st.signal, st.hasher?.feed);
+    };
+    const pumping = byLane.map(pumpLane);
+    // The ramp adds lanes while the data is sent, each taking the back half of the largest open segment.
+    const ramp = o.ramp && o.journal && byLane.length > 1 ? startRamp(st, dest, path, segs, byLane.length, o.ramp, window, () => done, (seg, writer, lane) => {
+      writers.push(writer);
+      // Called in the same tick as the split: the split is in the journal on disk before the new lane writes.
+      const p = saveJournal().then(() => pumpLane([seg], lane));
+      p.catch(() => {}); // awaited below, with the others
+      pumping.push(p);
+    }) : undefined;
+    try {
+      // Lanes the ramp adds are pushed onto `pumping` while it is awaited.
+      for (let n = 0; n < pumping.length;) {
+        n = pumping.length;
+        await Promise.all(pumping.slice(0, n));
+      }
+    } finally {
+      st.lanesAdded = (await ramp?.stop()) ?? 0;
+    }
     // The closes go out together with whatever the caller has waiting for the end of the data (one round trip).
     const ending = o.atDataEnd?.();
     const sizes = await Promise.all(writers.splice(0).map((w) => w.finish()));
@@ -272,9 +301,115 @@ async function sendSegments(st: SendState, dest: Destination, path: string, segs
   }
 }
 
+/**
+ * Add lanes one at a time while the link shows it can carry them (src/transfer/lanes.ts: window-bound, and the
+ * throughput rose with the last lane added). Every 3 round trips (at least 300 ms) the acknowledged bytes are
+ * measured; the interval after each change is skipped (the new lane fills its window). A lane the server refuses
+ * stops the ramp with one CHANNELS_LIMITED warning. `onLane` gets the new segment (the back half of the open
+ * segment with most bytes still unsent, split in the same tick) and its writer. `stop` resolves to the lanes added.
+ */
+function startRamp(
+  st: SendState,
+  dest: Destination,
+  path: string,
+  segs: Segment[],
+  startLanes: number,
+  o: { rttMs: number; maxLanes: number },
+  window: { requests: number; chunkSize: number },
+  acked: () => number,
+  onLane: (seg: Segment, writer: RemoteWriter, lane: number) => void,
+): { stop: () => Promise<number> } {
+  let lanes = startLanes;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  /** The open of a new lane's file, once asked for (it creates the file: it must be answered and closed before the end). */
+  let fileOpening: Promise<unknown> | undefined;
+  const tickMs = Math.max(3 * o.rttMs, 300);
+  let mark = { at: performance.now(), bytes: acked() };
+  let warm = true;
+  let before: number | undefined;
+  const largestOpen = (): { seg: Segment; from: number } | undefined => {
+    let best: { seg: Segment; from: number } | undefined;
+    for (const seg of segs) {
+      const from = Math.max(seg.done, seg.sent ?? seg.done);
+      if (!best || seg.end - from > best.seg.end - best.from) best = { seg, from };
+    }
+    return best;
+  };
+  const schedule = () => {
+    if (!stopped) timer = setTimeout(tick, tickMs);
+  };
+  const addLane = async (): Promise<boolean> => {
+    const want = lanes + 1;
+    const got = await dest.openLanes!(want).catch(() => lanes);
+    if (stopped || dest.connectionFailure) return false;
+    if (got < want) {
+      st.rampRefused = true;
+      st.emit({ type: "warn", code: "CHANNELS_LIMITED", ...warnText("warn.channelsLimited", { got: lanes, wanted: want }) });
+      return false;
+    }
+    const first = largestOpen();
+    if (!first || rampSplit(first.from, first.seg.end) === undefined) return false;
+    const opening = dest.openWrite(path, { truncate: false, lane: lanes }).catch(() => undefined);
+    fileOpening = opening;
+    const writer = await opening;
+    if (!writer) return false;
+    // Split now, after the open's round trip, and hand the lane over in the same tick.
+    const now = largestOpen();
+    const mid = now && !stopped ? rampSplit(now.from, now.seg.end) : undefined;
+    if (!now || mid === undefined) {
+      await writer.close().catch(() => {});
+      return false;
+    }
+    const tail: Segment = { start: mid, end: now.seg.end, done: mid };
+    now.seg.end = mid;
+    segs.push(tail);
+    lanes++;
+    window.requests = laneWindow(dest.window, lanes).requests; // the same bytes in flight, shared by one lane more
+    onLane(tail, writer, lanes - 1);
+    return true;
+  };
+  let adding: Promise<unknown> = Promise.resolve();
+  const tick = () => {
+    timer = undefined;
+    if (stopped) return;
+    const at = performance.now();
+    const bytes = acked();
+    const rate = (bytes - mark.bytes) / ((at - mark.at) / 1000);
+    mark = { at, bytes };
+    if (warm) {
+      warm = false;
+      return schedule();
+    }
+    const laneInFlight = window.requests * window.chunkSize;
+    if (lanes >= o.maxLanes || !windowBound(rate, lanes, o.rttMs, laneInFlight) || (before !== undefined && !stillRising(before, rate, lanes))) return;
+    before = rate;
+    adding = addLane().then((ok) => {
+      fileOpening = undefined;
+      if (!ok || stopped) return;
+      warm = true;
+      mark = { at: performance.now(), bytes: acked() };
+      schedule();
+    }, () => {});
+  };
+  schedule();
+  return {
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (fileOpening) await adding; // its writer is closed once answered
+      return lanes - startLanes;
+    },
+  };
+}
+
 /** How many lanes to ask for: --connections, or chosen from the round-trip time and the bytes to send. */
 function wantedLanes(requested: number | undefined, rttMs: number, bytes: number): number {
-  return requested !== undefined ? Math.max(1, Math.floor(requested)) : autoLanes(rttMs, bytes);
+  if (requested !== undefined) return Math.max(1, Math.floor(requested));
+  const auto = autoLanes(rttMs, bytes);
+  // SCANBRIDGE_FIRST_LANES (at least 2) caps the automatic count at the start, leaving the rest to the ramp (tests).
+  const first = Math.floor(Number(process.env.SCANBRIDGE_FIRST_LANES));
+  return first >= 2 ? Math.min(auto, first) : auto;
 }
 
 /**
@@ -312,6 +447,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     label: (s: string) => (input.verbose ? `${s} ${zipName}` : s),
     hasher: plan.claimed ? undefined : new InlineHasher(plan.packagePath),
     bytesSent: 0,
+    lanesAdded: 0,
+    rampRefused: false,
   };
 
   let sha256 = plan.claimed?.sha256 ?? "";
@@ -516,6 +653,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
     async function sendData(dest: Destination, p: { finalPath: string; partsPath: string; partialPath: string; partsStat?: RemoteStat; partialStat?: RemoteStat }): Promise<string> {
       lanes = 1; // chosen again on every attempt (a new connection, maybe other limits)
+      st.lanesAdded = 0;
       if (!segments) {
         const journal = await readJournal(plan.journalPath);
         if (journal && p.partsStat && journal.url === dest.url && journal.remotePath === p.finalPath && journal.size === size && journal.mtimeMs === plan.mtimeMs) {
@@ -580,7 +718,9 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
       await writeJournal(plan.journalPath, journal);
       stageMarker(dest);
-      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd, writers: preopened }));
+      // Automatic lane counts grow while the link shows it can carry more (the ramp); --connections fixes the count.
+      const ramp = input.connections === undefined && rttMs !== undefined && dest.openLanes && !st.rampRefused ? { rttMs, maxLanes: RAMP_MAX_LANES } : undefined;
+      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd, writers: preopened, ramp }));
       return workPath;
     }
 
@@ -687,7 +827,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
     placement,
     durationMs: finished.getTime() - started.getTime(),
     completedEarlierUpload: completedEarlier,
-    lanes,
+    lanes: lanes + st.lanesAdded,
+    lanesAdded: st.lanesAdded,
     ...(rttMs !== undefined ? { rttMs: Math.round(rttMs * 10) / 10 } : {}),
   };
 }
