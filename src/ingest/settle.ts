@@ -93,12 +93,13 @@ export class Settler {
       // not yet settled is hashed here, so that a sealed upload is taken at once when its marker matches.
       const h = o.hash;
       const current = h && h.size === st.size && h.mtimeMs === st.mtimeMs && h.ino === st.ino;
+      // Hash only a file that was already seen unchanged once, so a growing file is not hashed over and over
+      // (and, with --settle 0, not taken while it is still changing).
+      if (!current && o.changes > 0 && stableFor === 0) return { kind: "wait", why: "changing" };
       if (settled && !current) return { kind: "claim", why: "settled" };
       let sha256: string;
       if (current) sha256 = h.sha256;
       else {
-        // Hash only a file that was already seen unchanged once, so a growing file is not hashed over and over.
-        if (o.changes > 0 && stableFor === 0) return { kind: "wait", why: "changing" };
         const h = await withNoFollow(zip, (p) => hashFile(p, this.opts.signal));
         if (h === undefined) return { kind: "ignored", why: "replaced by a link or special file" };
         sha256 = h;
