@@ -306,27 +306,38 @@ type Piece =
   | { kind: "end"; crc: number; size: number };
 
 /** Header builders (little-endian, APPNOTE 6.3). */
-function localHeader(r: { name: Buffer; flags: number; method: number; dos: number; crc: number; size: number; csize: number }, zip64: boolean): Buffer {
-  const extra = zip64 ? 20 : 0;
-  const b = Buffer.alloc(30 + r.name.length + extra);
-  b.writeUInt32LE(SIG_LOCAL, 0);
-  b.writeUInt16LE(zip64 ? 45 : 20, 4);
-  b.writeUInt16LE(r.flags, 6);
-  b.writeUInt16LE(r.method, 8);
-  b.writeUInt32LE(r.dos, 10);
-  b.writeUInt32LE(r.crc >>> 0, 14);
-  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.csize, 18);
-  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.size, 22);
-  b.writeUInt16LE(r.name.length, 26);
-  b.writeUInt16LE(extra, 28);
-  r.name.copy(b, 30);
+type HeaderFields = { name: Buffer; flags: number; method: number; dos: number; crc: number; size: number; csize: number };
+
+/**
+ * The fields the local and central headers share, from "version needed" to the extra field's length, written at
+ * `at` (4 in a local header, 6 in a central one), then the name; with Zip64, the extra field's sizes (`more`: the
+ * central header's offset) after the name.
+ */
+function sharedFields(b: Buffer, at: number, r: HeaderFields, zip64: boolean, more: bigint[]): void {
+  const extra = zip64 ? 4 + 8 * (2 + more.length) : 0;
+  b.writeUInt16LE(zip64 ? 45 : 20, at);
+  b.writeUInt16LE(r.flags, at + 2);
+  b.writeUInt16LE(r.method, at + 4);
+  b.writeUInt32LE(r.dos, at + 6);
+  b.writeUInt32LE(r.crc >>> 0, at + 10);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.csize, at + 14);
+  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.size, at + 18);
+  b.writeUInt16LE(r.name.length, at + 22);
+  b.writeUInt16LE(extra, at + 24);
+  const nameAt = b.length - r.name.length - extra;
+  r.name.copy(b, nameAt);
   if (zip64) {
-    const e = 30 + r.name.length;
+    const e = nameAt + r.name.length;
     b.writeUInt16LE(0x0001, e);
-    b.writeUInt16LE(16, e + 2);
-    b.writeBigUInt64LE(BigInt(r.size), e + 4);
-    b.writeBigUInt64LE(BigInt(r.csize), e + 12);
+    b.writeUInt16LE(extra - 4, e + 2);
+    [BigInt(r.size), BigInt(r.csize), ...more].forEach((v, i) => b.writeBigUInt64LE(v, e + 4 + 8 * i));
   }
+}
+
+function localHeader(r: HeaderFields, zip64: boolean): Buffer {
+  const b = Buffer.alloc(30 + r.name.length + (zip64 ? 20 : 0));
+  b.writeUInt32LE(SIG_LOCAL, 0);
+  sharedFields(b, 4, r, zip64, []);
   return b;
 }
 
@@ -345,31 +356,13 @@ function dataDescriptor(crc: number, csize: number, size: number, zip64: boolean
 }
 
 function centralHeader(r: CentralRecord, zip64: boolean): Buffer {
-  const extra = zip64 ? 28 : 0;
-  const b = Buffer.alloc(46 + r.name.length + extra);
+  const b = Buffer.alloc(46 + r.name.length + (zip64 ? 28 : 0));
   b.writeUInt32LE(SIG_CENTRAL, 0);
   b.writeUInt16LE(MADE_BY_UNIX | 45, 4);
-  b.writeUInt16LE(zip64 ? 45 : 20, 6);
-  b.writeUInt16LE(r.flags, 8);
-  b.writeUInt16LE(r.method, 10);
-  b.writeUInt32LE(r.dos, 12);
-  b.writeUInt32LE(r.crc >>> 0, 16);
-  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.csize, 20);
-  b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.size, 24);
-  b.writeUInt16LE(r.name.length, 28);
-  b.writeUInt16LE(extra, 30);
+  sharedFields(b, 6, r, zip64, [BigInt(r.offset)]);
   // comment length, disk number start, internal attributes: 0
   b.writeUInt32LE(EXTERNAL_ATTRS, 38);
   b.writeUInt32LE(zip64 ? ZIP64_LIMIT : r.offset, 42);
-  r.name.copy(b, 46);
-  if (zip64) {
-    const e = 46 + r.name.length;
-    b.writeUInt16LE(0x0001, e);
-    b.writeUInt16LE(24, e + 2);
-    b.writeBigUInt64LE(BigInt(r.size), e + 4);
-    b.writeBigUInt64LE(BigInt(r.csize), e + 12);
-    b.writeBigUInt64LE(BigInt(r.offset), e + 20);
-  }
   return b;
 }
 
