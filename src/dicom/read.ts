@@ -298,9 +298,14 @@ function tagAt(data: Uint8Array, parser: ByteArrayParser, p: number): number {
 }
 
 /** Reads ranges of one open file, counting the bytes. */
+/** What the header reader needs of an open file: positional reads (a FileHandle, or a synchronous descriptor's adapter). */
+export interface PositionalReader {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 class CountingReader {
   bytesRead = 0;
-  constructor(private readonly fh: FileHandle) {}
+  constructor(private readonly fh: PositionalReader) {}
 
   async read(position: number, length: number): Promise<Buffer> {
     const out = Buffer.alloc(length);
@@ -405,7 +410,7 @@ export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions
     throw describeFsError(err, path);
   }
   try {
-    return await readHeaderFrom(fh, path, maxBytes, tolerate);
+    return await readHeaderFrom(fh, path, maxBytes, tolerate, { head: Buffer.alloc(0), size: (await fh.stat()).size });
   } catch (err) {
     throw err instanceof DicomReadError ? err : describeFsError(err, path);
   } finally {
@@ -417,7 +422,7 @@ export async function readDicomHeader(path: string, opts: ReadDicomHeaderOptions
  * readDicomHeader on a file already open, whose first bytes (`head`, from position 0) and size were already read:
  * pack's scan classifies and inspects a file with one open and one read. `fh` stays open.
  */
-export async function readDicomHeaderFromOpen(fh: FileHandle, path: string, start: { head: Buffer; size: number }, opts: ReadDicomHeaderOptions = {}): Promise<DicomHeader> {
+export async function readDicomHeaderFromOpen(fh: PositionalReader, path: string, start: { head: Buffer; size: number }, opts: ReadDicomHeaderOptions = {}): Promise<DicomHeader> {
   try {
     return await readHeaderFrom(fh, path, Math.max(opts.maxBytes ?? DEFAULT_MAX_BYTES, 256), opts.tolerateTruncation === true, start);
   } catch (err) {
@@ -426,10 +431,10 @@ export async function readDicomHeaderFromOpen(fh: FileHandle, path: string, star
 }
 
 /** The reading loop of readDicomHeader on an open file. */
-async function readHeaderFrom(fh: FileHandle, path: string, maxBytes: number, tolerate: boolean, start?: { head: Buffer; size: number }): Promise<DicomHeader> {
-  const size = start?.size ?? (await fh.stat()).size;
+async function readHeaderFrom(fh: PositionalReader, path: string, maxBytes: number, tolerate: boolean, start: { head: Buffer; size: number }): Promise<DicomHeader> {
+  const size = start.size;
   const reader = new CountingReader(fh);
-  let head = start ? start.head.subarray(0, Math.min(start.head.length, maxBytes)) : Buffer.alloc(0);
+  let head = start.head.subarray(0, Math.min(start.head.length, maxBytes));
   reader.bytesRead = head.length;
   let want = Math.min(FIRST_CHUNK, size, maxBytes);
   const fail = (code: DicomReadErrorCode, message: string, reason: string): DicomReadError =>

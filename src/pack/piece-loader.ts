@@ -30,8 +30,9 @@ export interface PieceLoader {
    * next piece of that file (`first`: its first piece, `last`: its last). A file read in one piece is read with one
    * more byte, and its last piece is followed by a one-byte read: either shows that it grew (PieceLoadError
    * "changed"). `buf` must come from `buffer()`, hold `length + 1` bytes and stay untouched until the promise settles.
+   * `crc` false (a file in one piece only): no CRC-32 here (`crc` is 0); the caller computes it on its own thread.
    */
-  load(file: number, path: string, buf: Buffer, position: number, length: number, first: boolean, last: boolean): Promise<PieceDigest>;
+  load(file: number, path: string, buf: Buffer, position: number, length: number, first: boolean, last: boolean, crc?: boolean): Promise<PieceDigest>;
   /** A buffer of `bytes` this loader can fill (shared memory for the worker). */
   buffer(bytes: number): Buffer;
   /** A buffer from buffer() that will not be used again. */
@@ -41,7 +42,7 @@ export interface PieceLoader {
 
 /** The outcome of one load, as the worker posts it. */
 type LoadOutcome = ["ok", number, string?] | ["changed"] | ["error", string, string];
-type LoadFn = (buf: Buffer, file: number, path: string, position: number, length: number, first: boolean, last: boolean) => LoadOutcome;
+type LoadFn = (buf: Buffer, file: number, path: string, position: number, length: number, first: boolean, last: boolean, withCrc: boolean) => LoadOutcome;
 
 /**
  * The load function's source, plain JavaScript: the worker evaluates it (nothing to resolve on disk, so it runs
@@ -51,9 +52,10 @@ type LoadFn = (buf: Buffer, file: number, path: string, position: number, length
 const LOAD_SOURCE = `(function (fs, createHash, crc32) {
   const open = new Map();
   const one = Buffer.alloc(1);
-  return function load(buf, file, path, position, length, first, last) {
+  return function load(buf, file, path, position, length, first, last, withCrc) {
     let fd;
-    try { fd = fs.openSync(path, "r"); } catch (e) { return ["error", e.code || "EIO", e.message]; }
+    // Never through a link put there since the scan; never waiting on a FIFO (reading it fails).
+    try { fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW || 0) | (fs.constants.O_NONBLOCK || 0)); } catch (e) { return ["error", e.code || "EIO", e.message]; }
     try {
       const want = first && last ? length + 1 : length;
       let got = 0;
@@ -72,7 +74,7 @@ const LOAD_SOURCE = `(function (fs, createHash, crc32) {
     const data = buf.subarray(0, length);
     const state = first ? { sha: createHash("sha256"), crc: 0 } : open.get(file);
     state.sha.update(data);
-    state.crc = crc32(data, state.crc);
+    if (withCrc || !(first && last)) state.crc = crc32(data, state.crc);
     if (!last) { open.set(file, state); return ["ok", state.crc]; }
     open.delete(file);
     return ["ok", state.crc, state.sha.digest("hex")];
@@ -86,8 +88,8 @@ const bufs = new Map();
 parentPort.on("message", (m) => {
   if (m[0] === "buf") { bufs.set(m[1], Buffer.from(m[2])); return; }
   if (m[0] === "drop") { bufs.delete(m[1]); return; }
-  const [, seq, bufId, file, path, position, length, first, last] = m;
-  parentPort.postMessage([seq, ...load(bufs.get(bufId), file, path, position, length, first, last)]);
+  const [, seq, bufId, file, path, position, length, first, last, withCrc] = m;
+  parentPort.postMessage([seq, ...load(bufs.get(bufId), file, path, position, length, first, last, withCrc)]);
 });
 `;
 
@@ -102,7 +104,7 @@ export function inlineLoader(): PieceLoader {
   const crc32 = (zlib as unknown as { crc32: unknown }).crc32;
   const load = (runInThisContext(LOAD_SOURCE, { filename: "scanbridge-piece-loader.js" }) as (f: unknown, h: unknown, c: unknown) => LoadFn)(fs, createHash, crc32);
   return {
-    load: async (file, path, buf, position, length, first, last) => settle(load(buf, file, path, position, length, first, last)),
+    load: async (file, path, buf, position, length, first, last, crc = true) => settle(load(buf, file, path, position, length, first, last, crc)),
     buffer: (bytes) => Buffer.allocUnsafeSlow(bytes),
     drop: () => {},
     close: () => {},
@@ -145,14 +147,14 @@ export function workerLoader(threads = 1): PieceLoader {
     });
   }
   return {
-    load(file, path, buf, position, length, first, last) {
+    load(file, path, buf, position, length, first, last, crc = true) {
       if (broken !== undefined) return Promise.reject(broken as Error);
       const id = ids.get(buf.buffer);
       if (id === undefined || buf.byteOffset !== 0) return Promise.reject(new Error("workerLoader: the buffer must come from buffer()"));
       const s = seq++;
       return new Promise<PieceDigest>((resolve, reject) => {
         waiting.set(s, { resolve, reject });
-        workers[file % workers.length]!.postMessage(["load", s, id, file, path, position, length, first, last]);
+        workers[file % workers.length]!.postMessage(["load", s, id, file, path, position, length, first, last, crc]);
       });
     },
     buffer(bytes) {

@@ -1,5 +1,6 @@
-import { constants as fsc } from "node:fs";
-import { open, opendir, realpath, stat, type FileHandle } from "node:fs/promises";
+import { closeSync, constants as fsc, fstatSync, openSync, opendirSync, readSync, type Dir, type Dirent } from "node:fs";
+import { open, opendir, realpath, stat } from "node:fs/promises";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { InputError, throwIfAborted } from "../errors.js";
 import { msg, t } from "../i18n/index.js";
@@ -7,7 +8,7 @@ import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
 import { forEachConcurrent } from "../util/concurrency.js";
-import { FIRST_CHUNK, readDicomHeaderFromOpen } from "../dicom/read.js";
+import { FIRST_CHUNK, readDicomHeaderFromOpen, type PositionalReader } from "../dicom/read.js";
 import type { DicomHeader } from "../dicom/types.js";
 
 /** One input as given on the command line, resolved. */
@@ -55,16 +56,105 @@ export interface ScanOptions {
   cwd: string;
   signal?: AbortSignal;
   emit?: Emit;
-  /** Files read at once for classification. */
+  /** Files read at once for classification once the scan goes through the thread pool. */
   concurrency?: number;
+  /** How to reach the files: "auto" (direct, pooled from the first slow call; the default), or one of them (tests). */
+  io?: "auto" | "direct" | "pooled";
 }
 
-/** The first FIRST_CHUNK bytes of an open file (enough to classify it and, usually, for its whole DICOM header). */
-async function readHead(fh: FileHandle, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(Math.min(FIRST_CHUNK, size));
+/** A file opened for classification: its size and time, positional reads, close. */
+interface OpenedFile extends PositionalReader {
+  size: number;
+  mtime: Date;
+  regular: boolean;
+  close(): Promise<void>;
+}
+
+/** Open flags: never follow a link put there since the walk; never wait on a FIFO swapped in for a file. */
+const OPEN_FLAGS = fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0) | (fsc.O_NONBLOCK ?? 0);
+
+/**
+ * The two ways the scan reaches files. `direct`: one system call at a time on this thread, which is several times
+ * faster where the files are cached or on a local disk (no thread-pool round trip per call). `pooled`: through
+ * libuv's thread pool, several files at once, so a slow medium (an optical disc, a network share) keeps progress
+ * and Ctrl-C live. The scan starts direct and turns pooled for good at the first slow call.
+ */
+const openDirect = async (abs: string): Promise<OpenedFile> => {
+  const fd = openSync(abs, OPEN_FLAGS);
+  try {
+    const st = fstatSync(fd);
+    return {
+      size: st.size, mtime: st.mtime, regular: st.isFile(),
+      read: async (buffer, offset, length, position) => ({ bytesRead: readSync(fd, buffer, offset, length, position) }),
+      close: async () => closeSync(fd),
+    };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+};
+
+const openPooled = async (abs: string): Promise<OpenedFile> => {
+  const fh = await open(abs, OPEN_FLAGS);
+  try {
+    const st = await fh.stat();
+    return {
+      size: st.size, mtime: st.mtime, regular: st.isFile(),
+      read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
+      close: () => fh.close(),
+    };
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
+  }
+};
+
+/** A direct call slower than this means a slow medium: the rest of the scan goes through the pool. */
+const SLOW_CALL_MS = 25;
+/** Direct work runs at most this long before the event loop gets a turn (progress, signals). */
+const DIRECT_SLICE_MS = 20;
+
+/** Direct while the medium is fast; gives the event loop a turn after every slice of direct work. */
+class Pace {
+  direct: boolean;
+  private sliceStart = performance.now();
+  constructor(private readonly mode: "auto" | "direct" | "pooled") {
+    this.direct = mode !== "pooled";
+  }
+  /** After a direct call begun at `since`: turn pooled if it was slow (auto only), yield once the slice is used. */
+  async after(since: number): Promise<void> {
+    const now = performance.now();
+    if (this.mode === "auto" && now - since > SLOW_CALL_MS) this.direct = false;
+    if (now - this.sliceStart > DIRECT_SLICE_MS) {
+      await yieldToLoop();
+      this.sliceStart = performance.now();
+    }
+  }
+}
+
+/** A folder's entries, read directly or through the pool. */
+async function* folderEntries(absDir: string, pace: Pace): AsyncGenerator<Dirent> {
+  const direct = pace.direct;
+  const since = performance.now();
+  const dir: Dir = direct ? opendirSync(absDir) : await opendir(absDir);
+  try {
+    for (let d = direct ? dir.readSync() : await dir.read(); d; d = direct ? dir.readSync() : await dir.read()) yield d;
+  } finally {
+    if (direct) dir.closeSync();
+    else await dir.close();
+  }
+  if (direct) await pace.after(since);
+}
+
+/**
+ * The first FIRST_CHUNK bytes of an open file (enough to classify it and, usually, for its whole DICOM header), in
+ * `into` when given (files read one after another share one buffer: nothing keeps a head once its file is done).
+ */
+async function readHead(f: OpenedFile, into?: Buffer): Promise<Buffer> {
+  const buf = into ? into.subarray(0, Math.min(FIRST_CHUNK, f.size)) : Buffer.allocUnsafe(Math.min(FIRST_CHUNK, f.size));
   let got = 0;
   while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+    const { bytesRead } = await f.read(buf, got, buf.length - got, got);
     if (bytesRead === 0) break;
     got += bytesRead;
   }
@@ -117,6 +207,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   const pending: Array<{ input: number; abs: string; rel: string; dir: string }> = [];
   const roots = inputs.map((i) => i.real);
   const seenFiles = new Set<string>();
+  const pace = new Pace(opts.io ?? "auto");
 
   const addFile = (input: number, abs: string, rel: string, dir: string) => {
     if (seenFiles.has(abs)) return; // the same file named twice (overlapping inputs)
@@ -149,15 +240,8 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       throwIfAborted(opts.signal);
       const relDir = stack.pop()!;
       const absDir = relDir === "" ? input.real : join(input.real, ...relDir.split("/"));
-      let dir;
       try {
-        dir = await opendir(absDir);
-      } catch (err) {
-        result.unreadable.push({ input: index, relPath: relDir || ".", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
-        continue;
-      }
-      try {
-        for await (const d of dir) {
+        for await (const d of folderEntries(absDir, pace)) {
           const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
           const abs = join(absDir, d.name);
           if (d.isSymbolicLink()) await classifyLink(index, abs, rel);
@@ -175,33 +259,50 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   }
 
   // Classify: open each file (never following a link put there since the walk), stat it, read its head and, for a
-  // DICOM file, its header (bounded concurrency).
+  // DICOM file, its header. Directly, one file after another, while the medium is fast; then through the pool.
   const total = pending.length;
   opts.emit?.({ type: "step", id: "scan", label: t("step.scan") });
-  await forEachConcurrent(pending, opts.concurrency ?? 16, async (p) => {
-    let fh: FileHandle | undefined;
+  const progress = (done: number) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
+  const classify = async (p: (typeof pending)[number], openFile: (abs: string) => Promise<OpenedFile>, scratch?: Buffer) => {
+    let f: OpenedFile | undefined;
     try {
-      fh = await open(p.abs, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
-      const st = await fh.stat();
-      const head = await readHead(fh, st.size);
+      f = await openFile(p.abs);
+      if (!f.regular) {
+        result.excluded.push({ input: p.input, path: p.rel, reason: "special-file" }); // swapped in since the walk
+        return;
+      }
+      const head = await readHead(f, scratch);
       const c = classifyFile(p.rel, head.subarray(0, HEAD_BYTES));
       if (c.action === "include") {
         if (DICOM_KINDS.has(c.kind)) {
-          const header = await readDicomHeaderFromOpen(fh, p.abs, { head, size: st.size }, { tolerateTruncation: true }).then((h) => ({ header: h }), (error: unknown) => ({ error }));
+          const header = await readDicomHeaderFromOpen(f, p.abs, { head, size: f.size }, { tolerateTruncation: true }).then((h) => ({ header: h }), (error: unknown) => ({ error }));
           result.dicomHeaders!.set(p.abs, header);
         }
-        result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: st.size, mtime: st.mtime, kind: c.kind, dir: p.dir });
+        result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: f.size, mtime: f.mtime, kind: c.kind, dir: p.dir });
       } else if (c.action === "exclude") {
-        result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: st.size });
+        result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: f.size });
       } else {
-        result.archives.push({ input: p.input, relPath: p.rel, absPath: p.abs, size: st.size });
+        result.archives.push({ input: p.input, relPath: p.rel, absPath: p.abs, size: f.size });
       }
     } catch (err) {
       result.unreadable.push({ input: p.input, relPath: p.rel, code: (err as NodeJS.ErrnoException).code ?? "EIO" });
     } finally {
-      await fh?.close().catch(() => {});
+      await f?.close().catch(() => {});
     }
-  }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" }) });
+  };
+  let next = 0;
+  const scratch = Buffer.allocUnsafe(FIRST_CHUNK);
+  while (next < pending.length && pace.direct) {
+    throwIfAborted(opts.signal);
+    const since = performance.now();
+    await classify(pending[next++]!, openDirect, scratch);
+    progress(next);
+    await pace.after(since);
+  }
+  const direct = next;
+  await forEachConcurrent(pending.slice(direct), opts.concurrency ?? 16, (p) => classify(p, openPooled), {
+    signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => progress(direct + done),
+  });
   opts.emit?.({ type: "step-done", id: "scan", label: t("step.scan.done", { n: total }) });
   const byPath = (a: { input: number; relPath?: string; path?: string }, b: { input: number; relPath?: string; path?: string }) =>
     a.input - b.input || ((a.relPath ?? a.path)! < (b.relPath ?? b.path)! ? -1 : 1);

@@ -427,7 +427,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   let doneBytes = 0;
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
-  const loader = (opts.readThread ?? totalBytes >= READ_THREAD_BYTES) ? workerLoader() : inlineLoader();
+  const usesThread = opts.readThread ?? totalBytes >= READ_THREAD_BYTES;
+  const loader = usesThread ? workerLoader() : inlineLoader();
   const pool = new BufferPool(opts.store ? STORE_BUFFER_BUDGET : parallel * (pieceBytes + 65536), (bytes) => loader.buffer(bytes), (buf) => loader.drop(buf));
   const fail = (err: unknown) => {
     failure ??= { error: err };
@@ -467,18 +468,22 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   };
 
   /** Read and hash a piece of file i on the loader, with the pack's own errors. */
-  const loadPiece = (i: number, buf: Buffer, position: number, length: number, first: boolean, last: boolean): Promise<PieceDigest> => {
+  const loadPiece = (i: number, buf: Buffer, position: number, length: number, first: boolean, last: boolean, crc = true): Promise<PieceDigest> => {
     const entry = entries[i]!;
-    return loader.load(i, entry.source.absPath, buf, position, length, first, last).catch((e: unknown) => {
+    return loader.load(i, entry.source.absPath, buf, position, length, first, last, crc).catch((e: unknown) => {
       throw e instanceof PieceLoadError && e.reason === "changed" ? changed(entry) : readFailed(entry, e instanceof PieceLoadError ? { code: e.code } : e);
     });
   };
   /** A one-piece file, read whole in one call (plus one byte to see whether it grew), with its CRC and hash. */
   interface Loaded { raw: Buffer; buf: Buffer; crc: number; sha: string }
+  // Storing on the reading thread, that thread does most of the work (read, SHA-256, CRC-32) while this one hashes
+  // the zip and writes: the CRC-32 of every other one-piece file is computed here instead, which evens them out.
+  const crcHere = (i: number) => usesThread && storeAll && i % 2 === 1;
   const loadWhole = async (i: number, buf: Buffer): Promise<Loaded> => {
     const size = entries[i]!.source.size;
-    const digest = await loadPiece(i, buf, 0, size, true, true);
-    return { raw: buf.subarray(0, size), buf, crc: digest.crc, sha: digest.sha256! };
+    const digest = await loadPiece(i, buf, 0, size, true, true, !crcHere(i));
+    const raw = buf.subarray(0, size);
+    return { raw, buf, crc: crcHere(i) ? crc32(raw, 0) : digest.crc, sha: digest.sha256! };
   };
   const isWhole = (i: number) => entries[i]!.source.size <= pieceBytes;
   // Read-ahead of one-piece files, never past a longer file (its pieces need the buffers to move on).

@@ -1,7 +1,8 @@
 // The parallel zip writer (src/pack/zip.ts): order, determinism whatever the parallelism, multi-piece entries with
 // data descriptors, the store-when-incompressible rule, Zip64 records, all read back by unzip, 7z and yauzl.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -89,6 +90,16 @@ describe("writeZip", () => {
         ["multi-piece grew", (abs) => writeFileSync(abs, Buffer.concat([readFileSync(abs), Buffer.from("more")])), "INPUT_CHANGED"],
         ["multi-piece shrank", (abs) => writeFileSync(abs, readFileSync(abs).subarray(0, 2_000_000)), "INPUT_CHANGED"],
         ["vanished", (abs) => rmSync(abs), "INPUT_READ_FAILED"],
+        // A link put in its place is not followed (it could point anywhere), and a FIFO is never waited on.
+        ["replaced by a link", (abs) => {
+          const moved = `${abs}.moved`;
+          renameSync(abs, moved);
+          symlinkSync(moved, abs);
+        }, "INPUT_READ_FAILED"],
+        ["replaced by a FIFO", (abs) => {
+          rmSync(abs);
+          execFileSync("mkfifo", [abs]);
+        }, "INPUT_READ_FAILED"],
       ];
       for (const [what, change, code] of cases) {
         const src = what.startsWith("multi") ? plan.entries[3]! : plan.entries[2]!;

@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildTruncatedDicom, writeDicomTree } from "../../fixtures/dicom-builder.js";
+import { scanInputs, type ScanResult } from "../../src/pack/scan.js";
+import { tempDirs } from "../helpers/cli.js";
+
+const tmp = tempDirs("sb-scan-");
+
+/** A CD-like tree with everything the scan sorts: DICOM (two patients), a truncated one, a PDF, viewer software,
+ * OS junk, a nested archive, links in and out, a FIFO. */
+async function mixedTree(): Promise<{ root: string; outside: string }> {
+  const root = tmp();
+  const outside = tmp({ "elsewhere.pdf": "%PDF-1.4 outside" });
+  await writeDicomTree(root, {
+    patients: [
+      { name: "Scan^Alpha", id: "A1", studies: [{ series: 2, imagesPerSeries: 3 }] },
+      { name: "Scan^Beta", id: "B2", studies: [{ series: 1, imagesPerSeries: 2 }] },
+    ],
+    viewer: "generic",
+  });
+  writeFileSync(join(root, "report.pdf"), "%PDF-1.7 report");
+  writeFileSync(join(root, "cut.dcm"), buildTruncatedDicom({ patientName: "Scan^Alpha", patientId: "A1" }, "pixel-data"));
+  writeFileSync(join(root, "old.zip"), Buffer.from([0x50, 0x4b, 0x03, 0x04, 0, 0]));
+  writeFileSync(join(root, ".DS_Store"), "junk");
+  mkdirSync(join(root, "deep", "er", "still"), { recursive: true });
+  writeFileSync(join(root, "deep", "er", "still", "note.txt"), "a note");
+  symlinkSync(join(outside, "elsewhere.pdf"), join(root, "link-out.pdf"));
+  symlinkSync(join(root, "report.pdf"), join(root, "link-in.pdf"));
+  execFileSync("mkfifo", [join(root, "pipe")]);
+  return { root, outside };
+}
+
+/** What a scan found, without the parts that are objects of their own (headers compared by patient id). */
+function summary(r: ScanResult) {
+  return {
+    files: r.files.map((f) => ({ ...f, mtime: f.mtime.getTime() })),
+    excluded: r.excluded,
+    archives: r.archives,
+    unreadable: r.unreadable,
+    headers: [...r.dicomHeaders!.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, h]) =>
+      ({ path, ...("header" in h ? { id: h.header.patientId, truncated: h.header.truncated } : { error: String(h.error) }) })),
+  };
+}
+
+describe("scanInputs: direct and pooled reads", () => {
+  it("finds the same files, exclusions, archives and DICOM headers either way", async () => {
+    const { root } = await mixedTree();
+    const direct = summary(await scanInputs([root], { cwd: root, io: "direct" }));
+    const pooled = summary(await scanInputs([root], { cwd: root, io: "pooled" }));
+    const auto = summary(await scanInputs([root], { cwd: root }));
+    expect(pooled).toEqual(direct);
+    expect(auto).toEqual(direct);
+    // And what it found is right: 11 DICOM images + DICOMDIR + the truncated one, the PDF and the note.
+    expect(direct.files.filter((f) => f.kind === "dicom").length).toBe(9);
+    expect(direct.files.map((f) => f.relPath)).toEqual(expect.arrayContaining(["DICOMDIR", "report.pdf", "cut.dcm", "deep/er/still/note.txt"]));
+    expect(direct.excluded).toEqual(expect.arrayContaining([
+      expect.objectContaining({ path: "pipe", reason: "special-file" }),
+      expect.objectContaining({ path: ".DS_Store", reason: "os-junk" }),
+      expect.objectContaining({ path: "link-out.pdf", reason: "symlink-outside-inputs" }),
+    ]));
+    expect(direct.archives.map((a) => a.relPath)).toEqual(["old.zip"]);
+    // Every DICOM file's header was read: six images and the truncated file of A1, two of B2, and the DICOMDIR.
+    const ids = direct.headers.map((h) => ("id" in h ? h.id : undefined) ?? "none");
+    expect(ids.sort()).toEqual([...Array(7).fill("A1"), "B2", "B2", "none"]);
+    expect(direct.headers.find((h) => h.path.endsWith("cut.dcm"))).toMatchObject({ id: "A1", truncated: expect.any(String) });
+  });
+
+  it("reports a file gone since the walk as unreadable and goes on, either way", async () => {
+    const root = tmp({ "a/1.pdf": "%PDF-1.4", "b.pdf": "%PDF-1.4" });
+    for (const io of ["direct", "pooled"] as const) {
+      const r = await scanInputs([root], { cwd: root, io, emit: (e) => {
+        // The walk is over when the classification step starts: the file it found is gone by the time it is opened.
+        if (e.type === "step" && e.id === "scan") renameSync(join(root, "b.pdf"), join(root, "b.moved"));
+      } });
+      expect(r.unreadable).toEqual([expect.objectContaining({ relPath: "b.pdf", code: "ENOENT" })]);
+      expect(r.files.map((f) => f.relPath)).toEqual(["a/1.pdf"]);
+      renameSync(join(root, "b.moved"), join(root, "b.pdf"));
+    }
+  });
+
+  it("never waits on a FIFO swapped in for a file after the walk", async () => {
+    const root = tmp({ "x.pdf": "%PDF-1.4", "y.pdf": "%PDF-1.4" });
+    for (const io of ["direct", "pooled"] as const) {
+      const r = await scanInputs([root], { cwd: root, io, emit: (e) => {
+        if (e.type === "step" && e.id === "scan") {
+          rmSync(join(root, "y.pdf"));
+          execFileSync("mkfifo", [join(root, "y.pdf")]);
+        }
+      } });
+      expect(r.excluded).toEqual([expect.objectContaining({ path: "y.pdf", reason: "special-file" })]);
+      expect(r.files.map((f) => f.relPath)).toEqual(["x.pdf"]);
+      rmSync(join(root, "y.pdf"));
+      writeFileSync(join(root, "y.pdf"), "%PDF-1.4");
+    }
+  });
+});
