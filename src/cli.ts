@@ -143,6 +143,7 @@ ${t("cli.exitCodes")}`,
         process.on("SIGINT", onSignal);
         process.on("SIGTERM", onSignal);
       }
+      let cleanup: (() => void) | undefined;
       try {
         if (language.unsupported !== undefined) {
           throw new UsageError("LANGUAGE_UNSUPPORTED", msg("cli.langUnsupported", { lang: language.unsupported }), { hint: msg("cli.langHint", { list: LANGUAGES.join(", ") }) });
@@ -171,6 +172,7 @@ ${t("cli.exitCodes")}`,
           signal: controller.signal,
           configPath,
         };
+        cleanup = spec.warmUp?.(ctx);
         const run = await spec.load();
         const out = await run(ctx);
         reporter.result(out.data, out.human);
@@ -180,6 +182,7 @@ ${t("cli.exitCodes")}`,
         reporter.fail(e, Boolean(globals.debug));
         exitCode = exitCodeOf(e);
       } finally {
+        cleanup?.();
         reporter.close();
         if (handleSignals) {
           process.off("SIGINT", onSignal);

@@ -49,6 +49,11 @@ export interface CommandSpec<T extends readonly OptionDef[] = readonly OptionDef
   examples: readonly string[];
   /** Lazily imports the implementation. */
   load: () => Promise<(ctx: CommandContext<OptionsOf<T>>) => Promise<CommandOutput>>;
+  /**
+   * Runs with the resolved options before `load`, for work that can overlap the import (upload opens its TCP
+   * connection here). Must not throw or print; returns a cleanup run when the command ends.
+   */
+  warmUp?: (ctx: CommandContext<OptionsOf<T>>) => (() => void) | undefined;
   /** Sub-commands (e.g. `config show`). */
   subcommands?: readonly AnyCommandSpec[];
 }
@@ -57,6 +62,7 @@ export interface CommandSpec<T extends readonly OptionDef[] = readonly OptionDef
  * A command of any option table, as the registry and cli.ts hold it. cli.ts resolves the options against the
  * command's own table and hands them over (the one place they are typed by assertion).
  */
-export interface AnyCommandSpec extends Omit<CommandSpec, "load"> {
+export interface AnyCommandSpec extends Omit<CommandSpec, "load" | "warmUp"> {
   load: () => Promise<(ctx: CommandContext<never>) => Promise<CommandOutput>>;
+  warmUp?: (ctx: CommandContext<never>) => (() => void) | undefined;
 }

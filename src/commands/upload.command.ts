@@ -1,4 +1,6 @@
 import type { OptionDef, OptionsOf } from "../config/options.js";
+import { parseDestination } from "../transfer/destination.js";
+import { dropEarlyConnection, openEarlyConnection } from "../transfer/early.js";
 import type { CommandSpec } from "./types.js";
 
 /** Options of upload and send that say where and how a package is uploaded. Secrets have no flags. */
@@ -35,5 +37,17 @@ export const uploadSpec: CommandSpec<typeof uploadOptionTable> = {
     'scanbridge upload "Ελένη Παπαδοπούλου.zip" --to /mnt/hospital-share/outbox --json',
     'scanbridge upload "José Álvarez Núñez.zip" --to sftp://jose@upload.example.org/incoming --connections 1   # one channel, whatever the distance',
   ],
+  // The TCP connection starts while the implementation (ssh2 among it) is imported; see src/transfer/early.ts.
+  warmUp: (ctx) => {
+    let spec;
+    try {
+      spec = ctx.options.to ? parseDestination(ctx.options.to, ctx.cwd) : undefined;
+    } catch {
+      return undefined; // reported by the command itself
+    }
+    if (spec?.kind !== "sftp" || !spec.user) return undefined;
+    openEarlyConnection(spec.host, spec.port);
+    return dropEarlyConnection;
+  },
   load: async () => (await import("./upload.js")).runUploadCommand,
 };

@@ -6,6 +6,7 @@ import type { Emit } from "../ui/events.js";
 import type { Prompter } from "../ui/prompter.js";
 import { formatDestination, type Destination, type DestinationSpec } from "./destination.js";
 import { fetchHostKey, knownHostName, saveKnownHost, type HostKeyTrust } from "./hostkeys.js";
+import { takeEarlyConnection } from "./early.js";
 import { LocalDestination } from "./local.js";
 
 /**
@@ -98,6 +99,8 @@ export async function createConnector(spec: DestinationSpec, options: ConnectOpt
   };
   const connectOnce = () =>
     connectSftp({
+      // The connection `upload` opened while its modules loaded, the first time (src/transfer/early.ts).
+      sock: takeEarlyConnection(spec.host, spec.port),
       host: spec.host,
       port: spec.port,
       folder: spec.folder,

@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import { posix } from "node:path";
 import { Client, type AnyAuthMethod, type SFTPWrapper } from "ssh2";
 import { InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError } from "../errors.js";
@@ -93,6 +94,8 @@ export interface SftpConnectOptions {
   idleTimeoutMs: number;
   keepaliveIntervalMs?: number;
   signal?: AbortSignal;
+  /** A TCP connection to host:port already opened (nothing sent on it yet); the handshake is made on it. */
+  sock?: Socket;
   /** Bytes per write and requests in flight per channel. */
   chunkSize?: number;
   requests?: number;
@@ -107,7 +110,10 @@ function algosForKeyType(t: string): string[] {
 
 /** Open an SSH connection with fail-closed host-key checking and return an SFTP destination. */
 export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestination> {
-  if (opts.signal?.aborted) throw new InterruptedError();
+  if (opts.signal?.aborted) {
+    opts.sock?.destroy();
+    throw new InterruptedError();
+  }
   const client = new Client();
   let hostKeyError: NetworkError | undefined;
   let authAttempted = false;
@@ -132,6 +138,7 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
     });
   }
   if (methods.length === 0) {
+    opts.sock?.destroy();
     throw new NetworkError("AUTH_NO_CREDENTIALS", msg("upload.noCredentials"), {
       hint: msg("upload.noCredentials.hint"),
     });
@@ -179,6 +186,7 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
     });
     client.once("close", () => done(hostKeyError ?? new NetworkError("NETWORK_TRANSIENT", msg("sftp.closedDuringLogin"), { retryable: !authAttempted })));
     client.connect({
+      sock: opts.sock,
       host: opts.host,
       port: opts.port,
       username,
@@ -199,8 +207,10 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
         next((m ?? false) as never);
       },
     });
+    // Before the first byte, not after the login: with Nagle's algorithm on, each small handshake packet sent while
+    // the one before is unacknowledged waits for the server's delayed ACK (about 40 ms on Linux, several times per login).
+    client.setNoDelay(true);
   });
-  client.setNoDelay(true);
   coalesceWrites(client);
   // After the key exchange, a key login is three request/answer pairs (service, key query, signed request), a
   // password two: a third of that time is a first, low estimate of the round trip, known before any request.

@@ -1,0 +1,195 @@
+// How `upload` reaches the server: the TCP connection opened while the command's modules load (src/transfer/early.ts),
+// and TCP_NODELAY from the first handshake byte. A real OpenSSH sshd on loopback, behind the test relay where the
+// connections are counted. Run `npm run build` first for the CLI tests.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { Socket, connect, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dropEarlyConnection, hasEarlyConnection, openEarlyConnection, takeEarlyConnection } from "../../src/transfer/early.js";
+import { connectSftp, type SftpConnectOptions } from "../../src/transfer/sftp.js";
+import { startSshd, type SshdServer } from "../helpers/sshd.js";
+import { until } from "../ingest/helpers.js";
+import { startRelay } from "./relay.js";
+
+const bin = join(import.meta.dirname, "..", "..", "bin", "scanbridge.js");
+
+let sshd: SshdServer;
+let work: string;
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  work = mkdtempSync(join(tmpdir(), "sb-connect-"));
+}, 60_000);
+
+afterAll(async () => {
+  await sshd?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function sftpOptions(port: number, extra: Partial<SftpConnectOptions> = {}): SftpConnectOptions {
+  return {
+    host: "127.0.0.1",
+    port,
+    folder: ".",
+    url: sshd.url(),
+    auth: { username: sshd.user, privateKey: readFileSync(sshd.privateKeyPath) },
+    trust: { host: "127.0.0.1", port, pinnedFingerprint: sshd.hostFingerprint, knownHostsFiles: [] },
+    connectTimeoutMs: 20_000,
+    idleTimeoutMs: 20_000,
+    ...extra,
+  };
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: work, NO_COLOR: "1", XDG_CONFIG_HOME: join(work, ".config") };
+  const child = spawn(process.execPath, [bin, ...args], { env, cwd: work, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** A plain TCP server that only counts and holds connections (nothing is ever sent). */
+async function silentServer(): Promise<{ port: number; accepted: Socket[]; closed: () => number; close: () => Promise<void> }> {
+  const accepted: Socket[] = [];
+  let closed = 0;
+  const server: Server = createServer((s) => {
+    accepted.push(s);
+    s.on("close", () => closed++);
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted,
+    closed: () => closed,
+    close: async () => {
+      for (const s of accepted) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe("TCP_NODELAY", () => {
+  it("is on before the first byte of the handshake (not only after the login)", async () => {
+    // Nagle's algorithm would hold each small handshake packet until the server's delayed ACK of the one before.
+    const calls: Array<{ enable: boolean | undefined; written: number }> = [];
+    const original = Object.getOwnPropertyDescriptor(Socket.prototype, "setNoDelay")!.value as (this: Socket, enable?: boolean) => Socket;
+    Socket.prototype.setNoDelay = function (this: Socket, enable?: boolean) {
+      calls.push({ enable, written: this.bytesWritten ?? 0 });
+      return original.call(this, enable);
+    };
+    let dest;
+    try {
+      dest = await connectSftp(sftpOptions(sshd.port));
+    } finally {
+      Socket.prototype.setNoDelay = original;
+    }
+    try {
+      expect(calls.length).toBeGreaterThan(0);
+      expect(calls[0]).toEqual({ enable: true, written: 0 });
+    } finally {
+      await dest.close();
+    }
+  });
+});
+
+describe("the early connection", () => {
+  it("is taken only for its own host and port, once, and not after the server closed it", async () => {
+    const srv = await silentServer();
+    try {
+      openEarlyConnection("127.0.0.1", srv.port);
+      await until(() => srv.accepted.length === 1, 10_000, "the early connection");
+      expect(hasEarlyConnection("127.0.0.1", srv.port)).toBe(true);
+      expect(takeEarlyConnection("127.0.0.1", srv.port + 1)).toBeUndefined();
+      expect(takeEarlyConnection("localhost", srv.port)).toBeUndefined();
+      const sock = takeEarlyConnection("127.0.0.1", srv.port);
+      expect(sock).toBeInstanceOf(Socket);
+      expect(takeEarlyConnection("127.0.0.1", srv.port)).toBeUndefined();
+      sock!.destroy();
+
+      // Closed by the server before anyone took it: not handed out (the caller connects afresh).
+      openEarlyConnection("127.0.0.1", srv.port);
+      await until(() => srv.accepted.length === 2, 10_000, "the second early connection");
+      srv.accepted[1]!.destroy();
+      await until(() => srv.closed() === 2, 10_000, "the server side closed");
+      await until(() => !hasEarlyConnection("127.0.0.1", srv.port), 10_000, "the client side to notice the close");
+      expect(takeEarlyConnection("127.0.0.1", srv.port)).toBeUndefined();
+
+      // Dropped: closed at once.
+      openEarlyConnection("127.0.0.1", srv.port);
+      await until(() => srv.accepted.length === 3, 10_000, "the third early connection");
+      dropEarlyConnection();
+      await until(() => srv.closed() === 3, 10_000, "the dropped connection closed");
+      expect(takeEarlyConnection("127.0.0.1", srv.port)).toBeUndefined();
+    } finally {
+      dropEarlyConnection();
+      await srv.close();
+    }
+  });
+
+  it("an SFTP login runs over a connection it is given (host key pinned as always)", async () => {
+    const relay = await startRelay(sshd.port);
+    try {
+      const sock = connect({ host: "127.0.0.1", port: relay.port });
+      const dest = await connectSftp(sftpOptions(relay.port, { sock }));
+      try {
+        expect((await dest.stat("."))?.isDirectory).toBe(true);
+      } finally {
+        await dest.close();
+      }
+      expect(relay.connections()).toBe(1);
+      // A wrong pin on a given connection still fails closed.
+      const sock2 = connect({ host: "127.0.0.1", port: relay.port });
+      await expect(connectSftp(sftpOptions(relay.port, { sock: sock2, trust: { host: "127.0.0.1", port: relay.port, pinnedFingerprint: "SHA256:" + "A".repeat(43), knownHostsFiles: [] } }))).rejects.toMatchObject({ code: "HOST_KEY_MISMATCH" });
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it("`upload` opens one connection while it loads and logs in over it", async () => {
+    const relay = await startRelay(sshd.port);
+    try {
+      const dir = mkdtempSync(join(work, "pkg-"));
+      const pkg = join(dir, "Early Test.zip");
+      const data = randomBytes(300_000);
+      writeFileSync(pkg, data);
+      const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/early`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--json"]);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(createHash("sha256").update(readFileSync(join(sshd.home, "early", "Early Test.zip"))).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+      // Only one connection: the early one was used for the login (not left aside for a second one).
+      expect(relay.connections()).toBe(1);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it("`upload` that stops before the login (no such package) closes its early connection and exits", async () => {
+    const relay = await startRelay(sshd.port);
+    try {
+      const r = await runCli(["upload", join(work, "Missing.zip"), "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/early`, "--identity", sshd.privateKeyPath, "--json"]);
+      expect(r.code).toBe(3);
+      expect(JSON.parse(r.stdout).error.code).toBe("PACKAGE_NOT_FOUND");
+      // The connection was opened while the command loaded (and the process still exited).
+      await until(() => relay.connections() === 1, 10_000, "the early connection at the relay");
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it("`upload` to a port where nothing listens reports the usual connection error", async () => {
+    const srv = await silentServer();
+    const port = srv.port;
+    await srv.close(); // nothing listens there now
+    const dir = mkdtempSync(join(work, "pkg-"));
+    const pkg = join(dir, "Refused.zip");
+    writeFileSync(pkg, randomBytes(1000));
+    const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/x`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--retries", "0", "--json"]);
+    expect(r.code).toBe(5);
+    expect(JSON.parse(r.stdout).error.code).toMatch(/^NETWORK_|CONNECT/);
+  });
+});
