@@ -7,7 +7,7 @@ import { createConnector, type ConnectDeps, type ConnectOptions } from "../trans
 import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
 import { normaliseFingerprint } from "../transfer/hostkeys.js";
 import { defaultRetryPolicy, withRetries, type RetryPolicy } from "../transfer/retry.js";
-import { uploadPackage, type UploadResult } from "../transfer/upload.js";
+import { readPackageSummary, uploadPackage, type UploadResult } from "../transfer/upload.js";
 import type { CommandContext, CommandOutput } from "./types.js";
 import type { UploadCommandOptions } from "./upload.command.js";
 
@@ -58,6 +58,8 @@ export async function uploadPackageTo(packagePath: string, options: UploadStageO
     throw new InputError("PACKAGE_NOT_FOUND", msg("upload.packageNotFound"), { privateLines: [abs], hint: msg("upload.packageNotFound.hint") });
   }
   const connectNew = await createConnector(spec, options, deps);
+  // The receipt's summary is read from the zip while the login is waited on.
+  const summary = readPackageSummary(abs);
   // Log in once before hashing a large package, so a wrong password or host key fails in seconds.
   deps.emit({ type: "step", id: "upload-connect", label: spec.kind === "sftp" ? t("step.connect", { host: spec.host }) : t("step.openFolder") });
   let first: Destination | undefined;
@@ -91,6 +93,7 @@ export async function uploadPackageTo(packagePath: string, options: UploadStageO
       emit: deps.emit,
       signal: deps.signal,
       verbose: deps.verbose,
+      summary,
     });
   } finally {
     await first?.close().catch(() => {});

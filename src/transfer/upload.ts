@@ -33,6 +33,8 @@ export interface UploadInput {
   now?: () => Date;
   /** Write the receipt beside the package (default true). */
   writeReceipt?: boolean;
+  /** The package's summary for the receipt, when the caller started reading it already (readPackageSummary). */
+  summary?: Promise<Receipt["summary"]>;
 }
 
 /** What uploadPackage did. */
@@ -439,6 +441,8 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   const started = now();
   const emit = input.emit;
   const plan = await planUpload(input.packagePath);
+  // Read while the network is waited on, not after the last byte.
+  const summary = input.summary ?? readPackageSummary(plan.packagePath);
   const { size, names, zipName } = plan;
   const st: SendState = {
     plan,
@@ -809,7 +813,7 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   });
 
   const finished = now();
-  const receipt = await receiptFor(plan, {
+  const receipt = await receiptFor(plan, await summary, {
     destination: destUrl, remotePath: remoteFinal, sha256, verified: input.verify || completedEarlier ? "sha256" : "size",
     attempts, resumedFrom, startedAt: started, finishedAt: finished,
   });
@@ -836,13 +840,22 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 // ---------------------------------------------------------------------------------------------------------------
 // Finalise: receipt, prefix and read-back checks.
 
-async function receiptFor(plan: UploadPlan, r: {
+/**
+ * Counts and studies for the coordinators' notification (no names), from the package's own manifest; undefined
+ * when it cannot be read (the upload does not depend on it). The zip reader is imported only here.
+ */
+export async function readPackageSummary(packagePath: string): Promise<Receipt["summary"]> {
+  try {
+    const { readManifestFromZip, summaryFromManifest } = await import("../pack/read-manifest.js");
+    return summaryFromManifest(await readManifestFromZip(packagePath));
+  } catch {
+    return undefined;
+  }
+}
+
+async function receiptFor(plan: UploadPlan, summary: Receipt["summary"], r: {
   destination: string; remotePath: string; sha256: string; verified: "size" | "sha256"; attempts: number; resumedFrom: number; startedAt: Date; finishedAt: Date;
 }): Promise<Receipt> {
-  // Counts and studies for the coordinators' notification (no names): from the package's own manifest.
-  // (Imported here: the zip reader is needed only once per upload, after the data is sent.)
-  const { readManifestFromZip, summaryFromManifest } = await import("../pack/read-manifest.js");
-  const summary = await readManifestFromZip(plan.packagePath).then(summaryFromManifest, () => undefined);
   return {
     format: "scanbridge-receipt",
     formatVersion: 1,
