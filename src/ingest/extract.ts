@@ -49,6 +49,9 @@ export const SNIFF_HEAD = 4096;
 /** Files fsynced at once while the next entries are extracted (each holds one descriptor until its flush is done). */
 const SYNCS_IN_FLIGHT = 8;
 
+/** Entries read (inflated, hashed, written) at once. */
+const ENTRIES_IN_FLIGHT = 3;
+
 const LOCAL_IO_CODES = new Set(["ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO", "EMFILE", "ENFILE", "ENOTDIR"]);
 
 /** Resolve an already validated entry name under `base`; refuses anything that would leave it. */
@@ -86,12 +89,7 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (let d = dir; d.startsWith(base! + sep) && !created.has(d); d = dirname(d)) created.add(d);
   };
-  for (const info of entries) {
-    if (opts.signal?.aborted) throw new InterruptedError();
-    if (info.isDir) {
-      if (writing && info.safe) await ensureDir(resolveInside(base!, info.name));
-      continue;
-    }
+  const readOne = async (info: CheckedEntry): Promise<void> => {
     const e = info.record;
     const hash = createHash("sha256");
     let crc = 0;
@@ -128,13 +126,38 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
       if (target && LOCAL_IO_CODES.has(code)) throw describeIoError(err, "the staging folder"); // our disk, not the package
       data.set(info, { size, sha256: "", crcOk: false, head, error: (err as Error).message });
       if (opts.stopWritingOnError) writing = false;
-      continue;
+      return;
     }
     const crcOk = (crc >>> 0) === (e.crc32 >>> 0);
     if (!crcOk && opts.stopWritingOnError) writing = false;
     if (target) await flushLater(target);
     data.set(info, { size, sha256: hash.digest("hex"), crcOk, head, ...(target ? { path: target } : {}) });
     if (keep) kept.set(info, Buffer.concat(chunks));
+  };
+  // A few entries at once: each one's inflate runs on the thread pool while the main thread hashes another's
+  // bytes, so both cores work. The first failure stops new entries; those in flight finish before it is thrown,
+  // so nothing is still writing when this returns. Deflate64 entries (an external decoder) go one at a time.
+  const limit = opts.openOther ? 1 : ENTRIES_IN_FLIGHT;
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  for (const info of entries) {
+    if (opts.signal?.aborted) failure ??= { err: new InterruptedError() };
+    if (failure) break;
+    if (info.isDir) {
+      if (writing && info.safe) await ensureDir(resolveInside(base!, info.name));
+      continue;
+    }
+    while (running.size >= limit) await Promise.race(running);
+    if (failure) break;
+    const p: Promise<void> = readOne(info)
+      .catch((err: unknown) => void (failure ??= { err }))
+      .finally(() => running.delete(p));
+    running.add(p);
+  }
+  await Promise.all(running);
+  if (failure) {
+    await Promise.all(syncs);
+    throw failure.err;
   }
   await Promise.all(syncs);
   if (syncError) throw describeIoError(syncError, "the staging folder");
