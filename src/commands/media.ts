@@ -76,7 +76,8 @@ export async function watchMediaHooks(ctx: CommandContext<OptionsOf<typeof watch
   const medium: Medium = o.mediaMedium;
   return {
     beforeFiling: async (root, pkg) => {
-      await writeReadyPage(root, { packageSha256: pkg.sha256, sealed: pkg.sealed, toolVersion: VERSION, signal: ctx.signal });
+      const page = await writeReadyPage(root, { packageSha256: pkg.sha256, sealed: pkg.sealed, toolVersion: VERSION, signal: ctx.signal });
+      return { instances: page.instances };
     },
     ...(dir
       ? { afterFiling: (readyPath: string, pkg: { id: string; sha256: string }) => makeDeliveryMedia(readyPath, pkg, { dir, iso: xorriso !== undefined, xorriso, medium, toolVersion: VERSION }, ctx.signal) }

@@ -113,8 +113,19 @@ async function readyFiles(readyPath: string): Promise<Manifest["files"] | undefi
   return undefined;
 }
 
-/** The DICOM instances of an extracted package, from its manifest; UIDs from each file's own header. */
-export async function instancesOf(readyPath: string): Promise<InstanceRef[] | undefined> {
+/** A DICOM instance whose header was already read (by the page, before filing), by its path below the ready folder. */
+export interface KnownInstance {
+  relPath: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+}
+
+/**
+ * The DICOM instances of an extracted package, from its manifest; UIDs from each file's own header, or from `known`
+ * (headers already read from the same files in this process), so that no header is read twice.
+ */
+export async function instancesOf(readyPath: string, known?: ReadonlyMap<string, KnownInstance>): Promise<InstanceRef[] | undefined> {
   const files = await readyFiles(readyPath);
   if (!files) return undefined;
   // Headers read a few at a time (the thread pool's reads overlap); the manifest's order is kept.
@@ -122,6 +133,11 @@ export async function instancesOf(readyPath: string): Promise<InstanceRef[] | un
   const found: Array<InstanceRef | undefined> = dicom.map(() => undefined);
   await forEachConcurrent(dicom.map((f, i) => [f, i] as const), 4, async ([f, i]) => {
     const path = join(readyPath, ...f.path.split("/"));
+    const k = known?.get(f.path);
+    if (k) {
+      found[i] = { path, studyInstanceUid: k.studyInstanceUid, seriesInstanceUid: k.seriesInstanceUid, sopInstanceUid: k.sopInstanceUid };
+      return;
+    }
     const h = await readDicomHeader(path);
     if (h.sopInstanceUid && h.studyInstanceUid && h.seriesInstanceUid) found[i] = { path, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid, sopInstanceUid: h.sopInstanceUid };
   });
@@ -132,11 +148,11 @@ export async function instancesOf(readyPath: string): Promise<InstanceRef[] | un
  * Try to forward one queued package: STOW-RS every instance, then QIDO-RS confirmation of every one. Delivered
  * only when confirmed (the entry moves to delivered/); otherwise it stays queued with the next attempt time.
  */
-export async function forwardOne(stateDir: string, entry: ForwardEntry, opts: ForwardOptions, signal: AbortSignal): Promise<ForwardAttempt> {
+export async function forwardOne(stateDir: string, entry: ForwardEntry, opts: ForwardOptions, signal: AbortSignal, known?: ReadonlyMap<string, KnownInstance>): Promise<ForwardAttempt> {
   const d = forwardDirs(stateDir);
   const t0 = Date.now();
   const attempts = entry.attempts + 1;
-  const instances = await instancesOf(entry.readyPath).catch(() => undefined);
+  const instances = await instancesOf(entry.readyPath, known).catch(() => undefined);
   if (!instances || instances.length === 0) {
     // No manifest (unsealed), no DICOM in it, or the folder is gone: nothing to send or confirm. Set aside for a person.
     await writeJsonAtomic(join(d.done, `${entry.id}.json`), { ...entry, attempts, result: "skipped", finishedAt: new Date().toISOString() });

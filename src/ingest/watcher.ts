@@ -6,7 +6,7 @@ import type { FSWatcher } from "chokidar";
 import { errorCode, InterruptedError } from "../errors.js";
 import { appendAudit, auditLogIn, type AuditLog } from "./ledger.js";
 import { routePackage, type RoutingConfig } from "./routing.js";
-import { enqueueForward, forwardOne, listForwardQueue, type ForwardEntry, type ForwardOptions } from "../forward/queue.js";
+import { enqueueForward, forwardOne, listForwardQueue, type ForwardEntry, type ForwardOptions, type KnownInstance } from "../forward/queue.js";
 import { Settler, isCandidateName, type Readiness } from "./settle.js";
 import { hashFile } from "./sidecar.js";
 import { OWNER_ONLY, defaultStateDir, isControlFileName, legacyStateIn, makeTreePrivate, mkdirPrivate, openStateDir, type PrivateModes, type StateDirs } from "./state.js";
@@ -140,7 +140,7 @@ export interface WatchDeps {
   /** Called after each package is delivered to the PACS and confirmed: wire forward notifications here. */
   onForwarded?: (f: ForwardedOutcome) => void | Promise<void>;
   /** Called with the verified, extracted delivery before it is filed (the specialist's page goes in). Never fails a delivery. */
-  beforeFiling?: (root: string, pkg: { id: string; sha256: string; sealed: boolean }) => Promise<void>;
+  beforeFiling?: (root: string, pkg: { id: string; sha256: string; sealed: boolean }) => Promise<{ instances?: KnownInstance[] } | void>;
   /** Called once a package is filed, before its claim is released; the record it returns is audited (watch --media). */
   afterFiling?: (readyPath: string, pkg: { id: string; sha256: string }) => Promise<{ event: string; [k: string]: unknown } | undefined>;
 }
@@ -184,6 +184,8 @@ interface WatchState {
   waiting: number;
   lastStatus: string;
   forwarding: Promise<void> | undefined;
+  /** With forwarding: the DICOM instances the page read in each filed package (by package id), handed to its forward. */
+  known: Map<string, Map<string, KnownInstance>>;
   /** Wakes the main loop early (a package finished, a file-system event). */
   wake: () => void;
 }
@@ -270,6 +272,7 @@ async function openWatch(opts: WatchOptions, deps: WatchDeps): Promise<WatchStat
     waiting: 0,
     lastStatus: "",
     forwarding: undefined,
+    known: new Map(),
     wake: () => {},
   };
   const legacy = await legacyStateIn(opts.drop, state);
@@ -564,7 +567,10 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
   const { opts, dirs } = ws;
   const file = claim.file;
   if (ws.deps.beforeFiling) {
-    await ws.deps.beforeFiling(extracted.root, { id: r.id, sha256: r.sha256, sealed: r.sealed }).catch((err: Error) => ws.emit({ event: "error", code: errorCode(err, "PAGE_FAILED"), message: `Page not written: ${err.message}` }));
+    const page = await ws.deps.beforeFiling(extracted.root, { id: r.id, sha256: r.sha256, sealed: r.sealed }).catch((err: Error) => ws.emit({ event: "error", code: errorCode(err, "PAGE_FAILED"), message: `Page not written: ${err.message}` }));
+    // The headers the page read are handed to the forward, which then reads no header again (the files are
+    // renamed into ready/ as they are, never rewritten).
+    if (opts.forward && page?.instances) ws.known.set(r.id, new Map(page.instances.map((i) => [i.relPath, i])));
     // What the hook added (the specialist's page) gets the same private modes as the package.
     await makeTreePrivate(extracted.root, dirs.modes, privateAlready);
   }
@@ -608,7 +614,7 @@ async function forwardDue(ws: WatchState): Promise<void> {
     if (signal.aborted) return;
     let a;
     try {
-      a = await forwardOne(ws.state.root, entry, fwd, signal);
+      a = await forwardOne(ws.state.root, entry, fwd, signal, ws.known.get(entry.id));
     } catch (err) {
       if (signal.aborted) return;
       ws.emit({ event: "error", code: errorCode(err, "FORWARD_FAILED"), message: `Forwarding failed: ${(err as Error).message}` });
@@ -624,6 +630,7 @@ async function reportForward(ws: WatchState, entry: ForwardEntry, a: Awaited<Ret
   if (a.result === "delivered") {
     ws.summary.forwarded!++;
     ws.emit({ event: "forwarded", id: a.id, instances: a.instances, confirmed: a.confirmed, durationMs: a.durationMs, attempts: a.attempts });
+    ws.known.delete(entry.id);
     await audit(ws, { event: "forwarded", id: a.id, result: "delivered", instances: a.instances, confirmed: a.confirmed, requests: a.requests, attempts: a.attempts, durationMs: a.durationMs });
     if (!ws.deps.onForwarded) return;
     try {

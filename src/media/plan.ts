@@ -172,12 +172,22 @@ export async function planMedia(root: string, opts: PlanOptions = {}): Promise<M
   const candidates = content.filter((f) => f.kind === "dicom" || f.kind === "dicomdir");
   let replacedDicomdirs = 0;
   opts.emit?.({ type: "step", id: "media-headers", label: "Reading DICOM headers" });
+  const place = (f: ScannedFile, h: DicomHeader) => {
+    if (h.isDicomdir) replacedDicomdirs++;
+    else if (!h.sopInstanceUid) unreadable.push(f);
+    else headers.set(f, h);
+  };
   await forEachConcurrent(candidates, opts.concurrency ?? 8, async (f) => {
+    // The scan parsed each DICOM header from the same read that classified the file: the file is read again only
+    // when the scan could not parse it. A header the scan found cut short is one a strict read refuses.
+    const scanned = scan.dicomHeaders?.get(f.absPath);
+    if (scanned && "header" in scanned) {
+      if (scanned.header.truncated !== undefined) unreadable.push(f);
+      else place(f, scanned.header);
+      return;
+    }
     try {
-      const h = await readDicomHeader(f.absPath);
-      if (h.isDicomdir) replacedDicomdirs++;
-      else if (!h.sopInstanceUid) unreadable.push(f);
-      else headers.set(f, h);
+      place(f, await readDicomHeader(f.absPath));
     } catch (err) {
       if (!(err instanceof DicomReadError)) throw err;
       unreadable.push(f);

@@ -8,8 +8,31 @@ import { randomBytes } from "node:crypto";
 import { makeSeriesThumbnails, pageModelOf, thumbnailName } from "./fileset.js";
 import { makeMedia, type MakeMediaResult } from "./make.js";
 import { hrefOf, renderPage } from "./page.js";
-import { planMedia } from "./plan.js";
+import { planMedia, type MediaPlan } from "./plan.js";
 import type { Medium } from "./profile.js";
+
+/** One DICOM instance the page read, by its path below the delivery folder: handed on so the forward need not read it again. */
+export interface ReadyInstance {
+  relPath: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  sopInstanceUid: string;
+}
+
+function instancesOfPlan(plan: MediaPlan): ReadyInstance[] {
+  const out: ReadyInstance[] = [];
+  for (const p of plan.patients) {
+    for (const st of p.studies) {
+      for (const se of st.series) {
+        for (const i of se.instances) {
+          const h = i.header;
+          if (h.studyInstanceUid && h.seriesInstanceUid && h.sopInstanceUid) out.push({ relPath: i.source.relPath, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid, sopInstanceUid: h.sopInstanceUid });
+        }
+      }
+    }
+  }
+  return out;
+}
 
 /** The page's integrity line for a delivery filed by watch. */
 export const INTAKE_VERIFIED = "Verified at intake by scanbridge watch: the package's SHA-256 and every file's SHA-256 against its manifest.json.";
@@ -18,7 +41,7 @@ export const INTAKE_VERIFIED = "Verified at intake by scanbridge watch: the pack
  * Write `index.html` (and `index_files/` with one JPEG preview per series) into a delivery folder, linking its
  * reports where they are. Written aside and renamed, so a reader never sees half a page.
  */
-export async function writeReadyPage(root: string, o: { packageSha256?: string; sealed: boolean; toolVersion: string; now?: Date; signal?: AbortSignal }): Promise<{ series: number; thumbnails: number }> {
+export async function writeReadyPage(root: string, o: { packageSha256?: string; sealed: boolean; toolVersion: string; now?: Date; signal?: AbortSignal }): Promise<{ series: number; thumbnails: number; instances: ReadyInstance[] }> {
   const now = o.now ?? new Date();
   const plan = await planMedia(root, { signal: o.signal });
   const thumbs = await makeSeriesThumbnails(plan, o.signal);
@@ -45,7 +68,7 @@ export async function writeReadyPage(root: string, o: { packageSha256?: string; 
     await rm(join(root, "index_files"), { recursive: true, force: true });
     await rename(filesTmp, join(root, "index_files"));
     await rename(pageTmp, join(root, "index.html"));
-    return { series: thumbs.size, thumbnails: made };
+    return { series: thumbs.size, thumbnails: made, instances: instancesOfPlan(plan) };
   } finally {
     await rm(filesTmp, { recursive: true, force: true }).catch(() => {});
     await rm(pageTmp, { force: true }).catch(() => {});

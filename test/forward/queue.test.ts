@@ -54,6 +54,28 @@ describe("forward queue", () => {
     removeDir(drop);
   });
 
+  it("headers already read by the page are handed on, not read again; the others are read from the files", async () => {
+    const drop = testdir({}, "sb-fwq-");
+    const ready = join(drop, "ready", "Sealed");
+    mkdirSync(join(ready, "CT"), { recursive: true });
+    writeFileSync(join(ready, "CT", "img1"), buildDicom({ studyInstanceUid: "1.2.3.8", seriesInstanceUid: "1.2.3.8.1", sopInstanceUid: "1.2.3.8.1.1", pixelDataBytes: 16 }));
+    // Not readable as DICOM on disk: only the header handed on can name it, so reading it again would fail.
+    writeFileSync(join(ready, "CT", "img2"), "not read again");
+    const files = [
+      { path: "CT/img1", size: 1, sha256: "c".repeat(64), kind: "dicom" },
+      { path: "CT/img2", size: 1, sha256: "d".repeat(64), kind: "dicom" },
+    ];
+    writeFileSync(join(ready, "manifest.json"), JSON.stringify({ format: "scanbridge-package", files }));
+    const known = new Map([["CT/img2", { relPath: "CT/img2", studyInstanceUid: "1.2.3.8", seriesInstanceUid: "1.2.3.8.1", sopInstanceUid: "1.2.3.8.1.2" }]]);
+    expect(await instancesOf(ready, known)).toEqual([
+      { path: join(ready, "CT", "img1"), studyInstanceUid: "1.2.3.8", seriesInstanceUid: "1.2.3.8.1", sopInstanceUid: "1.2.3.8.1.1" },
+      { path: join(ready, "CT", "img2"), studyInstanceUid: "1.2.3.8", seriesInstanceUid: "1.2.3.8.1", sopInstanceUid: "1.2.3.8.1.2" },
+    ]);
+    // Without them every header is read from its file.
+    await expect(instancesOf(ready)).rejects.toThrow();
+    removeDir(drop);
+  });
+
   it("a PACS that cannot be reached: stays queued, the attempt counted, the next attempt backed off (doubling)", async () => {
     const dicom = buildDicom({ studyInstanceUid: "1.2.3.9", seriesInstanceUid: "1.2.3.9.1", sopInstanceUid: "1.2.3.9.1.1", pixelDataBytes: 16 });
     const manifest = { format: "scanbridge-package", formatVersion: 1, root: "P", files: [{ path: "IM1", size: dicom.length, sha256: "0".repeat(64), kind: "dicom" }, { path: "r.pdf", size: 1, sha256: "0".repeat(64), kind: "document" }] };
