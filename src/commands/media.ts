@@ -1,8 +1,6 @@
 import { resolve } from "node:path";
 import { UsageError } from "../errors.js";
-import { makeMedia, type MakeMediaResult } from "../media/make.js";
-import { requireXorriso } from "../media/iso.js";
-import { makeDeliveryMedia, writeReadyPage } from "../media/ready-page.js";
+import type { MakeMediaResult } from "../media/make.js";
 import type { WatchDeps } from "../ingest/watcher.js";
 import type { Medium } from "../media/profile.js";
 import { formatBytes } from "../ui/format.js";
@@ -44,6 +42,7 @@ export async function runMediaCommand(ctx: CommandContext<MediaCommandOptions>):
   if (out && usb) throw new UsageError("MEDIA_TWO_TARGETS", "Give either --out or --usb, not both");
   if (!out && !usb && !iso) throw new UsageError("MEDIA_NO_OUTPUT", "Nothing to write: give --out DIR, --usb DIR or --iso FILE", { hint: 'Example: scanbridge media "ready/Name" --out media/Name --iso media/Name.iso' });
   if (usb && o.medium !== undefined && o.medium !== "usb" && o.medium !== "dvd") throw new UsageError("MEDIA_MEDIUM_CONFLICT", "--usb writes a USB file-set; --medium cd does not apply");
+  const [{ makeMedia }, { requireXorriso }] = await Promise.all([import("../media/make.js"), import("../media/iso.js")]);
   const xorriso = iso ? await requireXorriso(ctx.env) : undefined;
   const r = await makeMedia({
     input: resolve(ctx.cwd, ctx.args[0]!),
@@ -72,15 +71,20 @@ export async function watchMediaHooks(ctx: CommandContext<OptionsOf<typeof watch
   const o = ctx.options;
   const dir = o.media ? resolve(ctx.cwd, o.media) : undefined;
   if (!dir && o.mediaIso) throw new UsageError("MEDIA_ISO_WITHOUT_MEDIA", "--media-iso needs --media <dir>");
-  const xorriso = dir && o.mediaIso ? await requireXorriso(ctx.env) : undefined;
+  // The file-set writer and xorriso's check are loaded only with --media: the page alone does not need them.
+  const xorriso = dir && o.mediaIso ? await (await import("../media/iso.js")).requireXorriso(ctx.env) : undefined;
   const medium: Medium = o.mediaMedium;
+  // The page's code (DICOM headers, previews) loads while the watch opens its state folder and takes the first package.
+  const pages = import("../media/ready-page.js");
+  pages.catch(() => {}); // awaited where it is used
   return {
     beforeFiling: async (root, pkg) => {
+      const { writeReadyPage } = await pages;
       const page = await writeReadyPage(root, { packageSha256: pkg.sha256, sealed: pkg.sealed, toolVersion: VERSION, signal: ctx.signal });
       return { instances: page.instances };
     },
     ...(dir
-      ? { afterFiling: (readyPath: string, pkg: { id: string; sha256: string }) => makeDeliveryMedia(readyPath, pkg, { dir, iso: xorriso !== undefined, xorriso, medium, toolVersion: VERSION }, ctx.signal) }
+      ? { afterFiling: async (readyPath: string, pkg: { id: string; sha256: string }) => (await pages).makeDeliveryMedia(readyPath, pkg, { dir, iso: xorriso !== undefined, xorriso, medium, toolVersion: VERSION }, ctx.signal) }
       : {}),
   };
 }

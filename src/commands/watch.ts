@@ -2,12 +2,11 @@ import { OVERRIDE_WARNING_CODES } from "../pack/manifest.js";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
-import { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } from "../notify/stage.js";
 import type { Receipt } from "../transfer/receipt.js";
 import { errorCode, ExitCode, InputError, UsageError } from "../errors.js";
 import { runWatch, type ForwardedOutcome, type PackageOutcome, type WatchEvent, type WatchOptions, type WatchSummary } from "../ingest/watcher.js";
-import { RemoteInbox, defaultProcessedFolder, type PollResult, type RemoteInboxEvent } from "../ingest/remote-inbox.js";
-import { parseDestination, type Destination, type DestinationSpec } from "../transfer/destination.js";
+import type { PollResult, RemoteInboxEvent } from "../ingest/remote-inbox.js";
+import type { Destination, DestinationSpec } from "../transfer/destination.js";
 import { formatBytes } from "../ui/format.js";
 import type { Reporter } from "../ui/reporter.js";
 import type { CommandContext, CommandOutput } from "./types.js";
@@ -24,8 +23,6 @@ export function countCodes(problems: PackageProblem[]): Record<string, number> {
 }
 import { defaultStateDir, mkdirPrivate, openStateDir, privateModes, stateDirs } from "../ingest/state.js";
 import { writeJsonAtomic } from "../util/atomic-write.js";
-import { routingFrom } from "./route.js";
-import { forwardFrom } from "./forward.js";
 import { watchMediaHooks } from "./media.js";
 
 /** What runs beside the watcher for each package: staff notifications (runWatchWithNotifications) and tests. */
@@ -42,10 +39,11 @@ export async function watchOptionsFrom(ctx: CommandContext<WatchCommandOptions>)
   if (!o.ready) {
     throw new UsageError("MISSING_READY", "watch needs --ready <dir>: the folder where verified packages are extracted", { hint: "Example: scanbridge watch /srv/drop --ready /srv/ready" });
   }
-  const remote = remoteInboxFrom(ctx);
-  // Every flag is checked before anything is created.
-  const routing = routingFrom(o);
-  const forward = forwardFrom(o, ctx.cwd);
+  const remote = await remoteInboxFrom(ctx);
+  // Every flag is checked before anything is created. What routing, forwarding and remote inboxes need is loaded
+  // only when they are asked for: a plain watch starts without it.
+  const routing = o.routes === undefined || o.routes === null ? undefined : (await import("./route.js")).routingFrom(o);
+  const forward = o.forward ? (await import("./forward.js")).forwardFrom(o, ctx.cwd) : undefined;
   const drop = localDropFor(ctx);
   const modes = privateModes(o.group || undefined);
   const state = stateFolderFor(ctx);
@@ -102,13 +100,17 @@ export async function watchOptionsFrom(ctx: CommandContext<WatchCommandOptions>)
 
 const isUrl = (s: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 
+/** A remote inbox: where it is and what happens to each remote file once it is handed over. */
+type RemoteInboxSpec = { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string; claims?: string };
+
 /** A remote inbox argument (sftp://user@host[:port]/folder), parsed; undefined for a local drop folder. */
-export function remoteInboxFrom(ctx: CommandContext<WatchCommandOptions>): { spec: Extract<DestinationSpec, { kind: "sftp" }>; after: "move" | "delete"; processed: string; claims?: string } | undefined {
+export async function remoteInboxFrom(ctx: CommandContext<WatchCommandOptions>): Promise<RemoteInboxSpec | undefined> {
   const arg = ctx.args[0] ?? "";
   if (!isUrl(arg)) return undefined;
   if (!/^sftp:\/\//i.test(arg)) {
     throw new UsageError("REMOTE_INBOX_UNSUPPORTED", `Remote inboxes are read over SFTP only, not ${arg.split(":")[0]}://`, { hint: "Use sftp://user@host[:port]/folder, or watch a local or mounted folder." });
   }
+  const [{ parseDestination }, { defaultProcessedFolder }] = await Promise.all([import("../transfer/destination.js"), import("../ingest/remote-inbox.js")]);
   const spec = parseDestination(arg, ctx.cwd);
   if (spec.kind !== "sftp") throw new UsageError("REMOTE_INBOX_UNSUPPORTED", "Remote inboxes are read over SFTP only");
   if (!spec.user) {
@@ -233,7 +235,7 @@ function intakeNote(e: Partial<IntakeFields>): string {
 export async function runWatchCommand(ctx: CommandContext<WatchCommandOptions>, hooks: WatchHooks = {}): Promise<CommandOutput> {
   const opts = await watchOptionsFrom(ctx);
   const verbose = ctx.verbose;
-  const remote = remoteInboxFrom(ctx);
+  const remote = await remoteInboxFrom(ctx);
   const watchDeps = {
     signal: ctx.signal,
     onEvent: (e: WatchEvent) => reportWatchEvent(ctx.reporter, verbose, e),
@@ -300,12 +302,12 @@ const sleep = (ms: number, signal: AbortSignal) =>
 async function runRemoteInbox(
   ctx: CommandContext<WatchCommandOptions>,
   opts: WatchOptions,
-  remote: NonNullable<ReturnType<typeof remoteInboxFrom>>,
+  remote: RemoteInboxSpec,
   watchDeps: Parameters<typeof runWatch>[1],
   verbose: boolean,
 ): Promise<{ summary: WatchSummary; remote: RemoteTotals; exitCode?: number }> {
   // The SSH client (ssh2) is loaded only for a remote inbox: a local watch starts without it.
-  const [{ createConnector }, { uploadDepsFrom }] = await Promise.all([import("../transfer/connect.js"), import("./upload.js")]);
+  const [{ createConnector }, { uploadDepsFrom }, { RemoteInbox }] = await Promise.all([import("../transfer/connect.js"), import("./upload.js"), import("../ingest/remote-inbox.js")]);
   const connect = await createConnector(remote.spec, ctx.options, uploadDepsFrom(ctx));
   const totals: RemoteTotals = { downloaded: 0, cleaned: 0, errors: 0 };
   const inbox = new RemoteInbox(
@@ -370,7 +372,11 @@ async function runRemoteInbox(
 }
 
 /** Notifications about ingested packages: receipts and outboxes live in `<state>/notifications/` (never in the drop). */
-function staffNotifier(ctx: CommandContext<WatchCommandOptions>, state: string, drop: string): WatchHooks {
+async function staffNotifier(ctx: CommandContext<WatchCommandOptions>, state: string, drop: string): Promise<WatchHooks> {
+  // Without an address or a webhook there is nothing to notify: the notification code is not even loaded.
+  const given = (v: string[] | undefined, split: boolean) => (v ?? []).flatMap((x) => (split ? x.split(",") : [x])).some((x) => x.trim() !== "");
+  if (!given(ctx.options.email, true) && !given(ctx.options.webhook, false)) return {};
+  const { hasChannels, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels } = await import("../notify/stage.js");
   const channels = resolveNotifyChannels(ctx.options, ctx.sources);
   if (!hasChannels(channels)) return {};
   const base = notifyOptionsFrom(ctx.options);
@@ -441,5 +447,5 @@ function staffNotifier(ctx: CommandContext<WatchCommandOptions>, state: string, 
 /** `scanbridge watch` as the CLI runs it: with staff notifications when channels are configured. */
 export async function runWatchWithNotifications(ctx: CommandContext<WatchCommandOptions>): Promise<CommandOutput> {
   const drop = ctx.args[0] ? localDropFor(ctx) : ctx.cwd;
-  return runWatchCommand(ctx, staffNotifier(ctx, stateFolderFor(ctx), drop));
+  return runWatchCommand(ctx, await staffNotifier(ctx, stateFolderFor(ctx), drop));
 }

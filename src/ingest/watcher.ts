@@ -5,8 +5,8 @@ import { join } from "node:path";
 import type { FSWatcher } from "chokidar";
 import { errorCode, InterruptedError } from "../errors.js";
 import { appendAudit, auditLogIn, type AuditLog } from "./ledger.js";
-import { routePackage, type RoutingConfig } from "./routing.js";
-import { enqueueForward, forwardOne, listForwardQueue, type ForwardEntry, type ForwardOptions, type KnownInstance } from "../forward/queue.js";
+import type { RoutingConfig } from "./routing.js";
+import type { ForwardAttempt, ForwardEntry, ForwardOptions, KnownInstance } from "../forward/queue.js";
 import { Settler, isCandidateName, type Readiness } from "./settle.js";
 import { hashFile } from "./sidecar.js";
 import { OWNER_ONLY, defaultStateDir, isControlFileName, legacyStateIn, makeTreePrivate, mkdirPrivate, openStateDir, type PrivateModes, type StateDirs } from "./state.js";
@@ -31,7 +31,7 @@ import {
 import { forEachConcurrent } from "../util/concurrency.js";
 import { READY_PAGE_NAMES } from "../media/plan.js";
 import { type PackageProblem, type PackageSummary, type VerifyLimits, type VerifyResult } from "./verify.js";
-import { planReady, verifyUpload, type IntakeResult } from "./intake.js";
+import type { IntakeResult } from "./intake.js";
 import { intakeRecord, relativeReady, type IntakeFields } from "./intake-report.js";
 import type { NameEncoding } from "./names.js";
 
@@ -158,6 +158,9 @@ export interface WatchSummary {
   outcomes: PackageOutcome[];
 }
 
+/** The forward queue and the routing rules are loaded only by a watch that forwards or routes. */
+const forwardQueue = () => import("../forward/queue.js");
+
 const HEARTBEAT_MS = 10_000;
 const IO_RETRY_MS = 60_000;
 
@@ -188,6 +191,8 @@ interface WatchState {
   known: Map<string, Map<string, KnownInstance>>;
   /** Wakes the main loop early (a package finished, a file-system event). */
   wake: () => void;
+  /** Verification and intake (with the DICOM reader): loaded while the state folder is opened and the first package taken. */
+  intake: Promise<typeof import("./intake.js")>;
 }
 
 /**
@@ -198,10 +203,17 @@ interface WatchState {
  * is rolled back).
  */
 export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<WatchSummary> {
-  const ws = await openWatch(opts, deps);
+  // Loading the intake code overlaps opening the state folder and taking the first package (renames, the private
+  // copy and their fsyncs mostly wait on the disk), instead of coming before them.
+  const intake = import("./intake.js");
+  intake.catch(() => {}); // awaited where it is used
+  const ws = await openWatch(opts, deps, intake);
   const start = await recover(ws);
   ws.emit({ event: "started", drop: opts.drop, recovered: start.recovered, requeued: start.requeued });
-  await audit(ws, { event: "watch-started", recovered: start.recovered, requeued: start.requeued });
+  // Appends are written in the order they are made (one queue per log), each synced before the next; a record
+  // that only says what is starting is not waited for. Every record that says where a package went ("ready",
+  // "quarantined", "requeued") is waited for, and so is "watch-stopped", behind which all earlier ones are on disk.
+  void audit(ws, { event: "watch-started", recovered: start.recovered, requeued: start.requeued });
   let fsw: FSWatcher | undefined;
   if (!opts.once && opts.useFsEvents !== false) {
     // Loaded only for a long-running watch: `--once` never listens for events.
@@ -241,7 +253,7 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
     await fsw?.close();
     await Promise.allSettled([...ws.inFlight.values()]);
     await ws.forwarding?.catch(() => {});
-    if (opts.forward) ws.summary.forwardQueued = (await listForwardQueue(ws.state.root).catch(() => [])).length;
+    if (opts.forward) ws.summary.forwardQueued = (await (await forwardQueue()).listForwardQueue(ws.state.root).catch(() => [])).length;
     ws.emit({ event: "stopped", ready: ws.summary.ready, quarantined: ws.summary.quarantined });
     await audit(ws, { event: "watch-stopped", ready: ws.summary.ready, quarantined: ws.summary.quarantined });
   }
@@ -249,7 +261,7 @@ export async function runWatch(opts: WatchOptions, deps: WatchDeps): Promise<Wat
 }
 
 /** Open the state folder (refused when unsafe), create the folders, and say what an older version left in the drop. */
-async function openWatch(opts: WatchOptions, deps: WatchDeps): Promise<WatchState> {
+async function openWatch(opts: WatchOptions, deps: WatchDeps, intake: WatchState["intake"]): Promise<WatchState> {
   const modes = opts.modes ?? OWNER_ONLY;
   const state = await openStateDir(opts.state ?? defaultStateDir(opts.ready), modes);
   const dirs = ingestDirs(opts.drop, opts.ready, state, modes, opts.archive, opts.quarantine);
@@ -274,6 +286,7 @@ async function openWatch(opts: WatchOptions, deps: WatchDeps): Promise<WatchStat
     forwarding: undefined,
     known: new Map(),
     wake: () => {},
+    intake,
   };
   const legacy = await legacyStateIn(opts.drop, state);
   if (legacy.found.length > 0) {
@@ -349,7 +362,7 @@ async function finishCommit(ws: WatchState, claim: Claim, state: ClaimState): Pr
   if (await stat(state.from).then(() => true, () => false)) readyPath = await commitToReady(ws.dirs, claim, state);
   const sha256 = await hashFile(claim.zip).catch(() => "");
   const id = sha256.slice(0, 12);
-  if (ws.opts.forward && sha256) await enqueueForward(ws.state.root, { id, sha256, readyPath });
+  if (ws.opts.forward && sha256) await (await forwardQueue()).enqueueForward(ws.state.root, { id, sha256, readyPath });
   if (!(sha256 && (await auditHasReady(ws.audit.file, sha256)))) await audit(ws, { event: "ready", id, sha256, result: "ready", recovered: true, ...names(ws, claim.file) });
   await archiveAndRelease(ws.dirs, claim);
   ws.emit({ event: "ready", id, file: claim.file, files: 0, bytes: 0, durationMs: Date.now() - t0, sealed: true, recovered: true });
@@ -446,7 +459,7 @@ async function takeOne(ws: WatchState, file: string, known: { sha256: string; si
     return;
   }
   ws.emit({ event: "claimed", file, why });
-  await audit(ws, { event: "claimed", id: claim.sha256!.slice(0, 12), sha256: claim.sha256, why, ...names(ws, file) });
+  void audit(ws, { event: "claimed", id: claim.sha256!.slice(0, 12), sha256: claim.sha256, why, ...names(ws, file) });
   // A file that changed after it settled (marker-checked hash differs from the bytes taken) is not processed
   // under the earlier hash: it goes back to settle again.
   if (known && known.sha256 !== claim.sha256) {
@@ -476,6 +489,7 @@ async function processOne(ws: WatchState, claim: Claim, t0: number): Promise<voi
   ws.deps.signal.addEventListener("abort", onAbort, { once: true });
   try {
     await mkdirPrivate(claim.staging, { file: 0o600, dir: 0o700 });
+    const { planReady, verifyUpload } = await ws.intake;
     let r;
     try {
       // The private copy is verified: nobody else can write it, so what is verified is what is archived.
@@ -579,7 +593,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
   await forEachConcurrent(extracted.dirs, 4, (d) => syncPath(d).catch((e: NodeJS.ErrnoException) => { if (e.code !== "ENOENT") throw e; }));
   await syncPath(claim.staging);
   // With routing rules the package is filed in its route's folder: ready/<route folder>/<Name>/.
-  const decision = opts.routing ? await routePackage(extracted.root, opts.routing) : undefined;
+  const decision = opts.routing ? await (await import("./routing.js")).routePackage(extracted.root, opts.routing) : undefined;
   const route = decision ? { name: decision.route, folder: decision.folder, reason: decision.reason } : undefined;
   const readyDir = route ? join(dirs.ready, route.folder) : dirs.ready;
   if (route) {
@@ -590,7 +604,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
   await writeCommitState(claim, state);
   const readyPath = await commitToReady(dirs, claim, state);
   // Queued before the claim is released: a crash here is finished by recovery, which queues it too.
-  if (opts.forward) await enqueueForward(ws.state.root, { id: r.id, sha256: r.sha256, readyPath });
+  if (opts.forward) await (await forwardQueue()).enqueueForward(ws.state.root, { id: r.id, sha256: r.sha256, readyPath });
   const durationMs = Date.now() - t0;
   // Audited while the claim still exists: a crash after this line is finished by recovery, which sees the
   // record and does not write a second one; a crash before it is audited by recovery.
@@ -610,6 +624,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
 async function forwardDue(ws: WatchState): Promise<void> {
   const fwd = ws.opts.forward!;
   const { signal } = ws.deps;
+  const { forwardOne, listForwardQueue } = await forwardQueue();
   for (const entry of await listForwardQueue(ws.state.root, true, Date.now(), (n, err) => ws.emit({ event: "error", code: err.code, message: `${err.message}; moved to forward-queue/damaged/ for a person` }))) {
     if (signal.aborted) return;
     let a;
@@ -626,7 +641,7 @@ async function forwardDue(ws: WatchState): Promise<void> {
   }
 }
 
-async function reportForward(ws: WatchState, entry: ForwardEntry, a: Awaited<ReturnType<typeof forwardOne>>): Promise<void> {
+async function reportForward(ws: WatchState, entry: ForwardEntry, a: ForwardAttempt): Promise<void> {
   if (a.result === "delivered") {
     ws.summary.forwarded!++;
     ws.emit({ event: "forwarded", id: a.id, instances: a.instances, confirmed: a.confirmed, durationMs: a.durationMs, attempts: a.attempts });
@@ -660,7 +675,7 @@ function startForwarding(ws: WatchState): void {
 async function nextForwardDelay(ws: WatchState): Promise<number | undefined> {
   // While a forwarding run is under way, its end wakes the loop.
   if (!ws.opts.forward || ws.forwarding) return undefined;
-  const queued = await listForwardQueue(ws.state.root);
+  const queued = await (await forwardQueue()).listForwardQueue(ws.state.root);
   if (queued.length === 0) return undefined;
   return Math.max(250, Math.min(...queued.map((e) => e.nextAttemptAt)) - Date.now());
 }

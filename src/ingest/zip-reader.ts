@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { createInflateRaw } from "node:zlib";
+import { forEachConcurrent } from "../util/concurrency.js";
 
 /** One extra field (id and its data). */
 export interface ZipExtraField {
@@ -87,6 +88,9 @@ const SIG_CENTRAL = 0x02014b50;
 const SIG_EOCD = 0x06054b50;
 const SIG_ZIP64_EOCD = 0x06064b50;
 const SIG_ZIP64_LOCATOR = 0x07064b50;
+/** Local headers read at once, and the bytes of extra fields guessed into each header's first read. */
+const LOCAL_READS_IN_FLIGHT = 8;
+const LOCAL_EXTRA_GUESS = 64;
 /** Largest central directory read into memory (100,000 entries of long names fit easily). */
 const MAX_CD_BYTES = 256 * 1024 * 1024;
 
@@ -223,24 +227,26 @@ export async function readZipDirectory(fh: FileHandle, maxEntries: number): Prom
   }
   if (!truncated && entries.length !== declared && declared !== 0xffff) throw new ZipFormatError(`the end record declares ${declared} entries, the central directory holds ${entries.length}`);
 
-  // Local headers, in file order (sequential reads).
+  // Local headers, in file order, a few reads in flight: each header is usually one read (its fixed part, the
+  // name the central directory gives and some room for extra fields), a second only for a longer header.
   const order = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
-  for (const e of order) {
+  await forEachConcurrent(order, LOCAL_READS_IN_FLIGHT, async (e) => {
     if (e.localHeaderOffset + 30 > fileSize) {
       e.localError = "local header past the end of the file";
-      continue;
+      return;
     }
-    const head = await readAt(fh, e.localHeaderOffset, 30);
-    if (head.readUInt32LE(0) !== SIG_LOCAL) {
+    const first = await readAt(fh, e.localHeaderOffset, 30 + e.rawName.length + LOCAL_EXTRA_GUESS);
+    const head = first.subarray(0, 30);
+    if (head.length < 30 || head.readUInt32LE(0) !== SIG_LOCAL) {
       e.localError = "no local header where the central directory points";
-      continue;
+      return;
     }
     const nameLen = head.readUInt16LE(26);
     const extraLen = head.readUInt16LE(28);
-    const rest = await readAt(fh, e.localHeaderOffset + 30, nameLen + extraLen);
+    const rest = first.length >= 30 + nameLen + extraLen ? first.subarray(30, 30 + nameLen + extraLen) : await readAt(fh, e.localHeaderOffset + 30, nameLen + extraLen);
     if (rest.length < nameLen + extraLen) {
       e.localError = "local header cut short";
-      continue;
+      return;
     }
     const extraFields = parseExtraFields(rest.subarray(nameLen));
     const v = { uncompressedSize: head.readUInt32LE(22), compressedSize: head.readUInt32LE(18) };
@@ -248,7 +254,7 @@ export async function readZipDirectory(fh: FileHandle, maxEntries: number): Prom
       applyZip64(extraFields, v);
     } catch (err) {
       e.localError = (err as Error).message;
-      continue;
+      return;
     }
     e.local = {
       rawName: Buffer.from(rest.subarray(0, nameLen)),
@@ -261,7 +267,7 @@ export async function readZipDirectory(fh: FileHandle, maxEntries: number): Prom
       extraLength: extraLen,
       dataStart: e.localHeaderOffset + 30 + nameLen + extraLen,
     };
-  }
+  });
   for (const e of order) if (e.local && (e.local.flags & 0x8) !== 0) e.descriptor = await dataDescriptorAt(fh, e);
 
   // What no record accounts for: a second reader scanning local headers (a streaming unzip) would find what hides there.

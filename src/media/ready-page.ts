@@ -6,7 +6,7 @@ import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { makeSeriesThumbnails, pageModelOf, thumbnailName } from "./fileset.js";
-import { makeMedia, type MakeMediaResult } from "./make.js";
+import type { MakeMediaResult } from "./make.js";
 import { hrefOf, renderPage } from "./page.js";
 import { planMedia, type MediaPlan } from "./plan.js";
 import type { Medium } from "./profile.js";
@@ -91,6 +91,7 @@ export async function makeDeliveryMedia(readyPath: string, pkg: { id: string; sh
   const t0 = Date.now();
   let r: MakeMediaResult;
   try {
+    const { makeMedia } = await import("./make.js");
     r = await makeMedia({
       input: readyPath,
       out: join(o.dir, pkg.id),

@@ -13,6 +13,7 @@ import {
   writeSmallPackage,
   type HostileVariant,
 } from "../../fixtures/package-builder.js";
+import { writeZip } from "../../fixtures/handmade-zip.js";
 import { verifyPackage } from "../../src/ingest/verify.js";
 import { checkEntryName } from "../../src/ingest/names.js";
 import { parseSidecar } from "../../src/ingest/sidecar.js";
@@ -51,6 +52,34 @@ describe("verifyPackage on valid packages", () => {
     expect(r.extracted?.root).toBe(join(staging, "王小明"));
     expect(walk(staging)).toEqual(["王小明/CT/001.dcm", "王小明/CT/002.dcm", "王小明/manifest.json", "王小明/王小明 notes.txt"]);
     expect(readFileSync(join(staging, "王小明", "CT/002.dcm"), "utf8")).toBe("second");
+  });
+
+  it("reads local headers of every length (extra fields short and longer than the first read takes), one read or two", async () => {
+    const extra = (n: number) => {
+      const b = Buffer.alloc(4 + n, 0x41);
+      b.writeUInt16LE(0xcafe, 0);
+      b.writeUInt16LE(n, 2);
+      return b;
+    };
+    const entries = [
+      { name: Buffer.from("Folder/"), dir: true },
+      { name: Buffer.from("Folder/short.txt"), data: Buffer.from("short extra"), extra: extra(8) },
+      { name: Buffer.from("Folder/long.txt"), data: Buffer.from("a local extra field of 4 KiB"), extra: extra(4096) },
+      { name: Buffer.from("Folder/none.txt"), data: Buffer.from("no extra") },
+    ];
+    const good = join(dir, "extra.zip");
+    writeFileSync(good, writeZip(entries).buf);
+    const staging = join(dir, "extra-staging");
+    await mkdir(staging);
+    const r = await verifyPackage(good, { allowUnsealed: true, extractTo: staging });
+    expect(r.problems).toEqual([]);
+    expect(readFileSync(join(staging, "Folder", "long.txt"), "utf8")).toBe("a local extra field of 4 KiB");
+    // A local extra field longer in the local header than in the central directory moves the data start: still read right.
+    const other = join(dir, "extra-local.zip");
+    writeFileSync(other, writeZip(entries.map((e) => (e.extra?.length === 12 ? { ...e, localExtra: extra(3000) } : e))).buf);
+    const r2 = await verifyPackage(other, { allowUnsealed: true });
+    expect(r2.problems).toEqual([]);
+    expect(r2.summary.files).toBe(3);
   });
 
   it("reads Zip64 packages", async () => {
