@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // Shim: run the built CLI (npm run build). Nothing else lives here.
+import "../dist/src/process-setup.js"; // first: process-wide settings (memory)
 import { main } from "../dist/src/cli.js";
 
 // `scanbridge ... | head` closes stdout early: that is not an error.
