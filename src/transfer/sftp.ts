@@ -7,6 +7,7 @@ import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat
 import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
 import { toNetworkError } from "./retry.js";
+import { tuneSshPackets } from "./ssh-packets.js";
 
 
 /**
@@ -211,7 +212,7 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
     // the one before is unacknowledged waits for the server's delayed ACK (about 40 ms on Linux, several times per login).
     client.setNoDelay(true);
   });
-  coalesceWrites(client);
+  tuneSshPackets(client);
   // After the key exchange, a key login is three request/answer pairs (service, key query, signed request), a
   // password two: a third of that time is a first, low estimate of the round trip, known before any request.
   return new SftpDestination(client, opts, loginMs !== undefined ? loginMs / 3 : undefined);
@@ -224,30 +225,6 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
 interface Ssh2Internals {
   _protocol?: { ping?: () => void };
   _callbacks?: Array<(hadErr: boolean) => void>;
-}
-
-/**
- * ssh2 writes every SSH packet (at most 32 KiB of data at OpenSSH) to the socket on its own: one system call
- * each. Writes made in the same tick are handed to the kernel together instead (cork, then uncork on the next
- * tick: one writev), which is most of the socket's CPU time on a fast link. Nothing waits: the data leaves at the
- * end of the tick that produced it.
- */
-function coalesceWrites(client: Client): void {
-  const sock = (client as unknown as { _sock?: import("node:net").Socket })._sock;
-  if (!sock || typeof sock.cork !== "function") return;
-  const write = sock.write.bind(sock) as (...args: unknown[]) => boolean;
-  let corked = false;
-  sock.write = ((...args: unknown[]) => {
-    if (!corked) {
-      corked = true;
-      sock.cork();
-      process.nextTick(() => {
-        corked = false;
-        sock.uncork();
-      });
-    }
-    return write(...args);
-  }) as typeof sock.write;
 }
 
 function sftpCall<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
