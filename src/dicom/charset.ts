@@ -1,5 +1,12 @@
-import iconv from "iconv-lite";
+import { createRequire } from "node:module";
 import type { PersonName } from "./types.js";
+
+type Iconv = { decode(bytes: Buffer, encoding: string): string };
+let iconvModule: Iconv | undefined;
+/** iconv-lite, loaded on first use: files in ISO-IR 6 or ISO-IR 100 (most Western CDs) never need it. */
+function iconv(): Iconv {
+  return (iconvModule ??= createRequire(import.meta.url)("iconv-lite") as Iconv);
+}
 
 /*
  * Decoding of DICOM text values per Specific Character Set (0008,0005), PS3.3 C.12.1.1.2 and PS3.5 §6.1.
@@ -19,7 +26,10 @@ interface GraphicSet {
   decode(bytes: Uint8Array): string;
 }
 
-const ASCII_SET: GraphicSet = { width: 1, decode: (b) => Buffer.from(b).toString("latin1") };
+/** ISO 8859-1 is Node's own latin1 (byte n is U+00nn): no table needed. */
+const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
+
+const ASCII_SET: GraphicSet = { width: 1, decode: latin1 };
 
 /** JIS X 0201 Romaji in G0: ASCII except 0x5C (yen) and 0x7E (overline); kept as ASCII, as modalities and dcmtk do, so "\\" stays the VM delimiter. */
 const JIS_ROMAN_SET: GraphicSet = ASCII_SET;
@@ -35,7 +45,7 @@ const JIS_KATAKANA_SET: GraphicSet = {
 };
 
 function singleByteUpper(encoding: string): GraphicSet {
-  return { width: 1, decode: (b) => iconv.decode(Buffer.from(b), encoding) };
+  return { width: 1, decode: encoding === "iso-8859-1" ? latin1 : (b) => iconv().decode(Buffer.from(b), encoding) };
 }
 
 /** A 94x94 set invoked in G0 (bytes 0x21-0x7E): decoded through its EUC form by setting the high bit. */
@@ -48,14 +58,14 @@ function eucG0(encoding: string, prefix?: number): GraphicSet {
         if (prefix !== undefined) out.push(prefix);
         out.push(b[i]! | 0x80, b[i + 1]! | 0x80);
       }
-      return iconv.decode(Buffer.from(out), encoding);
+      return iconv().decode(Buffer.from(out), encoding);
     },
   };
 }
 
 /** A 94x94 set invoked in G1 (bytes 0xA1-0xFE): the bytes are already its EUC form. */
 function eucG1(encoding: string): GraphicSet {
-  return { width: 2, decode: (b) => iconv.decode(Buffer.from(b), encoding) };
+  return { width: 2, decode: (b) => iconv().decode(Buffer.from(b), encoding) };
 }
 
 /** Escape sequences (without the leading ESC) of PS3.3 Tables C.12-3 and C.12-4, with the set they designate. */
@@ -223,7 +233,10 @@ export function decodeText(bytes: Uint8Array, charsets: readonly string[], vr = 
   const terms = charsets.length === 0 ? [""] : charsets;
   const first = resolveTerm(terms[0]);
   const usesIso2022 = first.iso2022 || terms.some((t) => /2022/.test(t));
-  if (!usesIso2022) return iconv.decode(Buffer.from(bytes), first.encoding ?? "iso-8859-1");
+  if (!usesIso2022) {
+    const encoding = first.encoding ?? "iso-8859-1";
+    return encoding === "iso-8859-1" ? latin1(bytes) : iconv().decode(Buffer.from(bytes), encoding);
+  }
   // With code extensions an empty value 1 means ISO-IR 6 with nothing in G1 until an escape designates it.
   const initial = first === DEFAULT_TERM ? { ...first, g1: undefined } : first;
   return decodeIso2022(bytes, initial, vr);

@@ -95,6 +95,18 @@ describe("Specific Character Set decoding", () => {
     expect(decodeText(bytes("Buc^J\xe9r\xf4me"), ["ISO 2022 IR 100"], "PN")).toBe("Buc^Jérôme");
   });
 
+  it("decodes every byte of ISO 8859-1 (no charset, ISO_IR 100, and ISO 2022 IR 100) as iconv-lite does", () => {
+    // Without a table: byte n is U+00nn, C1 controls included. A subarray inside a larger buffer decodes only its bytes.
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const inside = Buffer.concat([Buffer.from("XX"), all, Buffer.from("YY")]).subarray(2, 258);
+    const expected = iconv.decode(all, "iso-8859-1");
+    expect(decodeText(inside, [])).toBe(expected);
+    expect(decodeText(inside, ["ISO_IR 100"])).toBe(expected);
+    // ISO 2022 IR 100: the upper half through G1 (ESC - A), as one value (ST: no delimiters).
+    const upper = all.subarray(0xa0);
+    expect(decodeText(Buffer.concat([Buffer.from([0x1b, 0x2d, 0x41]), upper]), ["ISO 2022 IR 100"], "ST")).toBe(iconv.decode(upper, "iso-8859-1"));
+  });
+
   it("tolerates common misspellings of defined terms and falls back to Latin-1 for unknown ones", () => {
     const latin = bytes("M\xfcller^J\xfcrgen");
     expect(decodeText(latin, ["ISO-IR 100"], "PN")).toBe("Müller^Jürgen");
