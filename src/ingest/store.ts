@@ -58,6 +58,13 @@ export interface Claim {
   sha256?: string;
   size?: number;
   mtimeMs?: number;
+  /**
+   * Settles once the private copy is on disk and the uploader's file is gone from the claim (fsync of the copy,
+   * unlink, fsync of the claim folder). Verification reads the copy meanwhile; nothing moves or removes the claim's
+   * files before it settles (rollBack, quarantinePackage and writeCommitState wait for it), and until it has, the
+   * uploader's file is still there for recovery to put back.
+   */
+  durable?: Promise<void>;
 }
 
 /** Folders for a drop folder, a state folder and options. */
@@ -213,8 +220,8 @@ export async function claimPackage(d: IngestDirs, file: string, instance: string
       marker = undefined;
     }
   } else marker = undefined;
-  await syncPath(dir);
-  await syncPath(d.drop);
+  // Both renames on disk before the copy starts (the two folders' fsyncs at once).
+  await Promise.all([syncPath(dir), syncPath(d.drop)]);
   const claim: Claim = { id, dir, zip: join(dir, PRIVATE_COPY), marker, file, staging };
   let copied;
   try {
@@ -229,15 +236,27 @@ export async function claimPackage(d: IngestDirs, file: string, instance: string
     await rollBack(d, claim).catch(() => {});
     throw err;
   }
-  await unlink(received);
-  await syncPath(dir);
-  return { kind: "claimed", claim: { ...claim, ...copied } };
+  // The copy's fsync runs while the copy is verified: the uploader's file is removed only once the copy is on disk.
+  const durable = copied.flushed.then(async () => {
+    await unlink(received);
+    await syncPath(dir);
+  });
+  durable.catch(() => {}); // awaited before anything moves the claim's files
+  return { kind: "claimed", claim: { ...claim, sha256: copied.sha256, size: copied.size, mtimeMs: copied.mtimeMs, durable } };
+}
+
+/** Wait until a claim's private copy is on disk (see Claim.durable); a failed fsync is thrown. */
+async function settled(c: Claim): Promise<void> {
+  await c.durable;
 }
 
 const MY_START = processStartTime(process.pid);
 
-/** Copy `src` (opened once, O_NOFOLLOW) to a new private file, hashing the bytes written; abortable. */
-async function privateCopy(src: string, dst: string, signal?: AbortSignal): Promise<{ sha256: string; size: number; mtimeMs: number }> {
+/**
+ * Copy `src` (opened once, O_NOFOLLOW) to a new private file, hashing the bytes written; abortable. Returns once
+ * every byte is written and the copy has its name; `flushed` settles when it is on disk (fsync, close).
+ */
+async function privateCopy(src: string, dst: string, signal?: AbortSignal): Promise<{ sha256: string; size: number; mtimeMs: number; flushed: Promise<void> }> {
   const input = await open(src, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     const st = await input.stat();
@@ -264,16 +283,18 @@ async function privateCopy(src: string, dst: string, signal?: AbortSignal): Prom
         while (off < bytesRead) off += (await out.write(chunk, off, bytesRead - off, size + off)).bytesWritten;
         size += bytesRead;
       }
-      await out.sync();
     } catch (err) {
       await out.close();
       await unlink(part).catch(() => {});
       throw err;
     }
-    await out.close();
+    // Named before it is on disk: a crash before the fsync leaves the uploader's file in the claim, which recovery
+    // puts back (it prefers that file to the copy), and the copy is removed with the claim.
     await rename(part, dst);
     const copy = await stat(dst);
-    return { sha256: hash.digest("hex"), size, mtimeMs: copy.mtimeMs };
+    const flushed = out.sync().finally(() => out.close());
+    flushed.catch(() => {});
+    return { sha256: hash.digest("hex"), size, mtimeMs: copy.mtimeMs, flushed };
   } finally {
     await input.close();
   }
@@ -287,6 +308,8 @@ export async function touchClaim(c: Claim): Promise<void> {
 
 /** Put a claimed package back in the queue (drop folder), removing any half-extracted staging. */
 export async function rollBack(d: IngestDirs, c: Claim): Promise<void> {
+  // Whatever became of the copy's fsync: the uploader's file is then either still in the claim or the copy is on disk.
+  await c.durable?.catch(() => {});
   await rm(c.staging, { recursive: true, force: true });
   // The uploader's own file when the private copy was not finished, else the private copy.
   const received = join(c.dir, RECEIVED);
@@ -305,6 +328,8 @@ async function moveNoClobberIfPresent(src: string, dstDir: string, name: string,
 
 /** Record that the verified extraction is about to be renamed into ready/ (for crash recovery). */
 export async function writeCommitState(c: Claim, state: ClaimState): Promise<void> {
+  // Recovery finishes a commit from the private copy: it is on disk before the commit is recorded.
+  await settled(c);
   await writeJsonAtomic(join(c.dir, "state.json"), state);
 }
 
@@ -362,6 +387,7 @@ export async function archiveAndRelease(d: IngestDirs, c: Claim): Promise<string
 
 /** Move the zip and marker to quarantine/ beside `<Name>.reason.json`; returns the quarantined zip path. */
 export async function quarantinePackage(d: IngestDirs, c: Claim, reason: Record<string, unknown>): Promise<string> {
+  await settled(c);
   await rm(c.staging, { recursive: true, force: true });
   const zip = await movePrivate(c.zip, d.quarantine, c.file, d.modes);
   if (c.marker) await moveNoClobberIfPresent(c.marker, d.quarantine, `${basename(zip)}.sha256`, d.modes);

@@ -27,7 +27,7 @@ async function claimed(d: ReturnType<typeof ingestDirs>, file: string): Promise<
   return c.claim;
 }
 
-async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed") {
+async function crashAt(step: "claimed" | "copy-not-on-disk" | "extracting" | "committing" | "renamed") {
   const home = tmp();
   const drop = join(home, "drop");
   const ready = join(home, "ready");
@@ -39,7 +39,15 @@ async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed"
   await writeSmallPackage(drop, "Crash Patient");
   const claim = await claimed(d, "Crash Patient.zip");
   expect(claim).toBeDefined();
-  if (step !== "claimed") {
+  let original: Buffer | undefined;
+  if (step === "copy-not-on-disk") {
+    // The private copy is named but its fsync has not finished: the uploader's file is still in the claim, and a
+    // power cut may leave the copy short. (Built exactly: the claim is let finish, then put back to that moment.)
+    await claim.durable;
+    original = readFileSync(claim.zip);
+    writeFileSync(join(claim.dir, "received"), original);
+    writeFileSync(claim.zip, original.subarray(0, 100));
+  } else if (step !== "claimed") {
     await mkdir(claim.staging, { recursive: true });
     const r = await verifyPackage(claim.zip, { extractTo: claim.staging, sidecarPath: claim.marker! });
     expect(r.ok).toBe(true);
@@ -63,6 +71,7 @@ async function crashAt(step: "claimed" | "extracting" | "committing" | "renamed"
   expect(ls(d.staging)).toEqual([]);
   expect(ls(d.processing)).toEqual([]);
   expect(ls(d.archive)).toEqual(["Crash Patient.zip", "Crash Patient.zip.sha256"]);
+  if (original) expect(readFileSync(join(d.archive, "Crash Patient.zip")).equals(original)).toBe(true);
   expect(existsSync(join(drop, "Crash Patient.zip"))).toBe(false);
   const audit = readFileSync(join(state, "audit.jsonl"), "utf8");
   expect(audit.match(/"event":"ready"/g)).toHaveLength(1);
@@ -100,6 +109,9 @@ describe("restart after a crash at each step", () => {
 
   it("right after the claim: back to the queue, then processed once", async () => {
     expect(await crashAt("claimed")).toContain('"event":"requeued"');
+  });
+  it("after the private copy is named, before it is on disk: the uploader's file goes back to the queue, processed once from whole bytes", async () => {
+    expect(await crashAt("copy-not-on-disk")).toContain('"event":"requeued"');
   });
   it("half-way through extraction: staging removed, back to the queue, processed once", async () => {
     expect(await crashAt("extracting")).toContain('"event":"requeued"');
