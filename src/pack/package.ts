@@ -13,7 +13,8 @@ import { planPackage } from "./plan.js";
 import { scanInputs, type ScanResult } from "./scan.js";
 import { triageViewerSoftware } from "./triage.js";
 import { tmpdir } from "node:os";
-import { writeZip } from "./zip.js";
+import { READ_THREAD_BYTES, writeZip } from "./zip.js";
+import { workerLoader, type PieceLoader } from "./piece-loader.js";
 import { inspectDicomFiles, type DicomInspection, type InspectOptions } from "./inspect.js";
 
 /** What pack needs to know. */
@@ -156,17 +157,30 @@ export async function packPackage(opts: PackOptions): Promise<PackResult> {
   }
 
   const started = performance.now();
-  const scan = await scanInputs(opts.inputs, { cwd: opts.cwd, signal: opts.signal, emit: opts.emit });
-  const scanned = performance.now();
-  // Loaded only when asked for: the zip reader and the name-charset detection take tens of milliseconds to load.
-  const expand = opts.expandArchives ? await import("./expand.js") : undefined;
-  const expanded = expand
-    ? await expand.expandArchives(scan, { tmpParent: opts.dryRun ? tmpdir() : outDir, signal: opts.signal, emit: opts.emit })
-    : undefined;
+  // Once the input is big enough for the zip to read on a thread, that thread is started (about 40 ms here) while
+  // the scan and the inspection go on, so it is up when the zip begins. writeZip takes it over; closed otherwise.
+  let thread: PieceLoader | undefined;
+  const startThread = { atLeast: READ_THREAD_BYTES, then: () => (thread = workerLoader()) };
   try {
-    return await packScanned(scan, { ...opts, patient }, { root, outDir, fileName, finalPath, sidecarPath, existing, now, clock: { started, scanned } });
+    const scan = await scanInputs(opts.inputs, { cwd: opts.cwd, signal: opts.signal, emit: opts.emit, onInputBytes: opts.dryRun ? undefined : startThread });
+    const scanned = performance.now();
+    // Loaded only when asked for: the zip reader and the name-charset detection take tens of milliseconds to load.
+    const expand = opts.expandArchives ? await import("./expand.js") : undefined;
+    const expanded = expand
+      ? await expand.expandArchives(scan, { tmpParent: opts.dryRun ? tmpdir() : outDir, signal: opts.signal, emit: opts.emit })
+      : undefined;
+    const takeThread = () => {
+      const taken = thread;
+      thread = undefined;
+      return taken;
+    };
+    try {
+      return await packScanned(scan, { ...opts, patient }, { root, outDir, fileName, finalPath, sidecarPath, existing, now, clock: { started, scanned }, takeThread });
+    } finally {
+      await expand?.removeExpanded(expanded);
+    }
   } finally {
-    await expand?.removeExpanded(expanded);
+    thread?.close();
   }
 }
 
@@ -180,10 +194,12 @@ interface Target {
   now: () => Date;
   /** performance.now() when the pipeline started and when the scan ended. */
   clock: { started: number; scanned: number };
+  /** The reading thread started during the scan, if any (the zip takes it over). */
+  takeThread: () => PieceLoader | undefined;
 }
 
 async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Promise<PackResult> {
-  const { root, outDir, fileName, finalPath, sidecarPath, existing, now, clock } = t;
+  const { root, outDir, fileName, finalPath, sidecarPath, existing, now, clock, takeThread } = t;
   const patient = opts.patient;
   const viewer = triageViewerSoftware(scan);
   refuseBadInputs(scan);
@@ -268,7 +284,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   const zipStarted = performance.now();
   const written = await writeZip(plan, {
     outDir, fileName, level: opts.level, store: opts.store, maxSize: opts.maxSize, signal: opts.signal, emit: opts.emit, buildManifest,
-    manifestTime: new Date(createdAt),
+    manifestTime: new Date(createdAt), startedLoader: takeThread(),
   });
   const zipped = performance.now();
   const sidecarTmp = `${written.tmpPath}.sha256`;

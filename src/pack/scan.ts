@@ -60,6 +60,8 @@ export interface ScanOptions {
   concurrency?: number;
   /** How to reach the files: "auto" (direct, pooled from the first slow call; the default), or one of them (tests). */
   io?: "auto" | "direct" | "pooled";
+  /** Called once, as soon as the files to be packaged add up to `atLeast` bytes (pack starts its reading thread). */
+  onInputBytes?: { atLeast: number; then: () => void };
 }
 
 /** A file opened for classification: its size and time, positional reads, close. */
@@ -263,6 +265,8 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   const total = pending.length;
   opts.emit?.({ type: "step", id: "scan", label: t("step.scan") });
   const progress = (done: number) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
+  let includedBytes = 0;
+  let bytesHook = opts.onInputBytes;
   const classify = async (p: (typeof pending)[number], openFile: (abs: string) => Promise<OpenedFile>, scratch?: Buffer) => {
     let f: OpenedFile | undefined;
     try {
@@ -279,6 +283,11 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
           result.dicomHeaders!.set(p.abs, header);
         }
         result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: f.size, mtime: f.mtime, kind: c.kind, dir: p.dir });
+        includedBytes += f.size;
+        if (bytesHook && includedBytes >= bytesHook.atLeast) {
+          bytesHook.then();
+          bytesHook = undefined;
+        }
       } else if (c.action === "exclude") {
         result.excluded.push({ input: p.input, path: p.rel, reason: c.reason, size: f.size });
       } else {

@@ -10,7 +10,7 @@ import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
-import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest } from "./piece-loader.js";
+import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest, type PieceLoader } from "./piece-loader.js";
 import type { PackagePlan, PlannedEntry } from "./plan.js";
 
 /** Options for writeZip. */
@@ -33,6 +33,11 @@ export interface WriteZipOptions {
   forceZip64?: boolean;
   /** Read and hash the files (CRC-32, SHA-256) on a worker thread (default: when there are 32 MB or more to read). */
   readThread?: boolean;
+  /**
+   * A reading thread started earlier (pack starts one while it scans, so that it is up by the time the zip begins):
+   * writeZip owns it from here, uses it if it reads on a thread and closes it in any case.
+   */
+  startedLoader?: PieceLoader;
 }
 
 /** A zip written under a temporary name, ready to be moved into place. */
@@ -391,7 +396,7 @@ function endRecords(entries: number, cdOffset: number, cdSize: number, zip64: bo
 }
 
 /** From this many bytes to read, the files are read and hashed on a worker thread (starting one costs about 40 ms). */
-const READ_THREAD_BYTES = 32e6;
+export const READ_THREAD_BYTES = 32e6;
 
 /**
  * Write every planned file into `<outDir>/.<fileName>.<random>.tmp` as a zip with one root folder, hashing each
@@ -428,7 +433,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
   const usesThread = opts.readThread ?? totalBytes >= READ_THREAD_BYTES;
-  const loader = usesThread ? workerLoader() : inlineLoader();
+  if (!usesThread) opts.startedLoader?.close();
+  const loader = usesThread ? (opts.startedLoader ?? workerLoader()) : inlineLoader();
   const pool = new BufferPool(opts.store ? STORE_BUFFER_BUDGET : parallel * (pieceBytes + 65536), (bytes) => loader.buffer(bytes), (buf) => loader.drop(buf));
   const fail = (err: unknown) => {
     failure ??= { error: err };

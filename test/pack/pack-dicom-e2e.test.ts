@@ -83,6 +83,27 @@ describe("pack with DICOM: inspection, study summary, wrong-patient guard", () =
     expect(JSON.stringify(json)).not.toMatch(/Pereira|Álvarez/);
   });
 
+  it("with 32 MB or more to read (the reading thread starts during the scan), a refusal after the scan still ends the process, and an accepted pack is whole", async () => {
+    const dir = mk();
+    await writeDicomTree(dir, { patients: [{ name: "Álvarez^José", id: "P-001", studies: [{ series: 1, imagesPerSeries: 2 }] }], layout: "flat" });
+    // 34 MB of a report: enough for the thread, which the wrong-patient refusal then leaves unused.
+    const big = Buffer.alloc(34e6, 0x41);
+    big.write("%PDF-1.4\n", 0, "latin1");
+    writeFileSync(join(dir, "scan-report.pdf"), big);
+    const out = mk();
+    // A thread left running would keep the process alive: runCli would time out instead of returning 3.
+    const refused = await runCli(["pack", dir, "--patient", "Maria Álvarez", "--out", out], { env, timeoutMs: 30_000 });
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(readdirSync(out)).toEqual([]);
+    const ok = await runCli(["pack", dir, "--patient", "José Álvarez", "--out", out, "--store", "--json"], { env, timeoutMs: 30_000 });
+    expect(ok.code, ok.stderr).toBe(0);
+    const res = JSON.parse(ok.stdout);
+    const entries = await readZip(res.package);
+    expect(entries.find((e) => e.name.endsWith("scan-report.pdf"))!.data.equals(big)).toBe(true);
+    const manifest = JSON.parse(entries.find((e) => e.name.endsWith("manifest.json"))!.data.toString());
+    expect(manifest.files.find((f: { path: string }) => f.path.endsWith("scan-report.pdf")).sha256).toBe(sha(big));
+  });
+
   it("refuses when --patient names somebody else, and --allow-patient-mismatch overrides and is recorded", async () => {
     const dir = mk();
     await writeDicomTree(dir, { patients: [{ name: "Álvarez^José", id: "P-001", studies: [{ series: 1, imagesPerSeries: 2 }] }], layout: "flat" });
