@@ -169,7 +169,9 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       if (keysAt !== undefined) loginMs = performance.now() - keysAt;
       done();
     });
-    client.once("error", (err: Error & { level?: string }) => {
+    // `on`, not `once`: after a handshake timeout ssh2 emits a second error ("Connection lost before handshake") as
+    // the socket closes, which would otherwise be unhandled and end the process (done() keeps the first).
+    client.on("error", (err: Error & { level?: string }) => {
       if (hostKeyError) return done(hostKeyError);
       if (err.level === "client-authentication") {
         return done(

@@ -181,6 +181,21 @@ describe("the early connection", () => {
     }
   });
 
+  it("a server that accepts the connection and never answers: CONNECT_TIMEOUT, exit 5 (not a crash)", async () => {
+    const srv = await silentServer();
+    try {
+      const dir = mkdtempSync(join(work, "pkg-"));
+      const pkg = join(dir, "Silent.zip");
+      writeFileSync(pkg, randomBytes(1000));
+      const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${srv.port}/x`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--connect-timeout", "1s", "--retries", "0", "--json"]);
+      expect(r.stderr).not.toMatch(/Unhandled 'error' event/);
+      expect(r.code).toBe(5);
+      expect(JSON.parse(r.stdout).error.code).toBe("CONNECT_TIMEOUT");
+    } finally {
+      await srv.close();
+    }
+  });
+
   it("`upload` to a port where nothing listens reports the usual connection error", async () => {
     const srv = await silentServer();
     const port = srv.port;
