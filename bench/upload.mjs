@@ -4,7 +4,9 @@
 // available here). Reports MB/s, the ratio and peak RSS. Needs root (the test sshd creates a throw-away account)
 // and a build (`npm run build`).
 //
-// Every round is printed (with the load average), not only the medians: the machine is shared.
+// Every round is printed (with the load average), not only the medians: the machine is shared. Each scanbridge
+// run says how many channels it used (from its --json: lanes, and lanesAdded by the ramp). BENCH_RTT_MS=50 gives a
+// shorter link, where the round trip alone picks fewer channels and the ramp adds some while sending.
 //
 //   BENCH_SIZES_MB=200,1024 BENCH_ROUNDS=2 BENCH_RELAY_SIZES_MB=50,500 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
 import { execFileSync, spawn } from "node:child_process";
@@ -55,7 +57,15 @@ function timed(cmd, args, env = {}) {
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const m = /RSSKB=(\d+)/.exec(err);
       if (code !== 0) return reject(new Error(`${cmd} exited ${code}: ${err}\n${out}`));
-      resolve({ secs, rssMB: m ? Number(m[1]) / 1024 : NaN });
+      // scanbridge runs with --json: how many channels it used (and how many the ramp added).
+      let lanes = "";
+      try {
+        const j = JSON.parse(out);
+        if (j.lanes !== undefined) lanes = `${j.lanes} lane${j.lanes === 1 ? "" : "s"}${j.lanesAdded ? ` (${j.lanesAdded} added)` : ""}`;
+      } catch {
+        /* not JSON (sftp) */
+      }
+      resolve({ secs, rssMB: m ? Number(m[1]) / 1024 : NaN, lanes });
     });
   });
 }
@@ -124,7 +134,7 @@ try {
     execFileSync("sh", ["-c", `cd "${work}" && sha256sum "${name}.zip" > "${name}.zip.sha256"`]);
     return pkg;
   };
-  const sbArgs = (pkg, port, extra = []) => [bin, "upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/sb`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--quiet", ...extra];
+  const sbArgs = (pkg, port, extra = []) => [bin, "upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/sb`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--json", ...extra];
   const lines = [];
   const say = (l) => {
     console.error(l);
@@ -153,9 +163,9 @@ try {
       chownSync(sftpPartial, sshd.uid, sshd.gid);
       writeFileSync(join(work, "batch-reput"), `reput "${pkg}" sftp/bench.zip\n`);
       const d = await timed("sftp", ["-q", "-b", join(work, "batch-reput"), "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(sshd.port), `${sshd.user}@127.0.0.1`]);
-      results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB });
+      results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB, lanes: a.lanes, lanesResume: c.lanes, load: load() });
       say(`loopback ${mbs} MB round ${r + 1}: scanbridge ${mb(size, a.secs).toFixed(0)} MB/s, sftp ${mb(size, b.secs).toFixed(0)} MB/s = ${(b.secs / a.secs).toFixed(2)}x; ` +
-        `resumed half: scanbridge ${c.secs.toFixed(2)} s, sftp reput ${d.secs.toFixed(2)} s = ${(d.secs / c.secs).toFixed(2)}x; RSS ${a.rssMB.toFixed(0)} vs ${b.rssMB.toFixed(0)} MB; ${load()}`);
+        `resumed half: scanbridge ${c.secs.toFixed(2)} s, sftp reput ${d.secs.toFixed(2)} s = ${(d.secs / c.secs).toFixed(2)}x; ${a.lanes}/${c.lanes}; RSS ${a.rssMB.toFixed(0)} vs ${b.rssMB.toFixed(0)} MB; ${load()}`);
     }
     rmSync(pkg, { force: true });
   }
@@ -177,9 +187,9 @@ try {
       const a = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port), env));
       const b = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port, ["--connections", String(CONNECTIONS)]), env));
       const c = await withRelayCpu(() => sftpRun(relay.port, "sftp", pkg));
-      results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB, relayCpu: [a.relayCpu, b.relayCpu, c.relayCpu] });
+      results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB, lanes: a.lanes, lanesN: b.lanes, relayCpu: [a.relayCpu, b.relayCpu, c.relayCpu], load: load() });
       say(`${RTT_MS} ms RTT ${mbs} MB round ${r + 1}: scanbridge (defaults) ${mb(size, a.secs).toFixed(1)} MB/s = ${(c.secs / a.secs).toFixed(2)}x, ` +
-        `--connections ${CONNECTIONS} ${mb(size, b.secs).toFixed(1)} MB/s = ${(c.secs / b.secs).toFixed(2)}x, sftp ${mb(size, c.secs).toFixed(1)} MB/s; RSS ${a.rssMB.toFixed(0)}/${b.rssMB.toFixed(0)} MB; ` +
+        `--connections ${CONNECTIONS} ${mb(size, b.secs).toFixed(1)} MB/s = ${(c.secs / b.secs).toFixed(2)}x, sftp ${mb(size, c.secs).toFixed(1)} MB/s; defaults used ${a.lanes}; RSS ${a.rssMB.toFixed(0)}/${b.rssMB.toFixed(0)} MB; ` +
         `relay CPU ${a.relayCpu.toFixed(2)}/${b.relayCpu.toFixed(2)}/${c.relayCpu.toFixed(2)} s of ${a.secs.toFixed(2)}/${b.secs.toFixed(2)}/${c.secs.toFixed(2)} s; ${load()}`);
     }
     rmSync(pkg, { force: true });
