@@ -436,6 +436,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     fh = await open(tmpPath, "wx", 0o600);
     trackTemp(tmpPath);
   } catch (err) {
+    opts.startedLoader?.close(); // owned from here: a thread left running would keep the process alive
     throw describeIoError(err, msg("what.package"));
   }
   const out = new ZipOutput(fh, opts.maxSize, opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES);

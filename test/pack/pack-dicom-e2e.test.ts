@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -102,6 +103,21 @@ describe("pack with DICOM: inspection, study summary, wrong-patient guard", () =
     expect(entries.find((e) => e.name.endsWith("scan-report.pdf"))!.data.equals(big)).toBe(true);
     const manifest = JSON.parse(entries.find((e) => e.name.endsWith("manifest.json"))!.data.toString());
     expect(manifest.files.find((f: { path: string }) => f.path.endsWith("scan-report.pdf")).sha256).toBe(sha(big));
+  });
+
+  it.runIf(process.getuid?.() === 0)("with 32 MB or more to read, a package that cannot be created (read-only output folder) is an error and the process ends", async () => {
+    const dir = mk();
+    writeFileSync(join(dir, "scan-report.pdf"), Buffer.concat([Buffer.from("%PDF-1.4\n"), Buffer.alloc(34e6, 0x41)]));
+    const out = mk();
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", out]);
+    try {
+      // The thread started during the scan is handed to the zip, which fails at its first step: it must close it.
+      const r = await runCli(["pack", dir, "--patient", "José Álvarez", "--out", out, "--json"], { env, timeoutMs: 30_000 });
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(JSON.parse(r.stdout).error.code).toBe("READ_ONLY");
+    } finally {
+      execFileSync("umount", [out]);
+    }
   });
 
   it("refuses when --patient names somebody else, and --allow-patient-mismatch overrides and is recorded", async () => {
