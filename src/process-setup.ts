@@ -1,5 +1,7 @@
 // Process-wide settings of the scanbridge executable, imported first by bin/scanbridge.js (so before any other
-// module is loaded). Tests that call main() in their own process do not load it.
+// module is loaded: set later, at a command's start, the young generation has already grown and a 5 GB pack peaked
+// at 160-165 MB instead of 131 MB). Tests that call main() in their own process do not load it. `watch` turns V8's
+// own growth back on (defaultHeapGrowth below).
 import { setFlagsFromString } from "node:v8";
 
 // Memory (issue 15: peak RSS flat from 100 MB to 5 GB). What scanbridge allocates in bulk is buffers, which live
@@ -12,3 +14,12 @@ import { setFlagsFromString } from "node:v8";
 // --max-semi-space-size, which only a command line could set).
 setFlagsFromString("--semi-space-growth-factor=1");
 setFlagsFromString("--heap-growing-percent=30");
+
+/**
+ * V8's own growth again, for `watch` (called at its start): it allocates faster than pack and holds little, so a
+ * small young generation only costs it collections (0.80 s of CPU against 0.74 s for a 64 MB package in one A/B).
+ */
+export function defaultHeapGrowth(): void {
+  setFlagsFromString("--semi-space-growth-factor=2");
+  setFlagsFromString("--heap-growing-percent=0");
+}

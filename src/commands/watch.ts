@@ -1,4 +1,5 @@
 import { OVERRIDE_WARNING_CODES } from "../pack/manifest.js";
+import { defaultHeapGrowth } from "../process-setup.js";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -233,6 +234,7 @@ function intakeNote(e: Partial<IntakeFields>): string {
 
 /** Run `scanbridge watch <dropdir> --ready <dir>`; `hooks.onPackage` is where staff notifications plug in. */
 export async function runWatchCommand(ctx: CommandContext<WatchCommandOptions>, hooks: WatchHooks = {}): Promise<CommandOutput> {
+  defaultHeapGrowth();
   const opts = await watchOptionsFrom(ctx);
   const verbose = ctx.verbose;
   const remote = await remoteInboxFrom(ctx);
