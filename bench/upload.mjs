@@ -132,6 +132,9 @@ try {
     const pkg = join(work, `${name}.zip`);
     makeFile(pkg, mbs);
     execFileSync("sh", ["-c", `cd "${work}" && sha256sum "${name}.zip" > "${name}.zip.sha256"`]);
+    // The package was just written: flush it now, so that the kernel's write-back of it does not run during the
+    // first timed upload (scanbridge's, which goes first in every round) and not during sftp's.
+    execFileSync("sync");
     return pkg;
   };
   const sbArgs = (pkg, port, extra = []) => [bin, "upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/sb`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--force", "--json", ...extra];
