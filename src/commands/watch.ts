@@ -1,5 +1,5 @@
 import { OVERRIDE_WARNING_CODES } from "../pack/manifest.js";
-import { defaultHeapGrowth } from "../process-setup.js";
+import { setHeapFlags, V8_HEAP_GROWTH } from "../util/heap.js";
 import { stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -234,7 +234,7 @@ function intakeNote(e: Partial<IntakeFields>): string {
 
 /** Run `scanbridge watch <dropdir> --ready <dir>`; `hooks.onPackage` is where staff notifications plug in. */
 export async function runWatchCommand(ctx: CommandContext<WatchCommandOptions>, hooks: WatchHooks = {}): Promise<CommandOutput> {
-  defaultHeapGrowth();
+  setHeapFlags(V8_HEAP_GROWTH); // src/util/heap.ts
   const opts = await watchOptionsFrom(ctx);
   const verbose = ctx.verbose;
   const remote = await remoteInboxFrom(ctx);

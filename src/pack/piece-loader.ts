@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { appliedHeapFlags } from "../util/heap.js";
 import * as fs from "node:fs";
 import { runInThisContext } from "node:vm";
 import { Worker } from "node:worker_threads";
@@ -82,7 +83,9 @@ const LOAD_SOURCE = `(function (fs, createHash, crc32) {
 })`;
 
 const WORKER_SOURCE = `
-const { parentPort } = require("node:worker_threads");
+const { parentPort, workerData } = require("node:worker_threads");
+// Node re-applied the process's V8 flags as this thread started: the heap settings made at run time again.
+if (workerData && workerData.heapFlags) require("node:v8").setFlagsFromString(workerData.heapFlags);
 const load = ${LOAD_SOURCE}(require("node:fs"), require("node:crypto").createHash, require("node:zlib").crc32);
 const bufs = new Map();
 parentPort.on("message", (m) => {
@@ -118,7 +121,7 @@ export function inlineLoader(): PieceLoader {
  */
 export function workerLoader(threads = 1): PieceLoader {
   // Not unref'd: while pieces are being read, the answers are what the process waits for. close() ends them.
-  const workers = Array.from({ length: Math.max(1, threads) }, () => new Worker(WORKER_SOURCE, { eval: true }));
+  const workers = Array.from({ length: Math.max(1, threads) }, () => new Worker(WORKER_SOURCE, { eval: true, workerData: { heapFlags: appliedHeapFlags() } }));
   const ids = new WeakMap<ArrayBufferLike, number>();
   const waiting = new Map<number, { resolve: (d: PieceDigest) => void; reject: (e: unknown) => void }>();
   let seq = 0;
