@@ -2,9 +2,9 @@ import { setFlagsFromString } from "node:v8";
 
 /**
  * V8 heap settings at run time (v8.setFlagsFromString). V8 reads these each time it would grow a space, so they take
- * effect after start-up (unlike --max-semi-space-size, which only a command line could set). Node re-applies the
- * process's V8 flags when a worker thread starts, which undoes them: a worker that should keep them calls
- * setFlagsFromString(appliedHeapFlags()) first (src/pack/piece-loader.ts does).
+ * effect after start-up (unlike --max-semi-space-size, which only a command line could set). A worker thread's start
+ * undoes them (observed with Node 20.20; Node appears to apply the process's V8 options again for each new isolate):
+ * a worker that should keep them calls setFlagsFromString(appliedHeapFlags()) first (src/pack/piece-loader.ts does).
  */
 
 /**
