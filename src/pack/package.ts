@@ -14,6 +14,7 @@ import { scanInputs, type ScanResult } from "./scan.js";
 import { triageViewerSoftware } from "./triage.js";
 import { tmpdir } from "node:os";
 import { READ_THREAD_BYTES, writeZip } from "./zip.js";
+import type { OutputMode } from "./zip-output.js";
 import { workerLoader, type PieceLoader } from "./piece-loader.js";
 import { inspectDicomFiles, type DicomInspection, type InspectOptions } from "./inspect.js";
 
@@ -77,7 +78,8 @@ export interface PackResult {
   /**
    * Where the time went (milliseconds, for benchmarks): startupMs is the time from process start to the pack
    * pipeline (Node, module loading, config); then scan, DICOM inspection, the zip (zipMs, including its final
-   * fsync, which fsyncMs reports apart), the sidecar and moving into place (finishMs), and the whole pipeline.
+   * fsync, which fsyncMs reports apart), the sidecar and moving into place (finishMs), and the whole pipeline;
+   * output says how the zip was written ("direct": O_DIRECT, not through the page cache; "buffered").
    */
   timings?: PackTimings;
 }
@@ -91,6 +93,7 @@ export interface PackTimings {
   fsyncMs: number;
   finishMs: number;
   totalMs: number;
+  output: OutputMode;
 }
 
 function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
@@ -326,6 +329,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     timings: {
       startupMs: Math.round(clock.started), scanMs: Math.round(clock.scanned - clock.started), inspectMs: Math.round(inspected - clock.scanned),
       zipMs: Math.round(zipped - zipStarted), fsyncMs: Math.round(written.fsyncMs), finishMs: Math.round(performance.now() - zipped), totalMs: Math.round(performance.now() - clock.started),
+      output: written.output,
     },
   };
 }

@@ -1,17 +1,17 @@
-import { createHash, randomBytes, type Hash } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { open, unlink, type FileHandle } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
-import { describeIoError, InputError, InterruptedError, ScanbridgeError, SizeLimitError } from "../errors.js";
+import { describeIoError, InputError, InterruptedError, ScanbridgeError } from "../errors.js";
 import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
-import { formatBytes } from "../ui/format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
 import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest, type PieceLoader } from "./piece-loader.js";
 import type { PackagePlan, PlannedEntry } from "./plan.js";
+import { ZipOutput, type OutputMode } from "./zip-output.js";
 
 /** Options for writeZip. */
 export interface WriteZipOptions {
@@ -38,6 +38,8 @@ export interface WriteZipOptions {
    * writeZip owns it from here, uses it if it reads on a thread and closes it in any case.
    */
   startedLoader?: PieceLoader;
+  /** Write with O_DIRECT where possible ("auto", the default), never ("buffered"), or misaligned (tests of the fallback). */
+  directIo?: "auto" | "buffered" | "misaligned";
 }
 
 /** A zip written under a temporary name, ready to be moved into place. */
@@ -51,6 +53,8 @@ export interface WrittenZip {
   storedEntries: number;
   /** Time spent in the final fsync (milliseconds), reported apart from the writing itself. */
   fsyncMs: number;
+  /** How the zip reached the disk: "direct" (O_DIRECT, not through the page cache) or "buffered". */
+  output: OutputMode;
 }
 
 /**
@@ -176,70 +180,6 @@ interface CentralRecord {
   size: number;
   csize: number;
   offset: number;
-}
-
-/** The zip file being written: ordered appends, counted, hashed, coalesced, bounded by --max-size. */
-class ZipOutput {
-  readonly hash: Hash = createHash("sha256");
-  offset = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  /** Called once the bytes appended so far are on disk (pooled read buffers go back to the pool). */
-  private releases: Array<() => void> = [];
-  /** The one write in flight: the writer goes on with the next pieces meanwhile. */
-  private writing: Promise<void> = Promise.resolve();
-  private written = 0;
-  constructor(private readonly fh: FileHandle, private readonly maxSize: number | undefined, private readonly coalesce: number) {}
-
-  /** Queue `buf` for writing; `release` runs once it is written. Returns a promise only when a write had to wait. */
-  append(buf: Buffer, release?: () => void): Promise<void> | undefined {
-    if (release) this.releases.push(release);
-    if (buf.length === 0) return undefined;
-    this.offset += buf.length;
-    if (this.maxSize !== undefined && this.offset > this.maxSize) {
-      throw new SizeLimitError("MAX_SIZE_EXCEEDED", msg("pack.zipOverLimit", { limit: formatBytes(this.maxSize) }), {
-        hint: msg("pack.zipOverLimit.hint"),
-        details: { maxSize: this.maxSize },
-      });
-    }
-    this.hash.update(buf);
-    this.pending.push(buf);
-    this.pendingBytes += buf.length;
-    if (this.pendingBytes >= this.coalesce || this.pending.length >= 512) return this.flush();
-    return undefined;
-  }
-
-  /** Start writing what is pending once the previous write is done (waits for that one only). */
-  async flush(): Promise<void> {
-    await this.writing;
-    if (this.pending.length === 0 && this.releases.length === 0) return;
-    const bufs = this.pending;
-    const releases = this.releases;
-    const position = this.written;
-    this.pending = [];
-    this.releases = [];
-    this.written += this.pendingBytes;
-    this.pendingBytes = 0;
-    const run = async () => {
-      let at = position;
-      while (bufs.length > 0) {
-        const { bytesWritten } = await this.fh.writev(bufs, at);
-        at += bytesWritten;
-        // A short write (rare): drop what was written and go on with the rest.
-        let left = bytesWritten;
-        while (bufs.length > 0 && left >= bufs[0]!.length) left -= bufs.shift()!.length;
-        if (left > 0) bufs[0] = bufs[0]!.subarray(left);
-      }
-      for (const r of releases) r();
-    };
-    this.writing = run();
-  }
-
-  /** Write everything pending and wait for it. */
-  async drain(): Promise<void> {
-    await this.flush();
-    await this.writing;
-  }
 }
 
 /**
@@ -439,7 +379,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     opts.startedLoader?.close(); // owned from here: a thread left running would keep the process alive
     throw describeIoError(err, msg("what.package"));
   }
-  const out = new ZipOutput(fh, opts.maxSize, opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES);
+  const out = await ZipOutput.open(fh, tmpPath, { maxSize: opts.maxSize, coalesce: opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES, direct: opts.directIo });
   const files: ManifestFile[] = [];
   const central: CentralRecord[] = [];
   let storedEntries = 0;
@@ -658,16 +598,19 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     const cdOffset = out.offset;
     await out.append(centralDirectory(central, zip64));
     await out.append(endRecords(central.length, cdOffset, out.offset - cdOffset, zip64));
-    await out.drain();
+    await out.finish();
+    const output = out.mode;
     const t0 = performance.now();
     await fh.sync();
     const fsyncMs = performance.now() - t0;
+    await out.close();
     await fh.close();
     opts.emit?.({ type: "step-done", id: "zip", label: t("step.zip.done", { n: files.length }) });
-    return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs };
+    return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs, output };
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "zip", ok: false, label: t("step.zip.failed") });
     await out.drain().catch(() => {});
+    await out.close();
     await fh.close().catch(() => {});
     await unlink(tmpPath).catch(() => {});
     untrackTemp(tmpPath);

@@ -81,6 +81,22 @@ describe("writeZip", () => {
     }
   });
 
+  it("writes the same zip with O_DIRECT, through the page cache, and when a direct write is refused half-way", async () => {
+    for (const store of [false, true]) {
+      const buffered = await write(`buffered-${store}.zip`, { store, directIo: "buffered" });
+      const direct = await write(`direct-${store}.zip`, { store });
+      const refused = await write(`refused-${store}.zip`, { store, directIo: "misaligned" });
+      const a = readFileSync(buffered.tmpPath);
+      expect(buffered.output).toBe("buffered");
+      expect(refused.output).toBe("buffered");
+      for (const other of [direct, refused]) {
+        expect(readFileSync(other.tmpPath).equals(a), `store=${store} ${other.output}`).toBe(true);
+        expect(other.sha256).toBe(buffered.sha256);
+        expect(other.size).toBe(a.length);
+      }
+    }
+  });
+
   for (const readThread of [false, true]) {
     const how = readThread ? "on the reading thread" : "inline";
     it(`a file that grew, shrank or vanished since the scan stops the zip (${how}) and the temporary file is removed`, async () => {
