@@ -22,6 +22,8 @@ export type OutputMode = "direct" | "buffered";
 
 /** O_DIRECT alignment of file offsets, lengths and buffer addresses: 4 KiB serves 512-byte and 4 KiB devices. */
 const DIRECT_ALIGN = 4096;
+/** How a kernel or file system says no to a direct write (the bytes were not written). */
+const REFUSALS = new Set(["EINVAL", "EOPNOTSUPP", "ENOTSUP"]);
 /** Each of the two staging buffers holds at most this much (4 MiB writes keep the device busy; 8 MiB was no faster). */
 const MAX_STAGING = 4 << 20;
 /** WebAssembly memory comes in pages of 64 KiB, at a page-aligned address (which O_DIRECT needs). */
@@ -230,7 +232,7 @@ export class ZipOutput {
 
   /**
    * Write the buffers at `position`, all of them (short writes go on where they stopped). A direct write the
-   * kernel refuses (EINVAL) is done again buffered, and so is the rest of the file.
+   * kernel refuses (EINVAL, EOPNOTSUPP) is done again buffered, and so is the rest of the file.
    */
   private async writeAll(bufs: Buffer[], position: number): Promise<void> {
     let at = position;
@@ -240,7 +242,7 @@ export class ZipOutput {
       try {
         written = direct ? (await direct.write(bufs[0]!, 0, bufs[0]!.length, at)).bytesWritten : (await this.fh.writev(bufs, at)).bytesWritten;
       } catch (err) {
-        if (!direct || (err as NodeJS.ErrnoException).code !== "EINVAL") throw err;
+        if (!direct || !REFUSALS.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
         // Refused: this file system or device wants other alignment. The rest goes through the page cache.
         this.directFh = undefined;
         await direct.close().catch(() => {});
