@@ -11,7 +11,8 @@ import { dirname, resolve, sep } from "node:path";
 import { Transform, Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { crc32 } from "node:zlib";
-import { InterruptedError, describeIoError } from "../errors.js";
+import { InterruptedError, describeIoError, throwIfAborted } from "../errors.js";
+import { forEachConcurrent } from "../util/concurrency.js";
 import type { CheckedEntry } from "./zip-checks.js";
 import { openEntryData, type ZipEntryRecord } from "./zip-reader.js";
 import { syncPath } from "./store.js";
@@ -137,27 +138,14 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
   // A few entries at once: each one's inflate runs on the thread pool while the main thread hashes another's
   // bytes, so both cores work. The first failure stops new entries; those in flight finish before it is thrown,
   // so nothing is still writing when this returns. Deflate64 entries (an external decoder) go one at a time.
-  const limit = opts.openOther ? 1 : ENTRIES_IN_FLIGHT;
-  const running = new Set<Promise<void>>();
-  let failure: { err: unknown } | undefined;
-  for (const info of entries) {
-    if (opts.signal?.aborted) failure ??= { err: new InterruptedError() };
-    if (failure) break;
-    if (info.isDir) {
+  try {
+    await forEachConcurrent(entries, opts.openOther ? 1 : ENTRIES_IN_FLIGHT, async (info) => {
+      if (!info.isDir) return readOne(info);
       if (writing && info.safe) await ensureDir(resolveInside(base!, info.name));
-      continue;
-    }
-    while (running.size >= limit) await Promise.race(running);
-    if (failure) break;
-    const p: Promise<void> = readOne(info)
-      .catch((err: unknown) => void (failure ??= { err }))
-      .finally(() => running.delete(p));
-    running.add(p);
-  }
-  await Promise.all(running);
-  if (failure) {
+    }, { signal: opts.signal, checkAbort: throwIfAborted });
+  } catch (err) {
     await Promise.all(syncs);
-    throw failure.err;
+    throw err;
   }
   await Promise.all(syncs);
   if (syncError) throw describeIoError(syncError, "the staging folder");
