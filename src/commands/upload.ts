@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { setHeapFlags } from "../util/heap.js";
+import { setHeapFlags, V8_OLD_GENERATION_GROWTH } from "../util/heap.js";
 import { resolve } from "node:path";
 import { InputError, UsageError } from "../errors.js";
 import { msg, t, warnText } from "../i18n/index.js";
@@ -56,7 +56,7 @@ export async function uploadPackageTo(packagePath: string, options: UploadStageO
   // The old generation is collected at V8's own growth factor while uploading, not at pack's 30%
   // (src/process-setup.ts): an upload's heap is ~8 MB with steady per-request garbage, and 30% of it meant 13-14
   // full collections per 200 MB instead of 8-9. Memory stays bounded by the bytes in flight (src/transfer/lanes.ts).
-  setHeapFlags("--heap-growing-percent=0");
+  setHeapFlags(V8_OLD_GENERATION_GROWTH);
   const abs = resolve(deps.cwd, packagePath);
   // A missing package is reported before anyone is asked for a password.
   if (!existsSync(abs)) {

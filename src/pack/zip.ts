@@ -371,12 +371,17 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   const pieceBytes = opts.store ? STORE_PIECE_BYTES : PIECE_BYTES;
   const level = opts.level;
   const storeAll = opts.store || level === 0;
+  // The reader, chosen first: from here it is ours to close on every path (a thread left running would keep the
+  // process alive), including a reading thread that pack started during its scan and that is not needed after all.
+  const usesThread = opts.readThread ?? totalBytes >= READ_THREAD_BYTES;
+  if (!usesThread) opts.startedLoader?.close();
+  const loader = usesThread ? (opts.startedLoader ?? workerLoader()) : inlineLoader();
   let fh: FileHandle;
   try {
     fh = await open(tmpPath, "wx", 0o600);
     trackTemp(tmpPath);
   } catch (err) {
-    opts.startedLoader?.close(); // owned from here: a thread left running would keep the process alive
+    loader.close();
     throw describeIoError(err, msg("what.package"));
   }
   const out = await ZipOutput.open(fh, tmpPath, { maxSize: opts.maxSize, coalesce: opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES, direct: opts.directIo });
@@ -386,9 +391,6 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   let doneBytes = 0;
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
-  const usesThread = opts.readThread ?? totalBytes >= READ_THREAD_BYTES;
-  if (!usesThread) opts.startedLoader?.close();
-  const loader = usesThread ? (opts.startedLoader ?? workerLoader()) : inlineLoader();
   const pool = new BufferPool(opts.store ? STORE_BUFFER_BUDGET : parallel * (pieceBytes + 65536), (bytes) => loader.buffer(bytes), (buf) => loader.drop(buf));
   const fail = (err: unknown) => {
     failure ??= { error: err };

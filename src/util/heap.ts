@@ -16,8 +16,10 @@ import { setFlagsFromString } from "node:v8";
  * - the old generation is collected once it is 30% over what was live after the last collection.
  */
 export const LEAN_HEAP = "--semi-space-growth-factor=1 --heap-growing-percent=30";
+/** V8's own growth of the old generation (0: its default, from its own heuristics). */
+export const V8_OLD_GENERATION_GROWTH = "--heap-growing-percent=0";
 /** V8's own growth (`watch` allocates faster and holds little: a small young generation only costs it collections). */
-export const V8_HEAP_GROWTH = "--semi-space-growth-factor=2 --heap-growing-percent=0";
+export const V8_HEAP_GROWTH = `--semi-space-growth-factor=2 ${V8_OLD_GENERATION_GROWTH}`;
 
 let applied = "";
 
