@@ -1,9 +1,9 @@
 // How `upload` reaches the server: the TCP connection opened while the command's modules load (src/transfer/early.ts),
 // and TCP_NODELAY from the first handshake byte. A real OpenSSH sshd on loopback, behind the test relay where the
 // connections are counted. Run `npm run build` first for the CLI tests.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Socket, connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -206,5 +206,55 @@ describe("the early connection", () => {
     const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/x`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--retries", "0", "--json"]);
     expect(r.code).toBe(5);
     expect(JSON.parse(r.stdout).error.code).toMatch(/^NETWORK_|CONNECT/);
+  });
+});
+
+describe("a key login", () => {
+  // sshd at DEBUG3 says whether each publickey request came with a signature ("have ... signature") or was the
+  // question whether the key would do ("test pkalg"): the login must not spend a round trip on the question.
+  let dbg: SshdServer;
+  beforeAll(async () => {
+    dbg = await startSshd({ extraConfig: ["LogLevel DEBUG3"] });
+  }, 60_000);
+  afterAll(async () => {
+    await dbg?.stop();
+  });
+
+  const login = async (key: Buffer, password?: string) => {
+    const from = dbg.log().length;
+    const dest = await connectSftp({
+      host: "127.0.0.1", port: dbg.port, folder: ".", url: dbg.url(),
+      auth: { username: dbg.user, privateKey: key, ...(password !== undefined ? { password } : {}) },
+      trust: { host: "127.0.0.1", port: dbg.port, pinnedFingerprint: dbg.hostFingerprint, knownHostsFiles: [] },
+      connectTimeoutMs: 20_000, idleTimeoutMs: 20_000,
+    });
+    try {
+      expect((await dest.stat("."))?.isDirectory).toBe(true);
+    } finally {
+      await dest.close();
+    }
+    // The server's lines of this login (its log is written as it goes; the accepted line is among the last).
+    await until(() => /Accepted (publickey|password)/.test(dbg.log().slice(from)), 10_000);
+    return dbg.log().slice(from);
+  };
+
+  it("sends the signed request at once, with an ed25519 key and with an RSA key (SHA-2 signature)", async () => {
+    const rsa = join(dbg.dir, "rsa_key");
+    execFileSync("ssh-keygen", ["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsa]);
+    appendFileSync(join(dbg.dir, "authorized_keys"), readFileSync(`${rsa}.pub`));
+    for (const [what, key, algo] of [["ed25519", dbg.privateKeyPath, /ssh-ed25519/], ["rsa", rsa, /rsa-sha2-(256|512)/]] as const) {
+      const log = await login(readFileSync(key));
+      expect(log, what).toMatch(/Accepted publickey/);
+      expect(log, what).toMatch(new RegExp(`have ${algo.source} signature for`));
+      expect(log, what).not.toMatch(/test pkalg/);
+    }
+  });
+
+  it("a key the server does not know is refused (signed, not asked about) and the password still logs in", async () => {
+    const stranger = join(dbg.dir, "stranger_key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", stranger]);
+    const log = await login(readFileSync(stranger), dbg.password);
+    expect(log).toMatch(/have ssh-ed25519 signature for/);
+    expect(log).toMatch(/Accepted password/);
   });
 });
