@@ -55,58 +55,54 @@ function loadCodecs(lib: ImagingLib): Promise<void> {
 /** Transfer syntaxes whose pixel data dcmjs-imaging reads without its codecs: implicit and explicit VR, little and big endian. */
 const UNCOMPRESSED = new Set(["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]);
 
-/** Shrink an RGBA image to fit `max` pixels on its longest side, averaging the source pixels each target pixel covers. */
-export function downscale(rgba: Uint8Array, width: number, height: number, max: number): { data: Buffer; width: number; height: number } {
+/** The size of an image of `width` × `height` shrunk to fit `max` pixels on its longest side. */
+function fitted(width: number, height: number, max: number): { w: number; h: number } {
   const scale = Math.min(1, max / Math.max(width, height));
-  const w = Math.max(1, Math.round(width * scale));
-  const h = Math.max(1, Math.round(height * scale));
+  return { w: Math.max(1, Math.round(width * scale)), h: Math.max(1, Math.round(height * scale)) };
+}
+
+/**
+ * Shrink an image of `channels` bytes per pixel (1: grey, 4: RGBA) to fit `max` pixels on its longest side,
+ * averaging the source pixels each target pixel covers; the result is RGBA (grey copied to R, G and B).
+ */
+export function downscale(src: Uint8Array, width: number, height: number, max: number, channels: 1 | 4 = 4): { data: Buffer; width: number; height: number } {
+  const { w, h } = fitted(width, height, max);
   const out = Buffer.alloc(w * h * 4);
+  const colours = channels === 4 ? 3 : 1;
+  const sums = [0, 0, 0];
   for (let y = 0; y < h; y++) {
     const y0 = Math.floor((y * height) / h);
     const y1 = Math.max(y0 + 1, Math.floor(((y + 1) * height) / h));
     for (let x = 0; x < w; x++) {
       const x0 = Math.floor((x * width) / w);
       const x1 = Math.max(x0 + 1, Math.floor(((x + 1) * width) / w));
-      let r = 0;
-      let g = 0;
-      let b = 0;
       const n = (y1 - y0) * (x1 - x0);
-      for (let sy = y0; sy < y1; sy++) {
-        for (let sx = x0; sx < x1; sx++) {
-          const i = (sy * width + sx) * 4;
-          r += rgba[i]!;
-          g += rgba[i + 1]!;
-          b += rgba[i + 2]!;
+      for (let c = 0; c < colours; c++) {
+        let sum = 0;
+        for (let sy = y0; sy < y1; sy++) {
+          for (let i = (sy * width + x0) * channels + c, end = (sy * width + x1) * channels; i < end; i += channels) sum += src[i]!;
         }
+        sums[c] = sum;
       }
       const o = (y * w + x) * 4;
-      out[o] = Math.round(r / n);
-      out[o + 1] = Math.round(g / n);
-      out[o + 2] = Math.round(b / n);
+      out[o] = Math.round(sums[0]! / n);
+      out[o + 1] = Math.round(sums[colours === 3 ? 1 : 0]! / n);
+      out[o + 2] = Math.round(sums[colours === 3 ? 2 : 0]! / n);
       out[o + 3] = 255;
     }
   }
   return { data: out, width: w, height: h };
 }
 
-/** The display range [lo, hi] of the first VOI window (PS3.3 C.11.2.1.2), else the image's value range. */
-function windowOf(values: Float64Array, center: number | undefined, width: number | undefined): [number, number] {
-  if (center !== undefined && width !== undefined && width >= 1) return [center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2];
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  return [lo, hi];
-}
+/** One frame rendered for display: grey levels (one byte per pixel) or RGBA. */
+type Rendered = { channels: 1 | 4; pixels: Uint8Array; width: number; height: number };
 
 /**
- * Render one frame of an uncompressed little-endian grey (MONOCHROME1/2, 8 or 16 bits) or RGB image as RGBA, with
- * the modality rescale and the first VOI window; undefined for anything else (dcmjs-imaging renders that).
+ * Render one frame of an uncompressed little-endian grey (MONOCHROME1/2, 8 or 16 bits) or RGB image, with the
+ * modality rescale and the first VOI window (PS3.3 C.11.2.1.2; without one, the image's value range): grey as one
+ * byte per pixel, RGB as RGBA. Undefined for anything else (dcmjs-imaging renders that).
  */
-export function renderNative(bytes: Buffer, frameOf: (frames: number) => number): { pixels: Uint8Array; width: number; height: number } | undefined {
+function renderFrame(bytes: Buffer, frameOf: (frames: number) => number): Rendered | undefined {
   const ds = dicomParser.parseDicom(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length));
   const ts = ds.string("x00020010")?.trim() ?? "";
   if (ts !== "1.2.840.10008.1.2" && ts !== "1.2.840.10008.1.2.1") return undefined;
@@ -120,8 +116,8 @@ export function renderNative(bytes: Buffer, frameOf: (frames: number) => number)
   const n = rows * cols;
   const frames = Math.max(1, ds.intString("x00280008") ?? 1);
   const frame = frameOf(frames);
-  const out = new Uint8Array(n * 4);
   if (spp === 3 && photometric === "RGB" && bits === 8) {
+    const out = new Uint8Array(n * 4);
     const planar = ds.uint16("x00280006") === 1;
     const start = px.dataOffset + frame * n * 3;
     if (start + n * 3 > px.dataOffset + px.length || start + n * 3 > bytes.length) return undefined;
@@ -129,7 +125,7 @@ export function renderNative(bytes: Buffer, frameOf: (frames: number) => number)
       for (let c = 0; c < 3; c++) out[i * 4 + c] = bytes[start + (planar ? c * n + i : i * 3 + c)]!;
       out[i * 4 + 3] = 255;
     }
-    return { pixels: out, width: cols, height: rows };
+    return { channels: 4, pixels: out, width: cols, height: rows };
   }
   if (spp !== 1 || (photometric !== "MONOCHROME1" && photometric !== "MONOCHROME2") || (bits !== 8 && bits !== 16)) return undefined;
   const bytesPer = bits / 8;
@@ -142,28 +138,67 @@ export function renderNative(bytes: Buffer, frameOf: (frames: number) => number)
   const slope = ds.floatString("x00281053") ?? 1;
   const intercept = ds.floatString("x00281052") ?? 0;
   const shift = 32 - stored;
-  const values = new Float64Array(n);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + start, have * bytesPer);
   const mask = stored < 32 ? 2 ** stored - 1 : 0xffffffff;
-  for (let i = 0; i < have; i++) {
-    let raw = bytesPer === 2 ? view.getUint16(i * 2, true) : view.getUint8(i);
-    raw = signed ? (raw << shift) >> shift : raw & mask;
-    values[i] = raw * slope + intercept;
+  // The stored values, sign-extended or masked to their bits; then a table from each stored value in the image's
+  // range to its grey level (at most 65,536 entries, computed once, instead of the arithmetic per pixel).
+  const raw = new Int32Array(have);
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0, p = start; i < have; i++, p += bytesPer) {
+    let r = bytesPer === 2 ? bytes[p]! | (bytes[p + 1]! << 8) : bytes[p]!;
+    r = signed ? (r << shift) >> shift : r & mask;
+    raw[i] = r;
+    if (r < min) min = r;
+    if (r > max) max = r;
   }
-  for (let i = have; i < n; i++) values[i] = intercept;
-  const [lo, hi] = windowOf(values, ds.floatString("x00281050", 0), ds.floatString("x00281051", 0));
+  // The display range: the window, else the range of the values (the rescale is monotonic: the extreme stored
+  // values give the extreme values; the missing pixels are the intercept).
+  let lo: number;
+  let hi: number;
+  const center = ds.floatString("x00281050", 0);
+  const width = ds.floatString("x00281051", 0);
+  if (center !== undefined && width !== undefined && width >= 1) {
+    lo = center - 0.5 - (width - 1) / 2;
+    hi = center - 0.5 + (width - 1) / 2;
+  } else {
+    const a = min * slope + intercept;
+    const b = max * slope + intercept;
+    lo = Math.min(a, b);
+    hi = Math.max(a, b);
+    if (have < n) {
+      lo = Math.min(lo, intercept);
+      hi = Math.max(hi, intercept);
+    }
+  }
   const scale = 255 / (hi > lo ? hi - lo : 1);
   const invert = photometric === "MONOCHROME1";
-  for (let i = 0; i < n; i++) {
-    const v = values[i]!;
-    let g = v <= lo ? 0 : v > hi ? 255 : Math.round((v - lo) * scale);
-    if (invert) g = 255 - g;
+  const greyOf = (v: number) => {
+    const g = v <= lo ? 0 : v > hi ? 255 : Math.round((v - lo) * scale);
+    return invert ? 255 - g : g;
+  };
+  const table = new Uint8Array(max - min + 1);
+  for (let r = min; r <= max; r++) table[r - min] = greyOf(r * slope + intercept);
+  const grey = new Uint8Array(n);
+  for (let i = 0; i < have; i++) grey[i] = table[raw[i]! - min]!;
+  if (have < n) grey.fill(greyOf(intercept), have);
+  return { channels: 1, pixels: grey, width: cols, height: rows };
+}
+
+/**
+ * Render one frame of an uncompressed grey or RGB image as RGBA (see renderFrame); undefined for anything else.
+ */
+export function renderNative(bytes: Buffer, frameOf: (frames: number) => number): { pixels: Uint8Array; width: number; height: number } | undefined {
+  const r = renderFrame(bytes, frameOf);
+  if (!r || r.channels === 4) return r;
+  const out = new Uint8Array(r.pixels.length * 4);
+  for (let i = 0; i < r.pixels.length; i++) {
+    const g = r.pixels[i]!;
     out[i * 4] = g;
     out[i * 4 + 1] = g;
     out[i * 4 + 2] = g;
     out[i * 4 + 3] = 255;
   }
-  return { pixels: out, width: cols, height: rows };
+  return { pixels: out, width: r.width, height: r.height };
 }
 
 /** Decode one DICOM file's first frame (the middle one for multi-frame images) and encode it as a JPEG thumbnail. */
@@ -177,9 +212,9 @@ export async function makeThumbnail(path: string, size = THUMBNAIL_SIZE): Promis
     return { ok: false, reason: `file could not be read (${(err as NodeJS.ErrnoException).code ?? "error"})` };
   }
   try {
-    const native = renderNative(bytes, (frames) => Math.floor(frames / 2));
+    const native = renderFrame(bytes, (frames) => Math.floor(frames / 2));
     if (native) {
-      const small = downscale(native.pixels, native.width, native.height, size);
+      const small = downscale(native.pixels, native.width, native.height, size, native.channels);
       return { ok: true, jpeg: encodeJpeg(small.data, small.width, small.height, 80), width: small.width, height: small.height };
     }
   } catch {

@@ -1,7 +1,11 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { imageDicom } from "../../fixtures/media-builder.js";
-import { renderNative } from "../../src/media/thumbnail.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { encodeJpeg } from "../../src/media/jpeg.js";
+import { downscale, makeThumbnail, renderNative, THUMBNAIL_SIZE } from "../../src/media/thumbnail.js";
 
 interface Imaging {
   DicomImage: new (b: ArrayBuffer) => { render: (o: { frame: number; renderOverlays: boolean }) => { pixels: ArrayBuffer; width: number; height: number } };
@@ -38,6 +42,17 @@ describe("renderNative (uncompressed images without dcmjs)", () => {
     });
   }
 
+  it("a negative rescale slope, no window: the rescaled values decide (the disc, stored 4000, becomes 95: darkest)", () => {
+    // dcmjs-imaging shows this image inverted (its range ignores the slope's sign); PS3.3 C.11.1 rescales first.
+    const file = imageDicom({ ...base, extraElements: [{ tag: 0x00281052, vr: "DS", value: ds("4095") }, { tag: 0x00281053, vr: "DS", value: ds("-1") }] });
+    const r = renderNative(file, () => 0)!;
+    const at = (x: number, y: number) => r.pixels[(y * r.width + x) * 4]!;
+    const cx = Math.floor(80 * (0.3 + ((5 * 37) % 40) / 100));
+    expect(at(cx, 48)).toBe(0); // in the disc: the lowest value
+    expect(at(0, 0)).toBe(255); // stored 0 becomes 4095: the highest
+    expect(at(79, 95)).toBeGreaterThan(0);
+  });
+
   it("leaves compressed pixel data to dcmjs-imaging", () => {
     const file = imageDicom(base);
     // Same bytes, but the meta header claims RLE Lossless (same length): not rendered here.
@@ -48,4 +63,33 @@ describe("renderNative (uncompressed images without dcmjs)", () => {
     expect(renderNative(rle, () => 0)).toBeUndefined();
     expect(renderNative(file, () => 0)).toBeDefined();
   });
+});
+
+describe("makeThumbnail of an uncompressed grey image", () => {
+  // The thumbnail is made from one byte per pixel (grey), not from an RGBA copy: it must be the very same JPEG as
+  // the RGBA rendering shrunk and encoded, on images larger than the thumbnail (so pixels are averaged).
+  const big = { ...base, rows: 512, cols: 384 };
+  const cases: Array<[string, Buffer]> = [
+    ["no window", imageDicom(big)],
+    ["window and rescale", imageDicom({ ...big, extraElements: [{ tag: 0x00281050, vr: "DS", value: ds("1500") }, { tag: 0x00281051, vr: "DS", value: ds("2000") }, { tag: 0x00281052, vr: "DS", value: ds("-1024") }, { tag: 0x00281053, vr: "DS", value: ds("1") }] })],
+    ["odd size, smaller than a thumbnail on one side", imageDicom({ ...base, rows: 601, cols: 97 })],
+  ];
+  for (const [name, file] of cases) {
+    it(`${name}: the same JPEG as from the RGBA rendering`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "sb-thumb-"));
+      try {
+        const path = join(dir, "im.dcm");
+        writeFileSync(path, file);
+        const t = await makeThumbnail(path);
+        expect(t.ok).toBe(true);
+        const rgba = renderNative(file, () => 0)!;
+        const small = downscale(rgba.pixels, rgba.width, rgba.height, THUMBNAIL_SIZE);
+        expect(t.ok && [t.width, t.height]).toEqual([small.width, small.height]);
+        expect(Math.max(small.width, small.height)).toBe(THUMBNAIL_SIZE);
+        expect(t.ok && t.jpeg.equals(encodeJpeg(small.data, small.width, small.height, 80))).toBe(true);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
