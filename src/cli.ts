@@ -78,7 +78,7 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   const handleSignals = deps.handleSignals ?? deps.stdout === undefined;
   let exitCode: number = ExitCode.ok;
   // Human messages in the reader's language; --json, error codes and logs stay English.
-  const language = resolveLanguage(langFlag(argv), env, new Intl.DateTimeFormat().resolvedOptions().locale);
+  const language = resolveLanguage(langFlag(argv), env, () => new Intl.DateTimeFormat().resolvedOptions().locale);
   setLanguage(language.lang);
 
   // commander's own usage errors are English; they are shown in the reader's language like ours.

@@ -1,4 +1,5 @@
-import { IntlMessageFormat } from "intl-messageformat";
+import { createRequire } from "node:module";
+import type { IntlMessageFormat } from "intl-messageformat";
 import { en, type MessageId } from "./catalogs/en.js";
 import { es } from "./catalogs/es.js";
 import { zhHans } from "./catalogs/zh-Hans.js";
@@ -29,6 +30,22 @@ export const HELP_CATALOGS: Record<Exclude<Language, "en">, HelpCatalog> = { es:
 // The reader's language for this process: set once by cli.ts from --lang, SCANBRIDGE_LANG or the system locale.
 let current: Language = "en";
 const compiled = new Map<string, IntlMessageFormat>();
+// intl-messageformat (and the ICU data its number and plural formats load) is needed only for messages with
+// plurals, selects, numbers or dates: loaded on the first such message (start-up, issue 15).
+let messageFormat: typeof IntlMessageFormat | undefined;
+const loadMessageFormat = () => (messageFormat ??= (createRequire(import.meta.url)("intl-messageformat") as { IntlMessageFormat: typeof IntlMessageFormat }).IntlMessageFormat);
+
+/**
+ * A message whose only arguments are plain `{name}` and whose apostrophes are all literal (none doubled, none
+ * before a character ICU quotes) is its text with each argument replaced: what intl-messageformat returns for it
+ * when every value is a string or a number (a plain argument shows a number as String(n)); dates and missing values
+ * go through intl-messageformat.
+ * test/i18n/catalogs.test.ts checks the two agree for every message of every catalog.
+ */
+const SIMPLE_ARGUMENT = /\{\s*([A-Za-z_][\w]*)\s*\}/g;
+function isSimple(source: string): boolean {
+  return !/'['{}<>#|]/.test(source) && !/[{}]/.test(source.replace(SIMPLE_ARGUMENT, ""));
+}
 
 /** Set the language human output is written in (cli.ts only). */
 export function setLanguage(lang: Language): void {
@@ -62,7 +79,7 @@ export function matchLanguage(locale: string | undefined): Language | undefined 
  * LANG; Node's ICU default locale is then the user's), else English. `unsupported` names an explicit choice
  * (--lang or SCANBRIDGE_LANG) we have no catalog for, so the caller can refuse it.
  */
-export function resolveLanguage(flag: string | undefined, env: NodeJS.ProcessEnv, systemLocale: string | undefined): { lang: Language; unsupported?: string } {
+export function resolveLanguage(flag: string | undefined, env: NodeJS.ProcessEnv, systemLocale: string | (() => string | undefined) | undefined): { lang: Language; unsupported?: string } {
   const chosen = flag || env.SCANBRIDGE_LANG;
   if (chosen) {
     const lang = matchLanguage(chosen);
@@ -70,22 +87,37 @@ export function resolveLanguage(flag: string | undefined, env: NodeJS.ProcessEnv
   }
   const posix = env.LC_ALL || env.LC_MESSAGES || env.LANG;
   if (posix) return { lang: matchLanguage(posix) ?? "en" };
-  return { lang: matchLanguage(systemLocale) ?? "en" };
+  // Asked only here: the first Intl object of a process loads ICU's locale data (about 25 ms).
+  return { lang: matchLanguage(typeof systemLocale === "function" ? systemLocale() : systemLocale) ?? "en" };
 }
 
 function format(lang: Language, id: MessageId, values?: MessageValues): string {
+  const source = CATALOGS[lang][id] ?? en[id];
+  const plain: Record<string, string | number | Date> = {};
+  for (const [k, v] of Object.entries(values ?? {})) plain[k] = typeof v === "object" && !(v instanceof Date) ? format(lang, v.id, v.values) : v;
+  if (isSimple(source)) {
+    let missing = false;
+    const text = source.replace(SIMPLE_ARGUMENT, (_, name: string) => {
+      const v = plain[name];
+      if (typeof v === "string" || typeof v === "number") return String(v);
+      missing = true;
+      return "";
+    });
+    if (!missing) return text;
+  }
+  return formatIcu(lang, id, source, values ? plain : undefined);
+}
+
+/** The message through intl-messageformat (compiled once per language and message). */
+export function formatIcu(lang: Language, id: string, source: string, values?: Record<string, string | number | Date>): string {
   const key = `${lang}\u0000${id}`;
   let f = compiled.get(key);
   if (!f) {
-    const source = CATALOGS[lang][id] ?? en[id];
     // ignoreTag: "<Name>.zip" in a message is text, not a rich-text tag.
-    f = new IntlMessageFormat(source, lang, undefined, { ignoreTag: true });
+    f = new (loadMessageFormat())(source, lang, undefined, { ignoreTag: true });
     compiled.set(key, f);
   }
-  if (!values) return String(f.format());
-  const plain: Record<string, string | number | Date> = {};
-  for (const [k, v] of Object.entries(values)) plain[k] = typeof v === "object" && !(v instanceof Date) ? format(lang, v.id, v.values) : v;
-  return String(f.format(plain));
+  return String(values ? f.format(values) : f.format());
 }
 
 /** A message in the reader's language. */

@@ -2,7 +2,7 @@ import { IntlMessageFormat } from "intl-messageformat";
 import { describe, expect, it } from "vitest";
 import { commandSpecs } from "../../src/commands/registry.js";
 import type { AnyCommandSpec } from "../../src/commands/types.js";
-import { CATALOGS, HELP_CATALOGS, LANGUAGES, matchLanguage, resolveLanguage } from "../../src/i18n/index.js";
+import { CATALOGS, HELP_CATALOGS, LANGUAGES, currentLanguage, matchLanguage, resolveLanguage, setLanguage, t, type MessageId } from "../../src/i18n/index.js";
 
 /** Commands a patient or clinic uses; hospital-side commands (watch, verify, audit, route, reconcile) are for staff, in English. */
 const SENDER_COMMANDS = ["send", "pack", "inspect", "upload", "notify", "init", "config"];
@@ -57,6 +57,50 @@ describe("message catalogs", () => {
     const args = (m: string) => [...argumentsOf(new IntlMessageFormat(m, "es").getAst())].sort();
     expect(args("{n, plural, one {# archivo de {who}} other {# archivos}}")).toEqual(["n", "who"]);
     expect(args("{n} archivos")).not.toEqual(args("{count} archivos"));
+  });
+});
+
+describe("formatting", () => {
+  it("gives exactly what intl-messageformat gives, for every message of every catalog (plain text, string values)", () => {
+    // t() formats messages with only plain {name} arguments itself (intl-messageformat loads only for the others).
+    // Values with characters ICU treats specially, so a wrong fast path would show.
+    const before = currentLanguage();
+    const differing: string[] = [];
+    try {
+      for (const lang of LANGUAGES) {
+        setLanguage(lang);
+        for (const [id, source] of Object.entries(CATALOGS[lang])) {
+          const icu = new IntlMessageFormat(source, lang, undefined, { ignoreTag: true });
+          const names = [...argumentsOf(icu.getAst())];
+          const kinds = (icu.getAst() as Array<{ type: number }>).filter((el) => el.type !== 0 && el.type !== 1);
+          if (kinds.length > 0) continue; // plural/select/number/date: intl-messageformat itself formats them
+          const values = Object.fromEntries(names.map((n) => [n, `<${n}> '{x}' #1's`]));
+          const want = String(names.length ? icu.format(values) : icu.format());
+          const got = t(id as MessageId, names.length ? values : undefined);
+          if (got !== want) differing.push(`${lang} ${id}: ${JSON.stringify(got)} vs ${JSON.stringify(want)}`);
+        }
+      }
+    } finally {
+      setLanguage(before);
+    }
+    expect(differing).toEqual([]);
+  });
+
+  it("formats numbers, plurals and missing values as intl-messageformat does", () => {
+    const before = currentLanguage();
+    try {
+      setLanguage("en");
+      // A number in a plain argument is shown as it is (intl-messageformat's String(n)); a plural formats it for the
+      // locale and picks its branch; a missing value throws.
+      expect(t("help.default", { value: 12345 })).toBe(String(new IntlMessageFormat(CATALOGS.en["help.default"], "en").format({ value: 12345 })));
+      expect(t("help.default", { value: 0 })).toBe("default: 0");
+      expect(t("pack.kind.image", { n: 1 })).toBe("1 image");
+      expect(t("pack.kind.image", { n: 1234 })).toBe("1,234 images");
+      expect(() => t("help.default")).toThrow(/value/);
+      expect(t("report.warning", { message: { id: "help.default", values: { value: "x" } } })).toBe("warning: default: x");
+    } finally {
+      setLanguage(before);
+    }
   });
 });
 
