@@ -1,15 +1,6 @@
 #!/usr/bin/env node
-// Shim: run the built CLI (npm run build). Nothing else lives here.
-import "../dist/src/process-setup.js"; // first: process-wide settings (memory)
-import { main } from "../dist/src/cli.js";
+// Shim: run the built CLI (npm run build): the one-file bundle with its code cache (bin/bundle.js), or dist/src/.
+import { loadBundle } from "./bundle.js";
 
-// `scanbridge ... | head` closes stdout early: that is not an error.
-for (const stream of [process.stdout, process.stderr]) {
-  stream.on("error", (err) => {
-    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw err;
-  });
-}
-main(process.argv).then((code) => {
-  process.exitCode = code;
-});
+const cli = loadBundle() ?? (await import("../dist/src/start.js"));
+cli.start(process.argv);

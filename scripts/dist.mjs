@@ -79,7 +79,8 @@ module.exports = crc;`,
 /** Bundle the built CLI into one CommonJS file (SEA runs a CommonJS main script). */
 async function bundle(outFile) {
   const result = await esbuild.build({
-    entryPoints: [join(ROOT, "bin", "scanbridge.js")],
+    // What bin/scanbridge.js runs (it loads dist/scanbridge.cjs, the npm build's own bundle, which an executable has no use for).
+    stdin: { contents: 'require("./dist/src/start.js").start(process.argv);', resolveDir: ROOT, sourcefile: "scanbridge-sea-entry.cjs", loader: "js" },
     bundle: true,
     platform: "node",
     format: "cjs",

@@ -67,7 +67,7 @@ function addOptions(cmd: Command, defs: readonly OptionDef[], command: string): 
   }
 }
 
-/** Run the CLI; returns the exit code. Only this module and bin/ touch process.*. */
+/** Run the CLI; returns the exit code. Only this module and the entry (src/start.ts, bin/) touch process.*. */
 export async function main(argv: string[], deps: MainDeps = {}): Promise<number> {
   const env = deps.env ?? process.env;
   const stdout = deps.stdout ?? process.stdout;

@@ -1,4 +1,4 @@
-// Process-wide settings of the scanbridge executable, imported first by bin/scanbridge.js. Tests that call main()
+// Process-wide settings of the scanbridge executable, imported first by src/start.ts (the entry). Tests that call main()
 // in their own process do not load it.
 import { LEAN_HEAP, setHeapFlags } from "./util/heap.js";
 

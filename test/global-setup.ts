@@ -25,6 +25,9 @@ export default function setup(): void {
   const cli = join(ROOT, "dist", "src", "cli.js");
   const stale = !existsSync(cli) || statSync(cli).mtimeMs < newest(join(ROOT, "src"));
   if (!stale) return;
-  const r = spawnSync(process.execPath, [join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json")], { cwd: ROOT, encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`the build failed (npm run build), so no test runs:\n${r.stdout}${r.stderr}`);
+  // The same two steps as `npm run build`: tsc, then the one-file bundle and its code cache that bin/ loads.
+  for (const step of [[join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json")], [join(ROOT, "scripts", "bundle.mjs")]]) {
+    const r = spawnSync(process.execPath, step, { cwd: ROOT, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`the build failed (npm run build), so no test runs:\n${r.stdout}${r.stderr}`);
+  }
 }

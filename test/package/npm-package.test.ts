@@ -21,7 +21,7 @@ describe("the npm package", () => {
   it("holds the built code, the sample, the service unit, README and LICENSE, and nothing for developers", () => {
     const dir = mk();
     const { files } = packTarball(dir);
-    for (const f of ["bin/scanbridge.js", "dist/src/cli.js", "README.md", "LICENSE", "package.json", "fixtures/sample/DICOMDIR", "packaging/scanbridge-watch@.service"]) {
+    for (const f of ["bin/scanbridge.js", "bin/bundle.js", "dist/src/cli.js", "dist/scanbridge.cjs", "dist/scanbridge.cjs.cache", "README.md", "LICENSE", "package.json", "fixtures/sample/DICOMDIR", "packaging/scanbridge-watch@.service"]) {
       expect(files).toContain(f);
     }
     const developerOnly = files.filter((f) => /^(test|bench|scripts|\.ci|src|docs)\//.test(f) || /\.(ts|map)$/.test(f) || f.startsWith("dist/fixtures/") || f.endsWith(".tgz"));

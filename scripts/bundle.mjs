@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+// Second step of `npm run build` (after tsc): the built CLI (dist/src/) as one CommonJS file, dist/scanbridge.cjs,
+// and V8's code cache for it, dist/scanbridge.cjs.cache. bin/scanbridge.js loads them (bin/bundle.js): start-up
+// then does not resolve, read and compile ~100 modules one by one, and most of what it runs is already compiled
+// (issue 15: ~0.1-0.2 s of CPU per command).
+//   - Packages a command imports only with import() (inquirer, ora, nodemailer, chokidar, the WASM decoders) and
+//     any-ascii's large tables stay in node_modules, loaded when used; native add-ons too (ssh2's sshcrypto.node).
+//   - The cache is made here, never at run time: a separate process loads the bundle exactly as bin/ does, shows
+//     --help and loads every command's implementation, then saves what V8 compiled. A fresh process then checks that
+//     V8 accepts it; if not (it should not happen), the cache is removed with a warning and the CLI runs without it.
+//   - It holds the bundle's SHA-256; bin/bundle.js ignores a cache made from another text, and the bundle itself
+//     when dist/src/ was rebuilt after it (tsc alone).
+// Usage: node scripts/bundle.mjs            (bundle, cache, check)
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+import * as esbuild from "esbuild";
+import { BUNDLE, CACHE, cacheFileOf, cachedDataFor, compileBundle, scriptOf } from "../bin/bundle.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** The patient of fixtures/sample. */
+const SAMPLE_PATIENT = "Jos\u00e9 \u00c1lvarez N\u00fa\u00f1ez";
+/**
+ * Packages left in node_modules, loaded when a command uses them: those only import()ed (prompts, spinner, e-mail,
+ * watching, the WASM decoders) and any-ascii's large tables. Everything else is in the bundle.
+ */
+const LEFT_OUT = ["inquirer", "ora", "nodemailer", "chokidar", "dcmjs-imaging", "7z-wasm", "any-ascii"];
+
+const plugin = {
+  name: "scanbridge-bundle",
+  setup(build) {
+    // Native add-ons stay in their package, required through it ("ssh2/lib/.../sshcrypto.node"), so that they are
+    // found wherever npm put the package (ssh2 loads them in try/catch and falls back to JavaScript).
+    build.onResolve({ filter: /\.node$/ }, (args) => {
+      const inPackage = /[\\/]node_modules[\\/](.+)$/.exec(join(args.resolveDir, args.path));
+      if (!inPackage) throw new Error(`bundle: a native add-on outside node_modules: ${args.path}`);
+      return { path: inPackage[1].split("\\").join("/"), external: true };
+    });
+    build.onResolve({ filter: /^[^./]/ }, (args) => (LEFT_OUT.includes(args.path.split("/")[0]) ? { path: args.path, external: true } : undefined));
+  },
+};
+
+async function bundle() {
+  await esbuild.build({
+    stdin: { contents: 'module.exports = require("./dist/src/start.js");', resolveDir: ROOT, sourcefile: "scanbridge-bundle-entry.cjs", loader: "js" },
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    outfile: BUNDLE,
+    // Smaller text to read at each start; identifiers (and so class and function names) are kept.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: "none",
+    define: { "import.meta.url": "__scanbridgeUrl" },
+    banner: { js: 'var __scanbridgeUrl = require("node:url").pathToFileURL(__filename).href;' },
+    plugins: [plugin],
+    logLevel: "error",
+  });
+  // import() inside a script compiled with a code cache has no loader in Node 20 ("A dynamic import callback was not
+  // specified"): each goes through the loader's function instead. Nothing else may be left.
+  let text = readFileSync(BUNDLE, "utf8");
+  text = text.replace(/\bimport\(("[^"\\]+")\)/g, (_, specifier) => `__scanbridgeImport(${specifier})`);
+  if (/\bimport\(/.test(text)) throw new Error("bundle: an import() with a computed specifier is left; bin/bundle.js cannot load it");
+  writeFileSync(BUNDLE, text);
+  return text;
+}
+
+/** In a separate process (`--train`): load the bundle as bin/ does, run what starts run most, save the cache. */
+async function train() {
+  const text = readFileSync(BUNDLE, "utf8");
+  const { script, exports: cli } = compileBundle(text);
+  const work = mkdtempSync(join(tmpdir(), "scanbridge-bundle-"));
+  const zip = join(work, "out", `${SAMPLE_PATIENT}.zip`);
+  const drop = join(work, "drop");
+  // --help, and what a patient and a hospital run most, on the bundled sample, in a private temporary folder (no
+  // network, no config): the functions these runs compile are in the cache.
+  const runs = [
+    ["--help"],
+    ["upload", "--help"],
+    ["--version"],
+    ["send", join(ROOT, "fixtures", "sample"), "--patient", SAMPLE_PATIENT, "--to", join(work, "out"), "--json"],
+    ["verify", zip, "--json"],
+    ["upload", zip, "--to", drop, "--json"],
+    ["watch", drop, "--ready", join(work, "ready"), "--state", join(work, "state"), "--once", "--settle", "0", "--json"],
+  ];
+  let output = "";
+  const sink = { write: (s) => ((output += String(s)), true) };
+  const env = { SCANBRIDGE_LANG: "en", NO_COLOR: "1", HOME: work, XDG_CONFIG_HOME: join(work, ".config") };
+  try {
+    for (const argv of runs) {
+      output = "";
+      const code = await cli.main(["node", "scanbridge", ...argv], { stdout: sink, stderr: sink, env, cwd: work, stdinIsTTY: false, handleSignals: false });
+      // Only the cache is less complete then: said, not fatal.
+      if (code !== 0) console.error(`bundle: the training run \`scanbridge ${argv[0]}\` exited ${code}:\n${output.slice(0, 2000)}`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const loadAll = async (specs) => {
+    for (const spec of specs) {
+      await spec.load();
+      await loadAll(spec.subcommands ?? []);
+    }
+  };
+  await loadAll(cli.commandSpecs);
+  // The bundle's first module sets heap flags (src/process-setup.ts), and V8 accepts a cache only under the flags it
+  // was made with: back to V8's own values, which a new process starts with.
+  setFlagsFromString(cli.V8_HEAP_GROWTH);
+  writeFileSync(CACHE, cacheFileOf(text, script.createCachedData()));
+}
+
+/** In a separate process (`--check`), as a fresh start sees it: does V8 accept the cache? */
+function check() {
+  const text = readFileSync(BUNDLE, "utf8");
+  const data = cachedDataFor(text);
+  process.stdout.write(data === undefined ? "no cache for this text" : scriptOf(text, data).cachedDataRejected ? "rejected" : "accepted");
+}
+
+const mode = process.argv[2];
+if (mode === "--train") {
+  await train();
+} else if (mode === "--check") {
+  check();
+} else {
+  rmSync(CACHE, { force: true });
+  await bundle();
+  const self = fileURLToPath(import.meta.url);
+  execFileSync(process.execPath, [self, "--train"], { stdio: ["ignore", "inherit", "inherit"] });
+  const verdict = execFileSync(process.execPath, [self, "--check"], { encoding: "utf8" });
+  if (verdict !== "accepted") {
+    rmSync(CACHE, { force: true });
+    console.error(`bundle: V8 did not accept the code cache (${verdict}); the CLI runs without it (slower start)`);
+  }
+}
