@@ -40,8 +40,25 @@ const plugin = {
       return { path: inPackage[1].split("\\").join("/"), external: true };
     });
     build.onResolve({ filter: /^[^./]/ }, (args) => (LEFT_OUT.includes(args.path.split("/")[0]) ? { path: args.path, external: true } : undefined));
+    // ssh2's index loads its HTTP(S) agents (Node's http, https and tls: ~25 internal modules) and its server at
+    // once; scanbridge uses neither. In the bundle they load when first used.
+    build.onLoad({ filter: /[\\/]node_modules[\\/]ssh2[\\/]lib[\\/]index\.js$/ }, (args) => ({ contents: lazySsh2Index(readFileSync(args.path, "utf8")), loader: "js" }));
   },
 };
+
+/** ssh2's lib/index.js with HTTPAgent, HTTPSAgent and Server as getters; the build fails if its text changed. */
+function lazySsh2Index(text) {
+  const edits = [
+    ["const {\n  SSHTTPAgent: HTTPAgent,\n  SSHTTPSAgent: HTTPSAgent,\n} = require('./http-agents.js');\n", ""],
+    ["  HTTPAgent,\n  HTTPSAgent,\n", "  get HTTPAgent() { return require('./http-agents.js').SSHTTPAgent; },\n  get HTTPSAgent() { return require('./http-agents.js').SSHTTPSAgent; },\n"],
+    ["  Server: require('./server.js'),\n", "  get Server() { return require('./server.js'); },\n"],
+  ];
+  for (const [from, to] of edits) {
+    if (text.split(from).length !== 2) throw new Error(`bundle: ssh2's lib/index.js changed (${JSON.stringify(from.slice(0, 40))}): update lazySsh2Index in scripts/bundle.mjs`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
 
 async function bundle() {
   await esbuild.build({
