@@ -100,6 +100,8 @@ export interface SftpConnectOptions {
   /** Bytes per write and requests in flight per channel. */
   chunkSize?: number;
   requests?: number;
+  /** ssh2's protocol trace, line by line (tests: the order of the login's messages). */
+  debug?: (line: string) => void;
 }
 
 const HOST_KEY_ALGOS = HOST_KEY_ALGORITHMS;
@@ -199,6 +201,7 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       readyTimeout: opts.connectTimeoutMs,
       keepaliveInterval: opts.keepaliveIntervalMs ?? 15_000,
       keepaliveCountMax: 3,
+      ...(opts.debug ? { debug: opts.debug } : {}),
       // Raw key (no hostHash): we need the blob itself to save it to known_hosts after a "yes".
       hostVerifier: (key: Buffer) => {
         const verdict = checkHostKey(key, opts.trust);
@@ -215,16 +218,94 @@ export async function connectSftp(opts: SftpConnectOptions): Promise<SftpDestina
       },
     });
     signsAtOnce = signKeyRequestsAtOnce(client);
+    authWithServiceRequest(client, () => canGoEarly(methods[0]), () => (authPairs = 0));
     // Before the first byte, not after the login: with Nagle's algorithm on, each small handshake packet sent while
     // the one before is unacknowledged waits for the server's delayed ACK (about 40 ms on Linux, several times per login).
     client.setNoDelay(true);
   });
   tuneSshPackets(client);
-  // After the key exchange, the login is request/answer pairs: the service request, then one per method tried (a
-  // key signed at once or a password: one; an agent's key or keyboard-interactive: a question first, so two).
+  // After the key exchange, the login is request/answer pairs: the service request (unless the first method went
+  // with it), then one per method tried (a key signed at once or a password: one; an agent's key or
+  // keyboard-interactive: a question first, so two).
   // The login's time over that count is a first estimate of the round trip, known before any request; low if a
   // method was refused early (counted in full).
   return new SftpDestination(client, opts, loginMs !== undefined ? loginMs / authPairs : undefined);
+}
+
+/** The parts of ssh2's Client (1.x) that authWithServiceRequest wraps and reads. */
+interface Ssh2ServiceInternals {
+  _remoteVer?: string;
+  _protocol?: { service?: (name: string) => void; _handlers?: { SERVICE_ACCEPT?: (p: unknown, name: string) => void } };
+}
+
+/**
+ * The first login request sent with the service request, not a round trip after its answer. ssh2 asks for the
+ * "ssh-userauth" service and waits for the server's acceptance before its first login request; an SSH server
+ * handles a connection's messages in order, so the request can follow at once (the server accepts the service,
+ * then reads the request). Only with OpenSSH servers (by their version string), where this is known to hold and
+ * and only when the first method does not depend on the server's list of signature algorithms (which arrives just
+ * before the acceptance): a password, or a key known not to be RSA (ssh2 would sign an RSA key with SHA-1 without
+ * that list, which OpenSSH refuses); an agent's keys are not known beforehand. The acceptance itself is then only
+ * taken note of. If ssh2's internals differ, nothing changes (returns false).
+ */
+function authWithServiceRequest(client: unknown, allowed: () => boolean, onEarly: () => void): boolean {
+  const c = client as Ssh2ServiceInternals;
+  const proto = c._protocol;
+  const service = proto?.service;
+  const handlers = proto?._handlers;
+  if (!proto || typeof service !== "function" || typeof handlers?.SERVICE_ACCEPT !== "function") return false;
+  proto.service = function (this: unknown, name) {
+    service.call(this, name);
+    const accept = handlers.SERVICE_ACCEPT;
+    if (name !== "ssh-userauth" || !/^OpenSSH_/.test(c._remoteVer ?? "") || typeof accept !== "function" || !allowed()) return;
+    let early = true;
+    handlers.SERVICE_ACCEPT = (p, accepted) => {
+      if (early && accepted === "ssh-userauth") early = false;
+      else accept(p, accepted);
+    };
+    onEarly();
+    accept(this, "ssh-userauth");
+  };
+  return true;
+}
+
+/** Whether a login method can go before the server's list of signature algorithms (see authWithServiceRequest). */
+function canGoEarly(m: AnyAuthMethod | undefined): boolean {
+  if (!m) return false;
+  if (m.type === "password" || m.type === "keyboard-interactive") return true;
+  if (m.type !== "publickey") return false;
+  const type = privateKeyType((m as { key?: Buffer | string }).key);
+  return type !== undefined && type !== "ssh-rsa";
+}
+
+/**
+ * The key type of a private key as its file says it, without decrypting anything: an OpenSSH-format key keeps its
+ * public half in the clear ("openssh-key-v1", cipher, KDF, KDF options, count, then the public key, which starts
+ * with its type); PEM says RSA or EC in its label. Undefined for anything else (PKCS#8, PuTTY, garbage).
+ */
+export function privateKeyType(key: Buffer | string | undefined): string | undefined {
+  if (key === undefined) return undefined;
+  const text = key.toString();
+  if (/-----BEGIN RSA PRIVATE KEY-----/.test(text)) return "ssh-rsa";
+  if (/-----BEGIN EC PRIVATE KEY-----/.test(text)) return "ecdsa";
+  const body = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text)?.[1];
+  if (!body) return undefined;
+  const b = Buffer.from(body.replace(/\s+/g, ""), "base64");
+  const magic = "openssh-key-v1\0";
+  if (b.length < magic.length || b.toString("latin1", 0, magic.length) !== magic) return undefined;
+  let at = magic.length;
+  const skip = () => {
+    if (at + 4 > b.length) return false;
+    at += 4 + b.readUInt32BE(at);
+    return at <= b.length;
+  };
+  if (!skip() || !skip() || !skip() || at + 4 > b.length) return undefined; // cipher, KDF, KDF options
+  at += 4; // number of keys
+  if (at + 8 > b.length) return undefined;
+  at += 4; // the public key's length; then its type
+  const len = b.readUInt32BE(at);
+  if (len > 64 || at + 4 + len > b.length) return undefined;
+  return b.toString("latin1", at + 4, at + 4 + len);
 }
 
 /** The part of ssh2's Client (1.x) that signKeyRequestsAtOnce wraps, and of its parsed private keys. */

@@ -559,7 +559,12 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
       }
       const [folderStat, finalStat, partsStat, partialStat] = await stats;
       if (!folderReady) {
-        if (!folderStat?.isDirectory) await dest.mkdirp(dest.folder);
+        if (!folderStat?.isDirectory) {
+          // The folder is new: the parts file opened speculatively had nowhere to go (those opens failed).
+          if (spec) spec.keepFile = true; // nothing was created
+          await dropSpec();
+          await dest.mkdirp(dest.folder);
+        }
         folderReady = true;
       }
       if (finalStat && !input.force && !placed && !inPlace) {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropEarlyConnection, hasEarlyConnection, openEarlyConnection, takeEarlyConnection } from "../../src/transfer/early.js";
-import { connectSftp, type SftpConnectOptions } from "../../src/transfer/sftp.js";
+import { connectSftp, privateKeyType, type SftpConnectOptions } from "../../src/transfer/sftp.js";
 import { startSshd, type SshdServer } from "../helpers/sshd.js";
 import { until } from "../ingest/helpers.js";
 import { startRelay } from "./relay.js";
@@ -222,11 +222,14 @@ describe("a key login", () => {
     await dbg?.stop();
   });
 
-  const login = async (key: Buffer, password?: string) => {
+  let trace: string[] = [];
+  const login = async (key: Buffer | undefined, password?: string) => {
     const from = dbg.log().length;
+    trace = [];
     const dest = await connectSftp({
+      debug: (line) => trace.push(line),
       host: "127.0.0.1", port: dbg.port, folder: ".", url: dbg.url(),
-      auth: { username: dbg.user, privateKey: key, ...(password !== undefined ? { password } : {}) },
+      auth: { username: dbg.user, ...(key ? { privateKey: key } : {}), ...(password !== undefined ? { password } : {}) },
       trust: { host: "127.0.0.1", port: dbg.port, pinnedFingerprint: dbg.hostFingerprint, knownHostsFiles: [] },
       connectTimeoutMs: 20_000, idleTimeoutMs: 20_000,
     });
@@ -249,6 +252,25 @@ describe("a key login", () => {
       expect(log, what).toMatch(/Accepted publickey/);
       expect(log, what).toMatch(new RegExp(`have ${algo.source} signature for`));
       expect(log, what).not.toMatch(/test pkalg/);
+      // An RSA key waits for the service's acceptance (with it comes the server's list of signature algorithms).
+      const firstLogin = trace.findIndex((l) => l.includes("Outbound: Sending USERAUTH_REQUEST"));
+      const accepted = trace.findIndex((l) => l.includes("Inbound: Received SERVICE_ACCEPT"));
+      if (what === "rsa") expect(firstLogin).toBeGreaterThan(accepted);
+      else expect(accepted).toBeGreaterThan(firstLogin);
+    }
+  });
+
+  it("the first login request goes out with the service request, before the server's acceptance (key or password)", async () => {
+    for (const [what, key, password] of [["key", readFileSync(dbg.privateKeyPath), undefined], ["password", undefined, dbg.password]] as const) {
+      const log = await login(key, password);
+      expect(log, what).toMatch(what === "key" ? /Accepted publickey/ : /Accepted password/);
+      const request = trace.findIndex((l) => l.includes("Outbound: Sending SERVICE_REQUEST (ssh-userauth)"));
+      const firstLogin = trace.findIndex((l) => l.includes("Outbound: Sending USERAUTH_REQUEST"));
+      const accepted = trace.findIndex((l) => l.includes("Inbound: Received SERVICE_ACCEPT"));
+      expect(request, what).toBeGreaterThanOrEqual(0);
+      expect(firstLogin, what).toBeGreaterThan(request);
+      expect(accepted, what).toBeGreaterThan(firstLogin);
+      expect(trace.filter((l) => l.includes("Outbound: Sending USERAUTH_REQUEST")), what).toHaveLength(1); // no second try
     }
   });
 
@@ -258,5 +280,27 @@ describe("a key login", () => {
     const log = await login(readFileSync(stranger), dbg.password);
     expect(log).toMatch(/have ssh-ed25519 signature for/);
     expect(log).toMatch(/Accepted password/);
+  });
+});
+
+describe("privateKeyType", () => {
+  it("reads the type from the key file without its passphrase: OpenSSH format (plain and encrypted) and PEM", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sb-keytype-"));
+    try {
+      const make = (name: string, args: string[]) => {
+        execFileSync("ssh-keygen", ["-q", ...args, "-f", join(dir, name)]);
+        return readFileSync(join(dir, name));
+      };
+      expect(privateKeyType(make("ed", ["-t", "ed25519", "-N", ""]))).toBe("ssh-ed25519");
+      expect(privateKeyType(make("ed-enc", ["-t", "ed25519", "-N", "secret words"]))).toBe("ssh-ed25519");
+      expect(privateKeyType(make("ec", ["-t", "ecdsa", "-N", ""]))).toBe("ecdsa-sha2-nistp256");
+      expect(privateKeyType(make("rsa", ["-t", "rsa", "-b", "2048", "-N", ""]))).toBe("ssh-rsa");
+      expect(privateKeyType(make("rsa-pem", ["-t", "rsa", "-b", "2048", "-N", "", "-m", "PEM"]))).toBe("ssh-rsa");
+      expect(privateKeyType(Buffer.from("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"))).toBeUndefined();
+      expect(privateKeyType(Buffer.from("not a key"))).toBeUndefined();
+      expect(privateKeyType(undefined)).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

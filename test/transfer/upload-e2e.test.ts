@@ -321,6 +321,22 @@ describe("scanbridge upload (e2e, real sshd)", () => {
     expect(existsSync(join(pkg.path, "..", `.${PATIENT}.zip.upload.json`))).toBe(false);
   });
 
+  it("through a 100 ms round-trip relay into a folder that does not exist yet: created, then several channels (the early parts-file opens had nowhere to go)", async () => {
+    const size = 24 * 1024 * 1024;
+    const pkg = makePackage(PATIENT, size);
+    const relay = await startRelay(sshd.port, { delayMs: 50 });
+    try {
+      const r = await run(["--json", "upload", pkg.path, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/far-new/patient`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--retries", "0"], userEnv());
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.json!.lanes).toBeGreaterThan(1);
+      const dir = join(sshd.home, "far-new", "patient");
+      expect(sha(join(dir, `${PATIENT}.zip`))).toBe(pkg.sha256);
+      expect(readdirSync(dir).sort()).toEqual([`${PATIENT}.zip`, `${PATIENT}.zip.sha256`]);
+    } finally {
+      await relay.close();
+    }
+  });
+
   it("through a 100 ms round-trip relay, the defaults choose several channels (opened alongside the first), replace with --force, resume a partial, and leave only the zip and its marker", async () => {
     const size = 24 * 1024 * 1024;
     const pkg = makePackage(PATIENT, size);
