@@ -47,15 +47,20 @@ function alignedBuffer(bytes: number): Buffer | undefined {
  * (not Linux, a file system that refuses it). `misalign` (tests) shifts the staging buffer off its alignment, so
  * that the kernel refuses the first write and the fallback is exercised for real.
  */
-async function openDirect(path: string, stagingBytes: number, misalign: boolean): Promise<{ fh: FileHandle; staging: Buffer } | undefined> {
+async function openDirect(first: FileHandle, path: string, stagingBytes: number, misalign: boolean): Promise<{ fh: FileHandle; staging: Buffer } | undefined> {
   const flag = (constants as { O_DIRECT?: number }).O_DIRECT;
   if (process.platform !== "linux" || !flag) return undefined;
   const staging = alignedBuffer(stagingBytes + (misalign ? DIRECT_ALIGN : 0));
   if (!staging) return undefined;
+  let fh: FileHandle | undefined;
   try {
-    const fh = await open(path, constants.O_WRONLY | flag);
+    // Never through a link, and only if it is still the very file opened first (the same inode).
+    fh = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | flag);
+    const [a, b] = await Promise.all([first.stat({ bigint: true }), fh.stat({ bigint: true })]);
+    if (a.dev !== b.dev || a.ino !== b.ino) throw new Error("not the same file");
     return { fh, staging: misalign ? staging.subarray(1, 1 + stagingBytes) : staging };
   } catch {
+    await fh?.close().catch(() => {});
     return undefined;
   }
 }
@@ -103,7 +108,7 @@ export class ZipOutput {
     const out = new ZipOutput(fh, opts);
     if (opts.direct === "buffered") return out;
     const bytes = Math.ceil(Math.min(Math.max(opts.coalesce, DIRECT_ALIGN), MAX_STAGING) / DIRECT_ALIGN) * DIRECT_ALIGN;
-    const direct = await openDirect(path, 2 * bytes, opts.direct === "misaligned");
+    const direct = await openDirect(fh, path, 2 * bytes, opts.direct === "misaligned");
     if (direct) {
       out.directFh = direct.fh;
       out.staging = direct.staging.subarray(0, bytes);
