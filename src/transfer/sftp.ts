@@ -242,7 +242,7 @@ interface Ssh2ServiceInternals {
  * The first login request sent with the service request, not a round trip after its answer. ssh2 asks for the
  * "ssh-userauth" service and waits for the server's acceptance before its first login request; an SSH server
  * handles a connection's messages in order, so the request can follow at once (the server accepts the service,
- * then reads the request). Only with OpenSSH servers (by their version string), where this is known to hold and
+ * then reads the request). Only with OpenSSH servers (by their version string), where this is known to hold,
  * and only when the first method does not depend on the server's list of signature algorithms (which arrives just
  * before the acceptance): a password, or a key known not to be RSA (ssh2 would sign an RSA key with SHA-1 without
  * that list, which OpenSSH refuses); an agent's keys are not known beforehand. The acceptance itself is then only
