@@ -3,8 +3,8 @@
 // and V8's code cache for it, dist/scanbridge.cjs.cache. bin/scanbridge.js loads them (bin/bundle.js): start-up
 // then does not resolve, read and compile ~100 modules one by one, and most of what it runs is already compiled
 // (issue 15: ~0.1-0.2 s of CPU per command).
-//   - Packages a command imports only with import() (inquirer, ora, nodemailer, chokidar, the WASM decoders) and
-//     any-ascii's large tables stay in node_modules, loaded when used; native add-ons too (ssh2's sshcrypto.node).
+//   - Packages a command imports only with import() (inquirer, ora, nodemailer, chokidar, the WASM decoders) stay
+//     in node_modules, loaded when used; native add-ons too (ssh2's sshcrypto.node).
 //   - The cache is made here, never at run time: a separate process loads the bundle exactly as bin/ does, shows
 //     --help and loads every command's implementation, then saves what V8 compiled. A fresh process then checks that
 //     V8 accepts it; if not (it should not happen), the cache is removed with a warning and the CLI runs without it.
@@ -25,9 +25,11 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SAMPLE_PATIENT = "Jos\u00e9 \u00c1lvarez N\u00fa\u00f1ez";
 /**
  * Packages left in node_modules, loaded when a command uses them: those only import()ed (prompts, spinner, e-mail,
- * watching, the WASM decoders) and any-ascii's large tables. Everything else is in the bundle.
+ * watching, the WASM decoders). Everything else is in the bundle. Only an import() may reach one: a static import
+ * of an ES module left outside would be require()d, and esbuild's interop then takes its whole namespace for its
+ * default export (any-ascii was left out that way and its default was not a function), so the build refuses it.
  */
-const LEFT_OUT = ["inquirer", "ora", "nodemailer", "chokidar", "dcmjs-imaging", "7z-wasm", "any-ascii"];
+const LEFT_OUT = ["inquirer", "ora", "nodemailer", "chokidar", "dcmjs-imaging", "7z-wasm"];
 
 const plugin = {
   name: "scanbridge-bundle",
@@ -39,7 +41,11 @@ const plugin = {
       if (!inPackage) throw new Error(`bundle: a native add-on outside node_modules: ${args.path}`);
       return { path: inPackage[1].split("\\").join("/"), external: true };
     });
-    build.onResolve({ filter: /^[^./]/ }, (args) => (LEFT_OUT.includes(args.path.split("/")[0]) ? { path: args.path, external: true } : undefined));
+    build.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (!LEFT_OUT.includes(args.path.split("/")[0])) return undefined;
+      if (args.kind !== "dynamic-import") throw new Error(`bundle: ${args.path} is left out of the bundle but ${args.importer} imports it statically`);
+      return { path: args.path, external: true };
+    });
     // ssh2's index loads its HTTP(S) agents (Node's http, https and tls: ~25 internal modules) and its server at
     // once; scanbridge uses neither. In the bundle they load when first used.
     build.onLoad({ filter: /[\\/]node_modules[\\/]ssh2[\\/]lib[\\/]index\.js$/ }, (args) => ({ contents: lazySsh2Index(readFileSync(args.path, "utf8")), loader: "js" }));
