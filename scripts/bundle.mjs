@@ -46,21 +46,36 @@ const plugin = {
       if (args.kind !== "dynamic-import") throw new Error(`bundle: ${args.path} is left out of the bundle but ${args.importer} imports it statically`);
       return { path: args.path, external: true };
     });
-    // ssh2's index loads its HTTP(S) agents (Node's http, https and tls: ~25 internal modules) and its server at
-    // once; scanbridge uses neither. In the bundle they load when first used.
-    build.onLoad({ filter: /[\\/]node_modules[\\/]ssh2[\\/]lib[\\/]index\.js$/ }, (args) => ({ contents: lazySsh2Index(readFileSync(args.path, "utf8")), loader: "js" }));
+    for (const { file, edits } of EDITS) build.onLoad({ filter: file }, (args) => ({ contents: edited(args.path, readFileSync(args.path, "utf8"), edits), loader: "js" }));
   },
 };
 
-/** ssh2's lib/index.js with HTTPAgent, HTTPSAgent and Server as getters; the build fails if its text changed. */
-function lazySsh2Index(text) {
-  const edits = [
-    ["const {\n  SSHTTPAgent: HTTPAgent,\n  SSHTTPSAgent: HTTPSAgent,\n} = require('./http-agents.js');\n", ""],
-    ["  HTTPAgent,\n  HTTPSAgent,\n", "  get HTTPAgent() { return require('./http-agents.js').SSHTTPAgent; },\n  get HTTPSAgent() { return require('./http-agents.js').SSHTTPSAgent; },\n"],
-    ["  Server: require('./server.js'),\n", "  get Server() { return require('./server.js'); },\n"],
-  ];
+/**
+ * Exact text edits to files of packages as they go into the bundle (node_modules is not changed); the build fails if
+ * a file no longer has the text, so a new version of the package gets looked at.
+ */
+const EDITS = [
+  {
+    // ssh2's index loads its HTTP(S) agents (Node's http, https and tls: ~25 internal modules) and its server at
+    // once; scanbridge uses neither. In the bundle they load when first used.
+    file: /[\\/]node_modules[\\/]ssh2[\\/]lib[\\/]index\.js$/,
+    edits: [
+      ["const {\n  SSHTTPAgent: HTTPAgent,\n  SSHTTPSAgent: HTTPSAgent,\n} = require('./http-agents.js');\n", ""],
+      ["  HTTPAgent,\n  HTTPSAgent,\n", "  get HTTPAgent() { return require('./http-agents.js').SSHTTPAgent; },\n  get HTTPSAgent() { return require('./http-agents.js').SSHTTPSAgent; },\n"],
+      ["  Server: require('./server.js'),\n", "  get Server() { return require('./server.js'); },\n"],
+    ],
+  },
+  {
+    // Pageant's helper (Windows) is found relative to ssh2's own folder, which in the bundle is dist/: through the
+    // package instead.
+    file: /[\\/]node_modules[\\/]ssh2[\\/]lib[\\/]agent\.js$/,
+    edits: [["const EXEPATH = resolve(__dirname, '..', 'util/pagent.exe');", "const EXEPATH = (() => { try { return require.resolve('ssh2/util/pagent.exe'); } catch { return resolve(__dirname, '..', 'util/pagent.exe'); } })();"]],
+  },
+];
+
+function edited(path, text, edits) {
   for (const [from, to] of edits) {
-    if (text.split(from).length !== 2) throw new Error(`bundle: ssh2's lib/index.js changed (${JSON.stringify(from.slice(0, 40))}): update lazySsh2Index in scripts/bundle.mjs`);
+    if (text.split(from).length !== 2) throw new Error(`bundle: ${path} changed (${JSON.stringify(from.slice(0, 40))}): update EDITS in scripts/bundle.mjs`);
     text = text.replace(from, to);
   }
   return text;
