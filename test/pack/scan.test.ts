@@ -3,6 +3,7 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildTruncatedDicom, writeDicomTree } from "../../fixtures/dicom-builder.js";
+import { readDicomHeader } from "../../src/dicom/read.js";
 import { scanInputs, type ScanResult } from "../../src/pack/scan.js";
 import { tempDirs } from "../helpers/cli.js";
 
@@ -65,6 +66,21 @@ describe("scanInputs: direct and pooled reads", () => {
     const ids = direct.headers.map((h) => ("id" in h ? h.id : undefined) ?? "none");
     expect(ids.sort()).toEqual([...Array(7).fill("A1"), "B2", "B2", "none"]);
     expect(direct.headers.find((h) => h.path.endsWith("cut.dcm"))).toMatchObject({ id: "A1", truncated: expect.any(String) });
+  });
+
+  it("keeps each repeated header value once (the same objects across files), equal to each file's own header", async () => {
+    const { root } = await mixedTree();
+    const scan = await scanInputs([root], { cwd: root });
+    const headers = [...scan.dicomHeaders!.entries()].flatMap(([path, h]) => ("header" in h ? [{ path, header: h.header }] : []));
+    const alpha = headers.filter((h) => h.header.patientId === "A1" && !h.header.truncated);
+    expect(alpha.length).toBe(6);
+    for (const { path, header } of headers) {
+      expect(header, path).toEqual(await readDicomHeader(path, { tolerateTruncation: true }));
+    }
+    // One name object, one study UID string for all of A1's images; instance UIDs stay each file's own.
+    expect(new Set(alpha.map((h) => h.header.patientName)).size).toBe(1);
+    expect(Object.isFrozen(alpha[0]!.header.patientName)).toBe(true);
+    expect(new Set(alpha.map((h) => h.header.sopInstanceUid)).size).toBe(6);
   });
 
   it("reports a file gone since the walk as unreadable and goes on, either way", async () => {
