@@ -110,9 +110,11 @@ function byNumber(a: string | undefined, b: string | undefined): number {
 
 const text = (s: string | undefined) => s ?? "";
 const byText = (a: string | undefined, b: string | undefined) => (text(a) < text(b) ? -1 : text(a) > text(b) ? 1 : 0);
+/** Made on first use: building it loads ICU's collation data (~15 ms), which a run with one patient never needs. */
+let collator: Intl.Collator | undefined;
 /** Names sort as people read them (Álvarez before Smith), ties broken by code point so the order is total. */
-const collator = new Intl.Collator("en", { sensitivity: "base", numeric: true });
-const byName = (a: string | undefined, b: string | undefined) => collator.compare(text(a), text(b)) || byText(a, b);
+const byName = (a: string | undefined, b: string | undefined) =>
+  (collator ??= new Intl.Collator("en", { sensitivity: "base", numeric: true })).compare(text(a), text(b)) || byText(a, b);
 
 /** Read and check manifest.json when the delivery has one (a sealed package); sizes must match what is on disk. */
 async function readManifest(root: string, files: ScannedFile[]): Promise<Manifest | undefined> {
