@@ -1,11 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 import { cleanEnv, ensureBuilt, ROOT, runCli } from "../notify/run-cli.js";
 import { startSshStub, type SshStub } from "./ssh-stub.js";
 import { hasTmux, startTerminal, type Terminal } from "../helpers/tmux.js";
+import { testdir } from "../helpers/cli.js";
 
 const SMTP_PW = "smtp-pw-4711";
 
@@ -23,7 +23,7 @@ afterAll(async () => {
   await ssh.stop();
 });
 
-const newHome = () => mkdtempSync(join(tmpdir(), "sb-init-"));
+const newHome = () => testdir({}, "sb-init-");
 const configOf = (home: string) => join(home, ".config", "scanbridge", "config.json");
 
 describe("scanbridge init --non-interactive (built CLI)", () => {

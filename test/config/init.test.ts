@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { runInit, type InitDeps } from "../../src/commands/init.js";
@@ -8,13 +7,14 @@ import type { CommandContext } from "../../src/commands/types.js";
 import { resolveConfig } from "../../src/config/load.js";
 import { createRecordingReporter } from "../../src/ui/reporter.js";
 import { createScriptedPrompter } from "../../src/ui/prompter.js";
+import { testdir } from "../helpers/cli.js";
 
 const FP = "SHA256:" + "x".repeat(43);
 
 /** A context as cli.ts builds it: `options` resolved by init's table as config-file values (flag-only switches as
  * flags), `flags` as flags. */
 function ctxFor(answers: Array<string | boolean>, options: Record<string, unknown> = {}, interactive = true, flags: Record<string, unknown> = {}) {
-  const home = mkdtempSync(join(tmpdir(), "sb-init-unit-"));
+  const home = testdir({}, "sb-init-unit-");
   const reporter = createRecordingReporter();
   const prompter = createScriptedPrompter(answers);
   const flagOnly = new Set(initSpec.options.filter((d) => "flagOnly" in d && d.flagOnly).map((d) => d.key as string));

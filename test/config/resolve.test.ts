@@ -1,10 +1,10 @@
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { defaultConfigPath, readConfigFile, redactConfig, resolveConfig, unknownConfigKeys } from "../../src/config/load.js";
 import { envNameOf, parseDuration, parseSize, type OptionDef } from "../../src/config/options.js";
 import { UsageError } from "../../src/errors.js";
+import { testdir } from "../helpers/cli.js";
 
 const defs: OptionDef[] = [
   { key: "emailLimit", flags: "--email-limit <size>", description: "", type: "size", default: "5MB" },
@@ -77,14 +77,14 @@ describe("config file", () => {
     expect(defaultConfigPath({ HOME: "/h" })).toBe("/h/.config/scanbridge/config.json");
   });
   it("is optional at the default place but required when named", () => {
-    const dir = mkdtempSync(join(tmpdir(), "sb-cfg-"));
+    const dir = testdir({}, "sb-cfg-");
     expect(readConfigFile(join(dir, "none.json"), false, defs)).toBeUndefined();
     expect(() => readConfigFile(join(dir, "none.json"), true, defs)).toThrow(/Cannot read config file/);
     writeFileSync(join(dir, "bad.json"), "{ not json");
     expect(() => readConfigFile(join(dir, "bad.json"), true, defs)).toThrow(/not valid JSON/);
   });
   it("refuses a file holding secrets that others can read", () => {
-    const dir = mkdtempSync(join(tmpdir(), "sb-cfg-"));
+    const dir = testdir({}, "sb-cfg-");
     const p = join(dir, "config.json");
     writeFileSync(p, JSON.stringify({ sftpPassword: "x" }));
     chmodSync(p, 0o644);

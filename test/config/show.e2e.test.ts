@@ -1,15 +1,15 @@
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { cleanEnv, ensureBuilt, runCli } from "../notify/run-cli.js";
+import { testdir } from "../helpers/cli.js";
 
 describe("scanbridge config show (built CLI)", () => {
   let home: string;
   let cfgPath: string;
   beforeAll(async () => {
     await ensureBuilt();
-    home = mkdtempSync(join(tmpdir(), "sb-show-"));
+    home = testdir({}, "sb-show-");
     mkdirSync(join(home, ".config", "scanbridge"), { recursive: true });
     cfgPath = join(home, ".config", "scanbridge", "config.json");
     writeFileSync(cfgPath, JSON.stringify({ email: ["intl@hospital.example"], smtp: "smtp://clinic@mail.example.org", smtpPassword: "file-secret-pw", senderName: "Clínica Sol", emial: "typo@x" }));

@@ -1,12 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { writeConfigFile, writeFileAtomic } from "../../src/config/write.js";
+import { testdir } from "../helpers/cli.js";
 
 describe("writing the config file", () => {
   it("creates the folder 0700 and the file 0600, whatever the umask", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "sb-write-"));
+    const dir = testdir({}, "sb-write-");
     const path = join(dir, "xdg", "scanbridge", "config.json");
     const old = process.umask(0o000);
     try {
@@ -20,7 +20,7 @@ describe("writing the config file", () => {
   });
 
   it("replaces an existing world-readable file atomically, leaving 0600 and no temporary files", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "sb-write-"));
+    const dir = testdir({}, "sb-write-");
     const path = join(dir, "config.json");
     writeFileSync(path, "{}");
     chmodSync(path, 0o644);
@@ -30,7 +30,7 @@ describe("writing the config file", () => {
   });
 
   it("fails with a typed error and leaves no temporary file behind when the rename cannot happen", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "sb-write-"));
+    const dir = testdir({}, "sb-write-");
     const path = join(dir, "config.json");
     // A folder in the way: the rename fails (even as root), after the temporary file was written.
     const { mkdirSync } = await import("node:fs");

@@ -57,9 +57,16 @@ export function waitCli(child: ChildProcess, input?: string, timeoutMs = 120_000
   });
 }
 
-/** A throw-away folder tree: `{ "a/b.txt": "text", "c.bin": Buffer }`. Returns its path. */
+/** Folders made by testdir() in this test file, removed once all its tests have run. */
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made.splice(0)) removeDir(d);
+}, 600_000);
+
+/** A throw-away folder tree: `{ "a/b.txt": "text", "c.bin": Buffer }`. Returns its path; removed after the test file. */
 export function testdir(files: Record<string, string | Buffer> = {}, prefix = "scanbridge-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
   for (const [rel, content] of Object.entries(files)) {
     const p = join(dir, rel);
     mkdirSync(dirname(p), { recursive: true });
@@ -69,23 +76,16 @@ export function testdir(files: Record<string, string | Buffer> = {}, prefix = "s
 }
 
 /**
- * Throw-away folders for one test file: `const mk = tempDirs(); const dir = mk({ "a.txt": "x" });`.
- * Every folder it made is removed after the file's tests (one `afterAll`, registered here). Removing a tree of
- * tens of thousands of files or gigabytes takes as long as the disk needs, so the hook waits up to ten minutes.
+ * Throw-away folders for one test file with their own prefix: `const mk = tempDirs(); const dir = mk({ "a.txt": "x" });`.
+ * Like every testdir() folder, each is removed after the file's tests (one `afterAll` for the file, registered when
+ * this module loads). Removing a tree of tens of thousands of files or gigabytes takes as long as the disk needs, so
+ * the hook waits up to ten minutes.
  */
 export function tempDirs(prefix?: string): (files?: Record<string, string | Buffer>) => string {
-  const dirs: string[] = [];
-  afterAll(() => {
-    for (const d of dirs.splice(0)) removeDir(d);
-  }, 600_000);
-  return (files = {}) => {
-    const d = testdir(files, prefix);
-    dirs.push(d);
-    return d;
-  };
+  return (files = {}) => testdir(files, prefix);
 }
 
 /** Remove a throw-away folder. */
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
 }

@@ -1,11 +1,11 @@
 // A real SMTP server (smtp-server) on 127.0.0.1 for tests: STARTTLS or implicit TLS with a throw-away
 // self-signed certificate made by openssl, optional AUTH, every accepted message collected and decoded.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { testdir } from "./cli.js";
 
 /** A throw-away certificate for 127.0.0.1/localhost; `caFile` is the PEM to trust (self-signed: the cert itself). */
 export interface TestCert {
@@ -15,9 +15,9 @@ export interface TestCert {
   dir: string;
 }
 
-/** Make a self-signed certificate for localhost and 127.0.0.1 with openssl (valid one day). */
+/** Make a self-signed certificate for localhost and 127.0.0.1 with openssl (valid one day); removed after the test file. */
 export function makeTestCert(): TestCert {
-  const dir = mkdtempSync(join(tmpdir(), "sb-cert-"));
+  const dir = testdir({}, "sb-cert-");
   execFileSync("openssl", [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
     "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1",

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterAll } from "vitest";
 
 import { BIN, ROOT } from "../helpers/cli.js";
 
@@ -16,9 +17,17 @@ export interface Run {
   stderr: string;
 }
 
-/** A fresh temporary folder. */
+/** Folders made by tmp() in this test file, removed once all its tests have run. */
+const made: string[] = [];
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true, maxRetries: 3 });
+}, 600_000);
+
+/** A fresh temporary folder, removed after the test file. */
 export function tmp(prefix = "sb-ingest-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** Environment without the developer's SCANBRIDGE_* settings or config. */

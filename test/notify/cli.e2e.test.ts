@@ -1,11 +1,11 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closedPort, makeTestCert, startSmtpServer, type TestCert, type TestSmtpServer } from "../helpers/smtp.js";
 import { startWebhookServer } from "../helpers/webhook.js";
 import { PATIENT, SHA, writeReceipt } from "./receipt-fixture.js";
 import { cleanEnv, ensureBuilt, runCli } from "./run-cli.js";
+import { testdir } from "../helpers/cli.js";
 
 describe("scanbridge notify (built CLI, real SMTP server on loopback)", () => {
   let cert: TestCert;
@@ -15,7 +15,7 @@ describe("scanbridge notify (built CLI, real SMTP server on loopback)", () => {
     await ensureBuilt();
     cert = makeTestCert();
     smtp = await startSmtpServer({ cert, auth: { user: "clinic", pass: "pw-from-env" } });
-    home = mkdtempSync(join(tmpdir(), "sb-home-"));
+    home = testdir({}, "sb-home-");
   });
   afterAll(async () => {
     await smtp.stop();

@@ -1,8 +1,8 @@
 // Builds receipts like upload/send write them, in throw-away folders.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Receipt } from "../../src/transfer/receipt.js";
+import { testdir } from "../helpers/cli.js";
 
 export const PATIENT = "José Álvarez Núñez";
 export const SHA = "3f2a9c1b0d4e5f60718293a4b5c6d7e8f9011223344556677889900aabbccdde";
@@ -34,7 +34,7 @@ export function makeReceipt(over: Partial<Receipt> = {}): Receipt {
 }
 
 /** Write a receipt into a fresh folder; returns its path. */
-export function writeReceipt(over: Partial<Receipt> = {}, dir = mkdtempSync(join(tmpdir(), "sb-notify-"))): string {
+export function writeReceipt(over: Partial<Receipt> = {}, dir = testdir({}, "sb-notify-")): string {
   const r = makeReceipt(over);
   const path = join(dir, r.package.replace(/\.zip$/, "") + ".receipt.json");
   writeFileSync(path, JSON.stringify(r, null, 2));
