@@ -143,11 +143,9 @@ export async function readEntries(fh: FileHandle, entries: CheckedEntry[], opts:
       if (!info.isDir) return readOne(info);
       if (writing && info.safe) await ensureDir(resolveInside(base!, info.name));
     }, { signal: opts.signal, checkAbort: throwIfAborted });
-  } catch (err) {
-    await Promise.all(syncs);
-    throw err;
+  } finally {
+    await Promise.all(syncs); // never rejects: a failed fsync is kept in syncError
   }
-  await Promise.all(syncs);
   if (syncError) throw describeIoError(syncError, "the staging folder");
   return { data, kept, dirs: [...created], wrote: writing };
 }

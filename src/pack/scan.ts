@@ -216,20 +216,21 @@ export async function resolveInputs(given: string[], cwd: string): Promise<ScanI
  * alone (unique by definition). Unique values cost one map entry each: linear, as the headers themselves.
  */
 function headerSharer(): (h: DicomHeader) => DicomHeader {
-  const seen = new Map<string, unknown>();
-  const one = <T>(key: string, v: T): T => {
-    const had = seen.get(key);
-    if (had !== undefined) return had as T;
-    if (typeof v === "object" && v !== null) Object.freeze(v); // shared: nobody may change one file's copy
-    seen.set(key, v);
+  const strings = new Map<string, string>();
+  /** Names and the character set list, by field and value. */
+  const objects = new Map<string, object>();
+  const sharedObject = (key: string, v: object): object => {
+    const had = objects.get(key);
+    if (had) return had;
+    objects.set(key, Object.freeze(v)); // shared: nobody may change one file's copy
     return v;
   };
   return (h) => {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(h)) {
-      if (k === "sopInstanceUid" || v === undefined || typeof v === "number" || typeof v === "boolean") out[k] = v;
-      else if (typeof v === "string") out[k] = one(`s${v}`, v);
-      else out[k] = one(`${k}${JSON.stringify(v)}`, v); // names and the character set list: compared by value
+    for (const [k, v] of Object.entries(h) as Array<[string, unknown]>) {
+      if (typeof v === "string" && k !== "sopInstanceUid") out[k] = strings.get(v) ?? (strings.set(v, v), v);
+      else if (typeof v === "object" && v !== null) out[k] = sharedObject(`${k}${JSON.stringify(v)}`, v);
+      else out[k] = v;
     }
     return out as unknown as DicomHeader;
   };
