@@ -152,9 +152,10 @@ async function train() {
     }
   };
   await loadAll(cli.commandSpecs);
-  // The bundle's first module sets heap flags (src/process-setup.ts), and V8 accepts a cache only under the flags it
-  // was made with: back to V8's own values, which a new process starts with.
-  setFlagsFromString(cli.V8_HEAP_GROWTH);
+  // The bundle's first module sets heap flags (src/process-setup.ts), deflating exposes V8's collector
+  // (src/util/heap.ts), and V8 accepts a cache only under the flags it was made with: back to the values a new
+  // process starts with.
+  setFlagsFromString(cli.V8_START_FLAGS);
   writeFileSync(CACHE, cacheFileOf(bytes, script.createCachedData()));
 }
 

@@ -6,7 +6,7 @@ import { main } from "./cli.js";
 
 export { main } from "./cli.js";
 export { commandSpecs } from "./commands/registry.js";
-export { V8_HEAP_GROWTH } from "./util/heap.js";
+export { V8_START_FLAGS } from "./util/heap.js";
 
 /** Run the CLI with this process's arguments; sets process.exitCode. */
 export function start(argv: string[] = process.argv): void {

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { PackageDicomSummary } from "../dicom/types.js";
 
 /** What kind of file an entry is. `dicom-unreadable` looks like DICOM but could not be parsed. */
@@ -99,4 +100,31 @@ export function overrideWarnings(m: Manifest): OverrideWarning[] {
   const others = (Array.isArray(m.excluded) ? m.excluded : []).filter((e) => e?.reason === "other-patient").length;
   if (others > 0) out.push({ code: "OTHER_PATIENTS_LEFT_OUT", message: `The sender's disc held other patients too: ${others} of their file(s) were left out (--only-patient)` });
   return out;
+}
+
+/** Files serialised per chunk of manifest.json (a chunk is one buffer: about 30 KB for typical entries). */
+const FILES_PER_CHUNK = 128;
+
+/**
+ * manifest.json's bytes, exactly `JSON.stringify(m, null, 2) + "\n"`, in chunks of a few dozen KB: 10,000 files make a
+ * 3 MB manifest, which as one string (plus its flattened copy and its buffer) was the largest allocation at the end of
+ * a pack. The files are serialised a chunk at a time; everything else around them as one string.
+ */
+export function manifestJsonChunks(m: Manifest): Buffer[] {
+  // A placeholder that no value can contain (it is random), so the text around the list splits at it exactly once.
+  const mark = `\u0000files-${randomUUID()}`;
+  const around = JSON.stringify({ ...m, files: mark }, null, 2) + "\n";
+  const at = around.indexOf(JSON.stringify(mark));
+  const head = around.slice(0, at);
+  const tail = around.slice(at + JSON.stringify(mark).length);
+  if (m.files.length === 0) return [Buffer.from(`${head}[]${tail}`, "utf8")];
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < m.files.length; i += FILES_PER_CHUNK) {
+    // An element of a list in the manifest's top-level object: indented by four spaces, its properties by six.
+    const part = m.files.slice(i, i + FILES_PER_CHUNK).map((f) => `    ${JSON.stringify(f, null, 2).replaceAll("\n", "\n    ")}`).join(",\n");
+    const first = i === 0;
+    const last = i + FILES_PER_CHUNK >= m.files.length;
+    chunks.push(Buffer.from(`${first ? `${head}[\n` : ",\n"}${part}${last ? `\n  ]${tail}` : ""}`, "utf8"));
+  }
+  return chunks;
 }

@@ -7,7 +7,7 @@ import { VERSION } from "../version.js";
 import { formatBytes } from "../ui/format.js";
 import { formatSha256Line, hashFile, parseSha256Line } from "../util/hash.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
-import type { ExcludedFile, FileKind, Manifest, ManifestFile } from "./manifest.js";
+import { manifestJsonChunks, type ExcludedFile, type FileKind, type Manifest, type ManifestFile } from "./manifest.js";
 import { folderNameFor } from "./name.js";
 import { planPackage } from "./plan.js";
 import { scanInputs, type ScanResult } from "./scan.js";
@@ -261,10 +261,14 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     throw describeIoError(err, msg("what.outputFolder"));
   }
   const createdAt = now().toISOString();
-  const buildManifest = (files: ManifestFile[]): Buffer => {
-    const withDicom = files.map((f, i) => {
+  const buildManifest = (files: ManifestFile[]): Buffer[] => {
+    // Each file's DICOM facts are added to its own entry (no second object per file: 10,000 files are common).
+    files.forEach((f, i) => {
       const info = dicom?.byPath.get(plan.entries[i]!.source.absPath);
-      return info ? { ...f, kind: info.kind ?? f.kind, studyInstanceUid: info.studyInstanceUid, seriesInstanceUid: info.seriesInstanceUid } : f;
+      if (!info) return;
+      f.kind = info.kind ?? f.kind;
+      if (info.studyInstanceUid !== undefined) f.studyInstanceUid = info.studyInstanceUid;
+      if (info.seriesInstanceUid !== undefined) f.seriesInstanceUid = info.seriesInstanceUid;
     });
     const manifest: Manifest = {
       format: "scanbridge-package",
@@ -273,15 +277,15 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
       createdAt,
       root,
       patient: { name: patient },
-      files: withDicom,
-      totals: { files: withDicom.length, bytes: withDicom.reduce((s, f) => s + f.size, 0), byKind: countBy(withDicom, (f) => f.kind) },
+      files,
+      totals: { files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), byKind: countBy(files, (f) => f.kind) },
       excluded,
       ...(dicom?.summary ? { dicom: dicom.summary } : {}),
       ...overridesOf(dicom, plan.entries),
       ...(dicom?.onlyPatient ? { onlyPatient: { ...(dicom.onlyPatient.id ? { id: dicom.onlyPatient.id } : {}), ...(dicom.onlyPatient.ids ? { ids: dicom.onlyPatient.ids } : {}) } } : {}),
     };
     base.manifest = manifest;
-    return Buffer.from(JSON.stringify(manifest, null, 2) + "\n", "utf8");
+    return manifestJsonChunks(manifest);
   };
 
   const zipStarted = performance.now();

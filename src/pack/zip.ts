@@ -7,6 +7,7 @@ import * as zlib from "node:zlib";
 import { describeIoError, InputError, InterruptedError, ScanbridgeError } from "../errors.js";
 import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
+import { youngCollector } from "../util/heap.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
 import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest, type PieceLoader } from "./piece-loader.js";
@@ -24,7 +25,7 @@ export interface WriteZipOptions {
   signal?: AbortSignal;
   emit?: Emit;
   /** Builds manifest.json from the hashed file list (called once every file is in the zip). */
-  buildManifest: (files: ManifestFile[]) => Buffer;
+  buildManifest: (files: ManifestFile[]) => Buffer[];
   /** Deflate jobs in flight (default: from the CPU count); tests use 1 to show the output does not depend on it. */
   parallel?: number;
   /** Date of the manifest.json entry (default: now); pack passes the manifest's createdAt. */
@@ -48,7 +49,8 @@ export interface WrittenZip {
   size: number;
   sha256: string;
   files: ManifestFile[];
-  manifest: Buffer;
+  /** manifest.json's bytes, in the chunks buildManifest made. */
+  manifest: Buffer[];
   /** Entries stored rather than deflated because they do not shrink. */
   storedEntries: number;
   /** Time spent in the final fsync (milliseconds), reported apart from the writing itself. */
@@ -118,16 +120,25 @@ async function readSample(path: string, size: number): Promise<Buffer> {
  * (the same bytes as a one-shot deflateRaw), but zlib's state (about 270 KB at level 6) is allocated once per
  * stream instead of once per piece, which kept the allocator's heaps, and so peak RSS, growing with the package.
  */
+/** Entry data: one buffer, or a deflater's chunks in order. */
+type Deflated = Buffer[];
+type EntryData = Buffer | Deflated;
+const dataLength = (d: EntryData): number => (Array.isArray(d) ? d.reduce((n, b) => n + b.length, 0) : d.length);
+
 class Deflaters {
   private free: zlib.DeflateRaw[] = [];
   private all: zlib.DeflateRaw[] = [];
   private waiting: Array<(d: zlib.DeflateRaw) => void> = [];
   constructor(private readonly count: number, private readonly level: number) {}
 
-  async deflate(buf: Buffer, last: boolean): Promise<Buffer> {
+  /**
+   * The deflated bytes as zlib handed them out, in 64 KiB chunks, not joined: a joined copy per piece (up to 1 MiB)
+   * was the allocation that grew the C heap most over a long pack (sizes that glibc's malloc keeps for reuse).
+   */
+  async deflate(buf: Buffer, last: boolean): Promise<Deflated> {
     const d = this.free.pop() ?? (this.all.length < this.count ? this.make() : await new Promise<zlib.DeflateRaw>((resolve) => this.waiting.push(resolve)));
     try {
-      return await new Promise<Buffer>((resolve, reject) => {
+      return await new Promise<Deflated>((resolve, reject) => {
         const out: Buffer[] = [];
         const onData = (chunk: Buffer) => out.push(chunk);
         const onError = (err: Error) => {
@@ -141,7 +152,7 @@ class Deflaters {
         d.flush(last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH, () => {
           d.off("data", onData);
           d.off("error", onError);
-          resolve(out.length === 1 ? out[0]! : Buffer.concat(out));
+          resolve(out);
         });
       });
     } finally {
@@ -250,10 +261,10 @@ class BufferPool {
 /** What the reader hands the writer, in plan order. `buf` is a pooled read buffer to give back once written. */
 type Piece =
   /** A whole entry in one piece: exact local header, no data descriptor. */
-  | { kind: "whole"; name: Buffer; dos: number; crc: number; size: number; raw: Buffer | undefined; data: Promise<Buffer> | Buffer; deflated: boolean; buf?: Buffer; manifest?: true }
+  | { kind: "whole"; name: Buffer; dos: number; crc: number; size: number; raw: Buffer | undefined; data: Promise<EntryData> | EntryData; deflated: boolean; buf?: Buffer; manifest?: true }
   /** Start of a longer entry (local header with a data descriptor to follow). */
   | { kind: "begin"; name: Buffer; dos: number; deflated: boolean }
-  | { kind: "part"; data: Promise<Buffer> | Buffer; rawBytes: number; buf: Buffer; hashed: Promise<unknown> }
+  | { kind: "part"; data: Promise<EntryData> | EntryData; rawBytes: number; buf?: Buffer; hashed?: Promise<unknown>; manifest?: true }
   | { kind: "end"; crc: number; size: number };
 
 /** Header builders (little-endian, APPNOTE 6.3). */
@@ -308,16 +319,35 @@ function dataDescriptor(crc: number, csize: number, size: number, zip64: boolean
 
 const centralHeaderLength = (r: CentralRecord, zip64: boolean): number => 46 + r.name.length + (zip64 ? 28 : 0);
 
-/** The whole central directory in one buffer (one allocation, not one per entry: 10,000 entries are common). */
-function centralDirectory(records: readonly CentralRecord[], zip64: boolean): Buffer {
-  const all = Buffer.alloc(records.reduce((n, r) => n + centralHeaderLength(r, zip64), 0));
-  let at = 0;
-  for (const r of records) {
-    const length = centralHeaderLength(r, zip64);
-    centralHeader(all.subarray(at, at + length), r, zip64);
-    at += length;
+/**
+ * The central directory, written entry by entry as each one is complete, into blocks of 64 KiB: nothing per entry is
+ * kept until the end (with 10,000 entries, a record object and a name buffer each were about 2 MB of heap).
+ */
+class CentralDirectory {
+  private static readonly BLOCK = 65536;
+  private readonly full: Buffer[] = [];
+  // Zero-filled: the header leaves the fields that are zero unwritten.
+  private block = Buffer.alloc(CentralDirectory.BLOCK);
+  private at = 0;
+  count = 0;
+  constructor(private readonly zip64: boolean) {}
+
+  add(r: CentralRecord): void {
+    const length = centralHeaderLength(r, this.zip64);
+    if (this.at + length > this.block.length) {
+      this.full.push(this.block.subarray(0, this.at));
+      this.block = Buffer.alloc(Math.max(CentralDirectory.BLOCK, length));
+      this.at = 0;
+    }
+    centralHeader(this.block.subarray(this.at, this.at + length), r, this.zip64);
+    this.at += length;
+    this.count++;
   }
-  return all;
+
+  /** The directory's bytes, in order. */
+  blocks(): Buffer[] {
+    return [...this.full, this.block.subarray(0, this.at)];
+  }
 }
 
 /** One central header, into `b` (exactly its length). */
@@ -353,6 +383,9 @@ function endRecords(entries: number, cdOffset: number, cdSize: number, zip64: bo
   locator.writeUInt32LE(1, 16);
   return Buffer.concat([end64, locator, end]);
 }
+
+/** Deflated bytes dropped between two young-generation collections (see youngCollector). */
+const DEFLATED_COLLECT_BYTES = 8 * 1024 * 1024;
 
 /** From this many bytes to read, the files are read and hashed on a worker thread (starting one costs about 40 ms). */
 export const READ_THREAD_BYTES = 32e6;
@@ -392,7 +425,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   }
   const out = await ZipOutput.open(fh, tmpPath, { maxSize: opts.maxSize, coalesce: opts.store ? STORE_COALESCE_BYTES : COALESCE_BYTES, direct: opts.directIo });
   const files: ManifestFile[] = [];
-  const central: CentralRecord[] = [];
+  const central = new CentralDirectory(zip64);
   let storedEntries = 0;
   let doneBytes = 0;
   // Wrapped: the first error wins, whatever was thrown.
@@ -418,7 +451,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     queueWake?.();
   };
   const deflaters = new Deflaters(parallel, level);
-  const deflatePiece = (buf: Buffer, last: boolean): Promise<Buffer> => {
+  const deflatePiece = (buf: Buffer, last: boolean): Promise<Deflated> => {
     const p = deflaters.deflate(buf, last);
     p.catch(() => {}); // awaited by the writer
     return p;
@@ -523,13 +556,35 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       recordFile(entry, sha);
       readAhead(i + 1);
     }
-    // manifest.json last: it lists every file's hash.
+    // manifest.json last: it lists every file's hash. In one piece when small; else in its chunks, as a longer entry.
     const manifest = opts.buildManifest(files);
-    push({
-      kind: "whole", name: Buffer.from(`${plan.root}/${MANIFEST_NAME}`, "utf8"), dos: dosDateTime(opts.manifestTime ?? new Date()), crc: crc32(manifest, 0), size: manifest.length,
-      raw: manifest, data: storeAll ? manifest : deflatePiece(manifest, true), deflated: !storeAll, manifest: true,
-    });
+    const manifestName = Buffer.from(`${plan.root}/${MANIFEST_NAME}`, "utf8");
+    const manifestDos = dosDateTime(opts.manifestTime ?? new Date());
+    if (manifest.length === 1) {
+      const m = manifest[0]!;
+      push({ kind: "whole", name: manifestName, dos: manifestDos, crc: crc32(m, 0), size: m.length, raw: m, data: storeAll ? m : deflatePiece(m, true), deflated: !storeAll, manifest: true });
+    } else {
+      push({ kind: "begin", name: manifestName, dos: manifestDos, deflated: !storeAll });
+      let crc = 0;
+      let size = 0;
+      manifest.forEach((m, k) => {
+        crc = crc32(m, crc);
+        size += m.length;
+        push({ kind: "part", data: storeAll ? m : deflatePiece(m, k === manifest.length - 1), rawBytes: m.length, manifest: true });
+      });
+      push({ kind: "end", crc, size });
+    }
     return manifest;
+  };
+
+  // Deflated output is allocated afresh and dropped once appended: collected every 8 MiB (src/util/heap.ts).
+  const dropped = storeAll ? undefined : youngCollector(DEFLATED_COLLECT_BYTES);
+  /** Append an entry's data; `release` (the read buffer's return) goes with its last bytes. */
+  const appendData = async (data: EntryData, release: (() => void) | undefined) => {
+    if (!Array.isArray(data)) return out.append(data, release);
+    if (data.length === 0) return release?.();
+    for (let k = 0; k < data.length; k++) await out.append(data[k]!, k === data.length - 1 ? release : undefined);
+    dropped?.(dataLength(data));
   };
 
   const writer = async () => {
@@ -554,15 +609,15 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         let data = await piece.data;
         let method: 0 | 8 = piece.deflated ? 8 : 0;
         // The store-when-incompressible rule: a file that deflates by less than 5% is stored as it is.
-        if (piece.deflated && piece.raw && data.length > piece.raw.length * 0.95) {
+        if (piece.deflated && piece.raw && dataLength(data) > piece.raw.length * 0.95) {
           data = piece.raw;
           method = 0;
           if (!piece.manifest) storedEntries++;
         }
-        const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8, method, dos: piece.dos, crc: piece.crc, size: piece.size, csize: data.length, offset: out.offset };
+        const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8, method, dos: piece.dos, crc: piece.crc, size: piece.size, csize: dataLength(data), offset: out.offset };
         await out.append(localHeader(record, zip64));
-        await out.append(data, release);
-        central.push(record);
+        await appendData(data, release);
+        central.add(record);
         if (!piece.manifest) doneBytes += piece.size;
       } else if (piece.kind === "begin") {
         const record: CentralRecord = { name: piece.name, flags: FLAG_UTF8 | FLAG_DESCRIPTOR, method: piece.deflated ? 8 : 0, dos: piece.dos, crc: 0, size: 0, csize: 0, offset: out.offset };
@@ -571,16 +626,16 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
         continue;
       } else if (piece.kind === "part") {
         const data = await piece.data;
-        await out.append(data, release);
-        current!.csize += data.length;
-        doneBytes += piece.rawBytes;
+        await appendData(data, release);
+        current!.csize += dataLength(data);
+        if (!piece.manifest) doneBytes += piece.rawBytes;
       } else {
         const rec = current!.record;
         rec.crc = piece.crc;
         rec.size = piece.size;
         rec.csize = current!.csize;
         await out.append(dataDescriptor(rec.crc, rec.csize, rec.size, zip64));
-        central.push(rec);
+        central.add(rec);
         current = undefined;
       }
       opts.emit?.({ type: "progress", id: "zip", done: doneBytes, total: totalBytes, unit: "bytes" });
@@ -589,7 +644,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
 
   opts.emit?.({ type: "step", id: "zip", label: t("step.zip") });
   try {
-    let manifest: Buffer | undefined;
+    let manifest: Buffer[] | undefined;
     const readerRun = reader().then(
       (m) => {
         manifest = m;
@@ -604,8 +659,8 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     check();
     // Pieces left in the queue after a failure are dropped; their deflate jobs finish on their own.
     const cdOffset = out.offset;
-    await out.append(centralDirectory(central, zip64));
-    await out.append(endRecords(central.length, cdOffset, out.offset - cdOffset, zip64));
+    for (const block of central.blocks()) await out.append(block);
+    await out.append(endRecords(central.count, cdOffset, out.offset - cdOffset, zip64));
     await out.finish();
     const output = out.mode;
     const t0 = performance.now();

@@ -1,4 +1,5 @@
 import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 /**
  * V8 heap settings at run time (v8.setFlagsFromString). V8 reads these each time it would grow a space, so they take
@@ -21,6 +22,12 @@ export const V8_OLD_GENERATION_GROWTH = "--heap-growing-percent=0";
 /** V8's own growth (`watch` allocates faster and holds little: a small young generation only costs it collections). */
 export const V8_HEAP_GROWTH = `--semi-space-growth-factor=2 ${V8_OLD_GENERATION_GROWTH}`;
 
+/**
+ * Every V8 flag scanbridge may set at run time, at the values a new process starts with. V8 accepts a code cache only
+ * under the flags it was made with: the bundle's training run (scripts/bundle.mjs) sets these before making it.
+ */
+export const V8_START_FLAGS = `${V8_HEAP_GROWTH} --no-expose-gc`;
+
 let applied = "";
 
 /** Apply heap flags to this process (later flags win over earlier ones). */
@@ -32,4 +39,40 @@ export function setHeapFlags(flags: string): void {
 /** Every heap flag applied so far, in order ("" when none): what a new worker thread must apply again. */
 export function appliedHeapFlags(): string {
   return applied;
+}
+
+/**
+ * Dead buffers are freed only when V8 collects their small JS objects, and V8 starts a collection for buffer memory
+ * only once about 64 MB of it has been allocated since the last one. Deflating allocates its output afresh (zlib's
+ * 64 KiB chunks, short-lived: copied into the zip's output and dropped), so up to 35 MB of dead output sat in the
+ * process over a long pack. `youngCollector(bytes)` returns a function to call with the bytes of such buffers as they
+ * are dropped: every `bytes` it runs a young-generation collection (about a millisecond), which frees them.
+ * Where V8's collector cannot be reached, it does nothing.
+ */
+export function youngCollector(bytes: number): (dropped: number) => void {
+  const gc = v8Gc();
+  if (!gc) return () => {};
+  let since = 0;
+  return (dropped) => {
+    since += dropped;
+    if (since < bytes) return;
+    since = 0;
+    gc({ type: "minor" });
+  };
+}
+
+type Gc = (opts?: { type?: "minor" | "major" }) => void;
+let gcFn: Gc | null | undefined;
+
+/** V8's gc() (the flag set at run time; the function taken from a new context, where V8 installs it). */
+function v8Gc(): Gc | null {
+  if (gcFn !== undefined) return gcFn;
+  try {
+    setFlagsFromString("--expose-gc");
+    const fn = runInNewContext("gc") as unknown;
+    gcFn = typeof fn === "function" ? (fn as Gc) : null;
+  } catch {
+    gcFn = null;
+  }
+  return gcFn;
 }

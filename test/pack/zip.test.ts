@@ -50,7 +50,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const buildManifest = (files: ManifestFile[]) => Buffer.from(JSON.stringify(files) + "\n");
+const buildManifest = (files: ManifestFile[]) => [Buffer.from(JSON.stringify(files) + "\n")];
 
 async function write(name: string, extra: Partial<Parameters<typeof writeZip>[1]> = {}) {
   return writeZip(plan, { outDir: join(dir, "out"), fileName: name, level: 6, store: false, buildManifest, manifestTime: new Date("2025-03-03T00:00:00Z"), ...extra });
@@ -142,7 +142,7 @@ describe("writeZip", () => {
       expect(e.utf8Flag).toBe(true);
     }
     for (const f of w.files) expect(f.sha256).toBe(createHash("sha256").update(contents.get(f.path)!).digest("hex"));
-    expect(entries.at(-1)!.data.equals(w.manifest)).toBe(true);
+    expect(entries.at(-1)!.data.equals(Buffer.concat(w.manifest))).toBe(true);
   });
 
   it("deflates what shrinks and stores what does not (small and multi-piece), counting the stored ones", async () => {
@@ -176,6 +176,32 @@ describe("writeZip", () => {
     const raw = readFileSync(w.tmpPath);
     expect(raw.readUInt16LE(raw.length - 22 + 10)).toBe(0xffff);
   });
+
+  for (const store of [false, true]) {
+    it(`a manifest in several chunks is one entry, with a data descriptor (${store ? "stored" : "deflated"}); a central directory of several blocks`, async () => {
+      // 1,500 entries with long names: the central directory (~110 bytes each) spans three 64 KiB blocks.
+      const many: PlannedEntry[] = [];
+      for (let i = 0; i < 1500; i++) many.push(entry(`many/${"long-folder-name-".repeat(3)}${i}/IM${i}.dcm`, Buffer.from(`file ${i}`)));
+      const chunked = (files: ManifestFile[]) => [Buffer.from("[\n"), ...files.map((f) => Buffer.from(JSON.stringify(f) + ",\n")), Buffer.from("]\n")];
+      const w = await writeZip({ root: "Zoë Test", excluded: [], entries: many }, { outDir: join(dir, "out"), fileName: `chunks-${store}.zip`, level: 6, store, buildManifest: chunked, readThread: false });
+      expect(unzipTest(w.tmpPath).ok).toBe(true);
+      expect(sevenZipTest(w.tmpPath).ok).toBe(true);
+      const entries = await readZip(w.tmpPath);
+      expect(entries).toHaveLength(1501);
+      for (const [i, e] of entries.slice(0, -1).entries()) expect(e.data.toString()).toBe(`file ${i}`);
+      const manifest = entries.at(-1)!;
+      expect(manifest.name).toBe("Zoë Test/manifest.json");
+      expect(manifest.method).toBe(store ? 0 : 8);
+      expect(manifest.data.equals(Buffer.concat(w.manifest))).toBe(true);
+      expect(w.manifest.length).toBe(1502);
+      // A multi-chunk manifest is written like a multi-piece file: general purpose flag bit 3, sizes after the data.
+      const raw = readFileSync(w.tmpPath);
+      const local = raw.indexOf(Buffer.from("Zoë Test/manifest.json")) - 30;
+      expect(raw.readUInt32LE(local)).toBe(0x04034b50);
+      expect(raw.readUInt16LE(local + 6) & 0x08).toBe(0x08);
+      rmSync(w.tmpPath);
+    });
+  }
 
   it("--max-size stops the zip and removes the temporary file", async () => {
     const err = await write("small-limit.zip", { maxSize: 100_000 }).catch((e: unknown) => e);
