@@ -115,16 +115,16 @@ async function readSample(path: string, size: number): Promise<Buffer> {
   }
 }
 
-/**
- * Deflate jobs on a few long-lived zlib streams, reset before each piece: every piece is still deflated on its own
- * (the same bytes as a one-shot deflateRaw), but zlib's state (about 270 KB at level 6) is allocated once per
- * stream instead of once per piece, which kept the allocator's heaps, and so peak RSS, growing with the package.
- */
 /** Entry data: one buffer, or a deflater's chunks in order. */
 type Deflated = Buffer[];
 type EntryData = Buffer | Deflated;
 const dataLength = (d: EntryData): number => (Array.isArray(d) ? d.reduce((n, b) => n + b.length, 0) : d.length);
 
+/**
+ * Deflate jobs on a few long-lived zlib streams, reset before each piece: every piece is still deflated on its own
+ * (the same bytes as a one-shot deflateRaw), but zlib's state (about 270 KB at level 6) is allocated once per
+ * stream instead of once per piece, which kept the allocator's heaps, and so peak RSS, growing with the package.
+ */
 class Deflaters {
   private free: zlib.DeflateRaw[] = [];
   private all: zlib.DeflateRaw[] = [];
@@ -132,8 +132,8 @@ class Deflaters {
   constructor(private readonly count: number, private readonly level: number) {}
 
   /**
-   * The deflated bytes as zlib handed them out, in 64 KiB chunks, not joined: a joined copy per piece (up to 1 MiB)
-   * was the allocation that grew the C heap most over a long pack (sizes that glibc's malloc keeps for reuse).
+   * The deflated bytes as zlib handed them out, in 64 KiB chunks, not joined (no copy of up to 1 MiB per piece):
+   * the writer appends them one by one and drops them, and they are collected every few MiB (youngCollector).
    */
   async deflate(buf: Buffer, last: boolean): Promise<Deflated> {
     const d = this.free.pop() ?? (this.all.length < this.count ? this.make() : await new Promise<zlib.DeflateRaw>((resolve) => this.waiting.push(resolve)));

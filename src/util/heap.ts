@@ -43,7 +43,7 @@ export function appliedHeapFlags(): string {
 
 /**
  * Dead buffers are freed only when V8 collects their small JS objects, and V8 starts a collection for buffer memory
- * only once about 64 MB of it has been allocated since the last one. Deflating allocates its output afresh (zlib's
+ * only after tens of MB of it have been allocated since the last one. Deflating allocates its output afresh (zlib's
  * 64 KiB chunks, short-lived: copied into the zip's output and dropped), so up to 35 MB of dead output sat in the
  * process over a long pack. `youngCollector(bytes)` returns a function to call with the bytes of such buffers as they
  * are dropped: every `bytes` it runs a young-generation collection (about a millisecond), which frees them.

@@ -196,6 +196,7 @@ describe("writeZip", () => {
       expect(w.manifest.length).toBe(1502);
       // A multi-chunk manifest is written like a multi-piece file: general purpose flag bit 3, sizes after the data.
       const raw = readFileSync(w.tmpPath);
+      expect(raw.readUInt32LE(raw.length - 22 + 12)).toBeGreaterThan(2 * 65536); // the central directory's size
       const local = raw.indexOf(Buffer.from("Zoë Test/manifest.json")) - 30;
       expect(raw.readUInt32LE(local)).toBe(0x04034b50);
       expect(raw.readUInt16LE(local + 6) & 0x08).toBe(0x08);
