@@ -114,9 +114,10 @@ export function manifestJsonChunks(m: Manifest): Buffer[] {
   // A placeholder that no value can contain (it is random), so the text around the list splits at it exactly once.
   const mark = `\u0000files-${randomUUID()}`;
   const around = JSON.stringify({ ...m, files: mark }, null, 2) + "\n";
-  const at = around.indexOf(JSON.stringify(mark));
+  const quoted = JSON.stringify(mark);
+  const at = around.indexOf(quoted);
   const head = around.slice(0, at);
-  const tail = around.slice(at + JSON.stringify(mark).length);
+  const tail = around.slice(at + quoted.length);
   if (m.files.length === 0) return [Buffer.from(`${head}[]${tail}`, "utf8")];
   const chunks: Buffer[] = [];
   for (let i = 0; i < m.files.length; i += FILES_PER_CHUNK) {

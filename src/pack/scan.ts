@@ -206,10 +206,6 @@ export async function resolveInputs(given: string[], cwd: string): Promise<ScanI
 }
 
 /**
- * Walk the inputs recursively and classify every file. Symbolic links are never followed: a link to something
- * inside the inputs is already packaged at its real place, a link out of the inputs is reported. Never writes.
- */
-/**
  * The headers are held from the scan until the inspection (10,000 files: 12.5 MB of heap), and nearly all their
  * values repeat from file to file: the same patient, study, series, syntax. Each value is kept once per scan (the
  * first string or name seen) and the headers point to it: about a third of the memory. The instance UID is left
@@ -236,6 +232,10 @@ function headerSharer(): (h: DicomHeader) => DicomHeader {
   };
 }
 
+/**
+ * Walk the inputs recursively and classify every file. Symbolic links are never followed: a link to something
+ * inside the inputs is already packaged at its real place, a link out of the inputs is reported. Never writes.
+ */
 export async function scanInputs(given: string[], opts: ScanOptions): Promise<ScanResult> {
   const inputs = await resolveInputs(given, opts.cwd);
   const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [], dicomHeaders: new Map() };

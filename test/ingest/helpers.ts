@@ -1,10 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll } from "vitest";
 
-import { BIN, ROOT } from "../helpers/cli.js";
+import { BIN, ROOT, testdir } from "../helpers/cli.js";
 
 /** Repository root and the built CLI (shared with the other end-to-end tests). */
 export { BIN, ROOT };
@@ -17,17 +15,9 @@ export interface Run {
   stderr: string;
 }
 
-/** Folders made by tmp() in this test file, removed once all its tests have run. */
-const made: string[] = [];
-afterAll(() => {
-  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true, maxRetries: 3 });
-}, 600_000);
-
-/** A fresh temporary folder, removed after the test file. */
+/** A fresh temporary folder, removed after the test file (testdir's own clean-up). */
 export function tmp(prefix = "sb-ingest-"): string {
-  const d = mkdtempSync(join(tmpdir(), prefix));
-  made.push(d);
-  return d;
+  return testdir({}, prefix);
 }
 
 /** Environment without the developer's SCANBRIDGE_* settings or config. */
