@@ -106,11 +106,12 @@ export function overrideWarnings(m: Manifest): OverrideWarning[] {
 const FILES_PER_CHUNK = 128;
 
 /**
- * manifest.json's bytes, exactly `JSON.stringify(m, null, 2) + "\n"`, in chunks of a few dozen KB: 10,000 files make a
- * 3 MB manifest, which as one string (plus its flattened copy and its buffer) was the largest allocation at the end of
- * a pack. The files are serialised a chunk at a time; everything else around them as one string.
+ * manifest.json's bytes, exactly `JSON.stringify(m, null, 2) + "\n"`, in chunks of a few dozen KB, made one at a time
+ * as the caller asks for them: 10,000 files make a 3 MB manifest (50,000 files 12 MB), which as one string (plus its
+ * flattened copy and its buffer), or as all its chunks at once, was the largest allocation at the end of a pack. The
+ * files are serialised a chunk at a time; everything else around them as one string.
  */
-export function manifestJsonChunks(m: Manifest): Buffer[] {
+export function* manifestJsonChunks(m: Manifest): Generator<Buffer, void, undefined> {
   // A placeholder that no value can contain (it is random), so the text around the list splits at it exactly once.
   const mark = `\u0000files-${randomUUID()}`;
   const around = JSON.stringify({ ...m, files: mark }, null, 2) + "\n";
@@ -118,14 +119,15 @@ export function manifestJsonChunks(m: Manifest): Buffer[] {
   const at = around.indexOf(quoted);
   const head = around.slice(0, at);
   const tail = around.slice(at + quoted.length);
-  if (m.files.length === 0) return [Buffer.from(`${head}[]${tail}`, "utf8")];
-  const chunks: Buffer[] = [];
+  if (m.files.length === 0) {
+    yield Buffer.from(`${head}[]${tail}`, "utf8");
+    return;
+  }
   for (let i = 0; i < m.files.length; i += FILES_PER_CHUNK) {
     // An element of a list in the manifest's top-level object: indented by four spaces, its properties by six.
     const part = m.files.slice(i, i + FILES_PER_CHUNK).map((f) => `    ${JSON.stringify(f, null, 2).replaceAll("\n", "\n    ")}`).join(",\n");
     const first = i === 0;
     const last = i + FILES_PER_CHUNK >= m.files.length;
-    chunks.push(Buffer.from(`${first ? `${head}[\n` : ",\n"}${part}${last ? `\n  ]${tail}` : ""}`, "utf8"));
+    yield Buffer.from(`${first ? `${head}[\n` : ",\n"}${part}${last ? `\n  ]${tail}` : ""}`, "utf8");
   }
-  return chunks;
 }

@@ -261,7 +261,7 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     throw describeIoError(err, msg("what.outputFolder"));
   }
   const createdAt = now().toISOString();
-  const buildManifest = (files: ManifestFile[]): Buffer[] => {
+  const buildManifest = (files: ManifestFile[]): Iterable<Buffer> => {
     // Each file's DICOM facts are added to its own entry (no second object per file: 10,000 files are common).
     files.forEach((f, i) => {
       const info = dicom?.byPath.get(plan.entries[i]!.source.absPath);

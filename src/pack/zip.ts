@@ -24,8 +24,11 @@ export interface WriteZipOptions {
   maxSize?: number;
   signal?: AbortSignal;
   emit?: Emit;
-  /** Builds manifest.json from the hashed file list (called once every file is in the zip). */
-  buildManifest: (files: ManifestFile[]) => Buffer[];
+  /**
+   * Builds manifest.json from the hashed file list (called once every file is in the zip), as chunks that are asked
+   * for one at a time, as the zip takes them (a generator: the whole manifest is never in memory at once).
+   */
+  buildManifest: (files: ManifestFile[]) => Iterable<Buffer>;
   /** Deflate jobs in flight (default: from the CPU count); tests use 1 to show the output does not depend on it. */
   parallel?: number;
   /** Date of the manifest.json entry (default: now); pack passes the manifest's createdAt. */
@@ -49,8 +52,6 @@ export interface WrittenZip {
   size: number;
   sha256: string;
   files: ManifestFile[];
-  /** manifest.json's bytes, in the chunks buildManifest made. */
-  manifest: Buffer[];
   /** Entries stored rather than deflated because they do not shrink. */
   storedEntries: number;
   /** Time spent in the final fsync (milliseconds), reported apart from the writing itself. */
@@ -430,10 +431,13 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   let doneBytes = 0;
   // Wrapped: the first error wins, whatever was thrown.
   let failure: { error: unknown } | undefined;
+  /** Wakes the reader waiting for room in the queue (see roomInQueue). */
+  let roomWake: (() => void) | undefined;
   const pool = new BufferPool(opts.store ? (out.mode === "direct" ? STORE_DIRECT_BUFFER_BUDGET : STORE_BUFFER_BUDGET) : parallel * (pieceBytes + 65536), (bytes) => loader.buffer(bytes), (buf) => loader.drop(buf));
   const fail = (err: unknown) => {
     failure ??= { error: err };
     pool.fail(failure.error);
+    roomWake?.();
   };
   const onAbort = () => fail(new InterruptedError());
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -449,6 +453,10 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
   const push = (p: Piece) => {
     queue.push(p);
     queueWake?.();
+  };
+  // Pieces that hold no pool buffer (manifest chunks) are paced by the queue instead: a few at most wait in it.
+  const roomInQueue = async () => {
+    while (queue.length > 2 && !failure) await new Promise<void>((resolve) => (roomWake = resolve));
   };
   const deflaters = new Deflaters(parallel, level);
   const deflatePiece = (buf: Buffer, last: boolean): Promise<Deflated> => {
@@ -538,7 +546,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       check();
       const entry = entries[i]!;
       const name = Buffer.from(`${plan.root}/${entry.path}`, "utf8");
-      const dos = dosDateTime(entry.source.mtime);
+      const dos = dosDateTime(new Date(entry.source.mtimeMs));
       if (!isWhole(i)) {
         await readLong(i, name, dos);
         continue;
@@ -556,25 +564,33 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       recordFile(entry, sha);
       readAhead(i + 1);
     }
-    // manifest.json last: it lists every file's hash. In one piece when small; else in its chunks, as a longer entry.
-    const manifest = opts.buildManifest(files);
+    // manifest.json last: it lists every file's hash. In one piece when small; else in its chunks, as a longer entry,
+    // each chunk made only when the queue has room for it.
+    const chunks = opts.buildManifest(files)[Symbol.iterator]();
     const manifestName = Buffer.from(`${plan.root}/${MANIFEST_NAME}`, "utf8");
     const manifestDos = dosDateTime(opts.manifestTime ?? new Date());
-    if (manifest.length === 1) {
-      const m = manifest[0]!;
+    const first = chunks.next();
+    let following = chunks.next();
+    if (first.done || following.done) {
+      const m = first.done ? Buffer.alloc(0) : first.value;
       push({ kind: "whole", name: manifestName, dos: manifestDos, crc: crc32(m, 0), size: m.length, raw: m, data: storeAll ? m : deflatePiece(m, true), deflated: !storeAll, manifest: true });
-    } else {
-      push({ kind: "begin", name: manifestName, dos: manifestDos, deflated: !storeAll });
-      let crc = 0;
-      let size = 0;
-      manifest.forEach((m, k) => {
-        crc = crc32(m, crc);
-        size += m.length;
-        push({ kind: "part", data: storeAll ? m : deflatePiece(m, k === manifest.length - 1), rawBytes: m.length, manifest: true });
-      });
-      push({ kind: "end", crc, size });
+      return;
     }
-    return manifest;
+    push({ kind: "begin", name: manifestName, dos: manifestDos, deflated: !storeAll });
+    let crc = 0;
+    let size = 0;
+    for (let m = first.value; ;) {
+      crc = crc32(m, crc);
+      size += m.length;
+      const last = following.done === true;
+      push({ kind: "part", data: storeAll ? m : deflatePiece(m, last), rawBytes: m.length, manifest: true });
+      if (following.done) break;
+      m = following.value;
+      await roomInQueue();
+      check();
+      following = chunks.next();
+    }
+    push({ kind: "end", crc, size });
   };
 
   // Deflated output is allocated afresh and dropped once appended: collected every 8 MiB (src/util/heap.ts).
@@ -601,6 +617,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
       }
       check();
       const piece = queue.shift()!;
+      roomWake?.();
       const buf = "buf" in piece ? piece.buf : undefined;
       // A piece's buffer goes back to the pool once written and hashed.
       const hashed = piece.kind === "part" ? piece.hashed : undefined;
@@ -644,13 +661,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
 
   opts.emit?.({ type: "step", id: "zip", label: t("step.zip") });
   try {
-    let manifest: Buffer[] | undefined;
-    const readerRun = reader().then(
-      (m) => {
-        manifest = m;
-      },
-      fail,
-    ).finally(() => {
+    const readerRun = reader().catch(fail).finally(() => {
       readerDone = true;
       queueWake?.();
     });
@@ -669,7 +680,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     await out.close();
     await fh.close();
     opts.emit?.({ type: "step-done", id: "zip", label: t("step.zip.done", { n: files.length }) });
-    return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, manifest: manifest!, storedEntries, fsyncMs, output };
+    return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, storedEntries, fsyncMs, output };
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "zip", ok: false, label: t("step.zip.failed") });
     await out.drain().catch(() => {});

@@ -21,10 +21,23 @@ const file = (i: number): ManifestFile => ({
 });
 
 describe("manifestJsonChunks", () => {
+  it("makes each chunk only when it is asked for (the whole manifest is never in memory at once)", () => {
+    const files = Array.from({ length: 300 }, (_, i) => file(i));
+    const m = manifest(files);
+    const chunks = manifestJsonChunks(m);
+    const first = chunks.next();
+    expect(first.done).toBe(false);
+    // A file changed after the first chunk was made shows in the later chunks only: they are made on demand.
+    files[299]!.path = "made-later.dcm";
+    const rest = [...chunks];
+    expect(rest).toHaveLength(2);
+    expect(rest[1]!.toString("utf8")).toContain('"path": "made-later.dcm"');
+  });
+
   for (const n of [0, 1, 127, 128, 129, 1000]) {
     it(`${n} file(s): the same bytes as JSON.stringify with two spaces, in ${n > 128 ? "several chunks" : "one chunk"}`, () => {
       const m = manifest(Array.from({ length: n }, (_, i) => file(i)), n === 1000 ? { overrides: { allowUnchecked: true, uncheckedFiles: ["a", "b"] }, onlyPatient: { id: "X" } } : {});
-      const chunks = manifestJsonChunks(m);
+      const chunks = [...manifestJsonChunks(m)];
       expect(Buffer.concat(chunks).toString("utf8")).toBe(JSON.stringify(m, null, 2) + "\n");
       expect(chunks.length).toBe(Math.max(1, Math.ceil(n / 128)));
       expect(JSON.parse(Buffer.concat(chunks).toString("utf8"))).toEqual(JSON.parse(JSON.stringify(m)));
@@ -33,6 +46,6 @@ describe("manifestJsonChunks", () => {
 
   it("a value that looks like the placeholder does not split the text", () => {
     const m = manifest([file(1), file(2)], { patient: { name: "\u0000files-00000000-0000-0000-0000-000000000000" } });
-    expect(Buffer.concat(manifestJsonChunks(m)).toString("utf8")).toBe(JSON.stringify(m, null, 2) + "\n");
+    expect(Buffer.concat([...manifestJsonChunks(m)]).toString("utf8")).toBe(JSON.stringify(m, null, 2) + "\n");
   });
 });

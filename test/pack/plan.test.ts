@@ -3,7 +3,7 @@ import { planPackage } from "../../src/pack/plan.js";
 import type { ScanResult, ScannedFile } from "../../src/pack/scan.js";
 
 const file = (input: number, relPath: string, kind: ScannedFile["kind"] = "other"): ScannedFile => ({
-  absPath: `/in${input}/${relPath}`, input, relPath, size: 1, mtime: new Date(0), kind, dir: relPath.split("/").slice(0, -1).join("/"),
+  absPath: `/in${input}/${relPath}`, input, relPath, size: 1, mtimeMs: 0, kind, dir: relPath.split("/").slice(0, -1).join("/"),
 });
 const scan = (inputs: Array<{ real: string; isDirectory: boolean }>, files: ScannedFile[]): ScanResult => ({
   inputs: inputs.map((i) => ({ ...i, given: i.real })), files, excluded: [], archives: [], unreadable: [],

@@ -36,7 +36,7 @@ async function mixedTree(): Promise<{ root: string; outside: string }> {
 /** What a scan found, without the parts that are objects of their own (headers compared by patient id). */
 function summary(r: ScanResult) {
   return {
-    files: r.files.map((f) => ({ ...f, mtime: f.mtime.getTime() })),
+    files: r.files,
     excluded: r.excluded,
     archives: r.archives,
     unreadable: r.unreadable,
@@ -74,9 +74,25 @@ describe("scanInputs: direct and pooled reads", () => {
     const headers = [...scan.dicomHeaders!.entries()].flatMap(([path, h]) => ("header" in h ? [{ path, header: h.header }] : []));
     const alpha = headers.filter((h) => h.header.patientId === "A1" && !h.header.truncated);
     expect(alpha.length).toBe(6);
+    // Every field reads the same as the file's own header (for...in: the own fields and the shared ones).
+    const allFields = (h: object) => {
+      const out: Record<string, unknown> = {};
+      for (const k in h) out[k] = (h as Record<string, unknown>)[k];
+      return out;
+    };
     for (const { path, header } of headers) {
-      expect(header, path).toEqual(await readDicomHeader(path, { tolerateTruncation: true }));
+      expect(allFields(header), path).toEqual(await readDicomHeader(path, { tolerateTruncation: true }));
     }
+    // A's images share one frozen part per series (patient, study, series, syntax): two series of three images;
+    // each image keeps its own instance fields only.
+    const bySeries = new Map<unknown, Set<unknown>>();
+    for (const { header } of alpha) bySeries.set(header.seriesInstanceUid, (bySeries.get(header.seriesInstanceUid) ?? new Set()).add(Object.getPrototypeOf(header)));
+    expect([...bySeries.values()].map((parts) => parts.size)).toEqual([1, 1]);
+    expect(Object.isFrozen(Object.getPrototypeOf(alpha[0]!.header))).toBe(true);
+    for (const { header } of alpha) expect(Object.keys(header).every((k) => ["sopInstanceUid", "instanceNumber", "bytesRead", "truncated"].includes(k))).toBe(true);
+    // B2's images (another patient) do not share A's part.
+    const b2 = headers.filter((h) => h.header.patientId === "B2");
+    expect(Object.getPrototypeOf(b2[0]!.header)).not.toBe(Object.getPrototypeOf(alpha[0]!.header));
     // One name object, one study UID string for all of A1's images; instance UIDs stay each file's own.
     expect(new Set(alpha.map((h) => h.header.patientName)).size).toBe(1);
     expect(Object.isFrozen(alpha[0]!.header.patientName)).toBe(true);

@@ -26,7 +26,7 @@ function entry(path: string, data: Buffer, mtime = new Date("2025-03-02T10:20:30
   const abs = join(dir, "in", path.replace(/\//g, "_"));
   writeFileSync(abs, data);
   contents.set(path, data);
-  return { source: { absPath: abs, size: data.length, mtime } as PlannedEntry["source"], path, kind: "dicom" };
+  return { source: { absPath: abs, size: data.length, mtimeMs: mtime.getTime() } as PlannedEntry["source"], path, kind: "dicom" };
 }
 
 beforeAll(() => {
@@ -142,7 +142,7 @@ describe("writeZip", () => {
       expect(e.utf8Flag).toBe(true);
     }
     for (const f of w.files) expect(f.sha256).toBe(createHash("sha256").update(contents.get(f.path)!).digest("hex"));
-    expect(entries.at(-1)!.data.equals(Buffer.concat(w.manifest))).toBe(true);
+    expect(entries.at(-1)!.data.equals(Buffer.concat([...buildManifest(w.files)]))).toBe(true);
   });
 
   it("deflates what shrinks and stores what does not (small and multi-piece), counting the stored ones", async () => {
@@ -183,7 +183,14 @@ describe("writeZip", () => {
       const many: PlannedEntry[] = [];
       for (let i = 0; i < 1500; i++) many.push(entry(`many/${"long-folder-name-".repeat(3)}${i}/IM${i}.dcm`, Buffer.from(`file ${i}`)));
       const chunked = (files: ManifestFile[]) => [Buffer.from("[\n"), ...files.map((f) => Buffer.from(JSON.stringify(f) + ",\n")), Buffer.from("]\n")];
-      const w = await writeZip({ root: "Zoë Test", excluded: [], entries: many }, { outDir: join(dir, "out"), fileName: `chunks-${store}.zip`, level: 6, store, buildManifest: chunked, readThread: false });
+      let made = 0;
+      const lazily = function* (files: ManifestFile[]) {
+        for (const c of chunked(files)) {
+          made++;
+          yield c;
+        }
+      };
+      const w = await writeZip({ root: "Zoë Test", excluded: [], entries: many }, { outDir: join(dir, "out"), fileName: `chunks-${store}.zip`, level: 6, store, buildManifest: lazily, readThread: false });
       expect(unzipTest(w.tmpPath).ok).toBe(true);
       expect(sevenZipTest(w.tmpPath).ok).toBe(true);
       const entries = await readZip(w.tmpPath);
@@ -192,8 +199,8 @@ describe("writeZip", () => {
       const manifest = entries.at(-1)!;
       expect(manifest.name).toBe("Zoë Test/manifest.json");
       expect(manifest.method).toBe(store ? 0 : 8);
-      expect(manifest.data.equals(Buffer.concat(w.manifest))).toBe(true);
-      expect(w.manifest.length).toBe(1502);
+      expect(manifest.data.equals(Buffer.concat(chunked(w.files)))).toBe(true);
+      expect(made).toBe(1502); // every chunk was asked for, one at a time
       // A multi-chunk manifest is written like a multi-piece file: general purpose flag bit 3, sizes after the data.
       const raw = readFileSync(w.tmpPath);
       expect(raw.readUInt32LE(raw.length - 22 + 12)).toBeGreaterThan(2 * 65536); // the central directory's size
@@ -201,6 +208,33 @@ describe("writeZip", () => {
       expect(raw.readUInt32LE(local)).toBe(0x04034b50);
       expect(raw.readUInt16LE(local + 6) & 0x08).toBe(0x08);
       rmSync(w.tmpPath);
+    });
+  }
+
+  for (const store of [true, false]) {
+    it(`asks for the manifest's chunks as the zip takes them, not all at once (${store ? "stored" : "deflated"})`, async () => {
+      const out = join(dir, `pace-${store}`);
+      mkdirSync(out, { recursive: true });
+      const chunk = randomBytes(64 << 10); // incompressible: deflated or not, the zip grows by about a chunk each
+      const sizeOnDisk = () => {
+        const tmp = readdirSync(out).find((n) => n.endsWith(".tmp"));
+        return tmp ? statSync(join(out, tmp)).size : 0;
+      };
+      const seen: number[] = [];
+      const paced = function* () {
+        for (let k = 0; k < 600; k++) {
+          seen.push(sizeOnDisk());
+          yield chunk;
+        }
+      };
+      const w = await writeZip(plan, { outDir: out, fileName: "pace.zip", level: 6, store, buildManifest: paced, readThread: false });
+      // Had all 600 chunks (37.5 MiB) been made at once, nothing of them would be on disk when the last one is asked
+      // for; paced, all but the few waiting in the queue and the output's buffers (8 MiB at most) are.
+      expect(seen[599]! - seen[0]!).toBeGreaterThan(20 << 20);
+      const entries = await readZip(w.tmpPath);
+      expect(entries.at(-1)!.data.length).toBe(600 * chunk.length);
+      expect(entries.at(-1)!.data.subarray(599 * chunk.length).equals(chunk)).toBe(true);
+      rmSync(out, { recursive: true, force: true });
     });
   }
 
