@@ -9,6 +9,8 @@
 //        node bench/pack.mjs --rss-scan [100,1000,5000]   peak RSS of pack (deflate and --store) at each size in MB:
 //        one 100 MB set of noisy CT-like files, hard-linked as many times as needed (no extra disk for the input;
 //        the zip itself is written and deleted after each run; check `df` first).
+//        node bench/pack.mjs --rss-scan 100,1000,5000 --rss-files 1000,10000,50000   and by number of files: one set
+//        of 500 small CT-like files (20 KB), hard-linked as many times as needed (50,000 files: a 1 GB package).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
@@ -27,6 +29,7 @@ const INSPECTION = process.argv.includes("--inspection");
 const RSS_SCAN = process.argv.includes("--rss-scan")
   ? (process.argv[process.argv.indexOf("--rss-scan") + 1]?.match(/^[\d,]+$/) ? process.argv[process.argv.indexOf("--rss-scan") + 1] : "100,1000,5000").split(",").map(Number)
   : undefined;
+const RSS_FILES = process.argv.includes("--rss-files") ? process.argv[process.argv.indexOf("--rss-files") + 1].split(",").map(Number) : [];
 const CACHE = join(ROOT, ".bench-cache");
 let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
@@ -140,14 +143,18 @@ function clean() {
   mkdirSync(OUT, { recursive: true });
 }
 
-/** A folder of `totalMB` of input: hard links to one generated 100 MB set, in numbered sub-folders. */
-async function linkFarm(totalMB) {
-  const base = join(CACHE, "noisy-100mb-200");
-  await generateInto("noisy", base, 100, 200);
-  const dir = join(CACHE, `rss-${totalMB}mb`);
+/**
+ * A folder of `totalMB` of input (0.5 MB files), or of `files` small files (20 KB): hard links to one generated set
+ * (100 MB of 200 files, or 10 MB of 500 files), in numbered sub-folders.
+ */
+async function linkFarm(totalMB, count) {
+  const small = count !== undefined;
+  const base = join(CACHE, small ? "noisy-10mb-500" : "noisy-100mb-200");
+  await generateInto("noisy", base, small ? 10 : 100, small ? 500 : 200);
+  const dir = join(CACHE, small ? `rss-${count}-files` : `rss-${totalMB}mb`);
   if (existsSync(join(dir, ".complete"))) return dir;
   rmSync(dir, { recursive: true, force: true });
-  const copies = Math.max(1, Math.round(totalMB / 100));
+  const copies = small ? Math.max(1, Math.round(count / 500)) : Math.max(1, Math.round(totalMB / 100));
   const files = readdirSync(base, { recursive: true, withFileTypes: true }).filter((f) => f.isFile() && f.name !== ".complete");
   for (let c = 0; c < copies; c++) {
     for (const f of files) {
@@ -161,21 +168,26 @@ async function linkFarm(totalMB) {
   return dir;
 }
 
-/** Peak RSS of pack (deflate -6 and --store) at each size: flat means memory does not grow with the package. */
-async function rssScan(sizes) {
+/**
+ * Peak RSS of pack (deflate -6 and --store) at each size, then at each number of small files: flat means memory
+ * does not grow with the package.
+ */
+async function rssScan(sizes, fileCounts) {
   const lines = [];
   const load = () => spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
-  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files); ${load()}`);
+  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}`);
   lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms |");
   lines.push("|---:|---|---:|---:|---:|---:|---:|---:|");
-  for (const mb of sizes) {
-    const dir = await linkFarm(mb);
-    const { bytes } = totalBytes(dir);
+  const sets = [...sizes.map((mb) => ({ mb })), ...fileCounts.map((files) => ({ files }))];
+  for (const { mb, files } of sets) {
+    const dir = await linkFarm(mb, files);
+    const { bytes, files: n } = totalBytes(dir);
+    const input = files === undefined ? `${(bytes / 1e6).toFixed(0)} MB` : `${n.toLocaleString("en")} files, ${(bytes / 1e6).toFixed(0)} MB`;
     for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]]) {
       clean();
       const x = timed(`pack ${mode}`, process.execPath, [BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
       const j = JSON.parse(x.stdout);
-      const line = `| ${(bytes / 1e6).toFixed(0)} MB | ${mode} | ${x.seconds.toFixed(2)} | ${(bytes / 1e6 / x.seconds).toFixed(0)} | ${(j.size / 1e6).toFixed(0)} | ${x.rssMB.toFixed(0)} | ${j.timings.zipMs - j.timings.fsyncMs} | ${j.timings.fsyncMs} |`;
+      const line = `| ${input} | ${mode} | ${x.seconds.toFixed(2)} | ${(bytes / 1e6 / x.seconds).toFixed(0)} | ${(j.size / 1e6).toFixed(0)} | ${x.rssMB.toFixed(0)} | ${j.timings.zipMs - j.timings.fsyncMs} | ${j.timings.fsyncMs} |`;
       console.error(line);
       lines.push(line);
     }
@@ -187,7 +199,7 @@ async function rssScan(sizes) {
 
 async function main() {
   if (RSS_SCAN) {
-    const lines = await rssScan(RSS_SCAN);
+    const lines = await rssScan(RSS_SCAN, RSS_FILES);
     console.log(lines.join("\n"));
     writeFileSync(join(CACHE, "pack-rss.md"), lines.join("\n") + "\n");
     return;
