@@ -5,7 +5,6 @@ import type { DicomHeader, PackageDicomSummary, PatientSummary, PersonName, Stud
 import { InputError, throwIfAborted } from "../errors.js";
 import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
-import type { FileKind } from "./manifest.js";
 import type { ScanResult, ScannedFile } from "./scan.js";
 import { forEachConcurrent } from "../util/concurrency.js";
 
@@ -23,8 +22,6 @@ export interface DicomInspection {
   studyLine: string;
   /** Every patient found on the inputs (before --only-patient), each with their studies. */
   patients: PatientListing[];
-  /** Per source file: its final kind and study/series. */
-  byPath: Map<string, { kind?: FileKind; studyInstanceUid?: string; seriesInstanceUid?: string }>;
   /** DICOM-looking files whose patient could not be read (absolute paths: shown to the sender only). */
   unchecked: string[];
   /** DICOM files that end early (image incomplete) but whose patient was read and checked. */
@@ -81,7 +78,6 @@ function listPatients(groups: PatientGroup[], entries: DicomEntry[]): PatientLis
 
 interface HeaderReads {
   entries: DicomEntry[];
-  byPath: DicomInspection["byPath"];
   unchecked: string[];
   truncated: string[];
   bytesRead: number;
@@ -92,7 +88,7 @@ interface HeaderReads {
  * scan already read most of them (`known`); the others (e.g. unpacked from an archive) are read here.
  */
 async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders"], opts: InspectOptions): Promise<HeaderReads> {
-  const out: HeaderReads = { entries: [], byPath: new Map(), unchecked: [], truncated: [], bytesRead: 0 };
+  const out: HeaderReads = { entries: [], unchecked: [], truncated: [], bytesRead: 0 };
   await forEachConcurrent(files, opts.concurrency ?? 8, async (f) => {
     let header: DicomHeader;
     try {
@@ -103,7 +99,6 @@ async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders
       if (!(err instanceof InputError)) throw err;
       out.unchecked.push(f.absPath);
       f.kind = "dicom-unreadable";
-      out.byPath.set(f.absPath, { kind: "dicom-unreadable" });
       return;
     }
     out.bytesRead += header.bytesRead;
@@ -111,7 +106,9 @@ async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders
     // The header decides: a DICOMDIR under another name is a DICOMDIR, a cut-off image is dicom-unreadable.
     f.kind = header.isDicomdir ? "dicomdir" : header.truncated ? "dicom-unreadable" : "dicom";
     if (!header.isDicomdir) out.entries.push({ path: f.absPath, header });
-    out.byPath.set(f.absPath, { kind: f.kind, studyInstanceUid: header.studyInstanceUid, seriesInstanceUid: header.seriesInstanceUid });
+    // On the file itself (no map entry and object per file): the manifest lists them with it.
+    if (header.studyInstanceUid !== undefined) f.studyInstanceUid = header.studyInstanceUid;
+    if (header.seriesInstanceUid !== undefined) f.seriesInstanceUid = header.seriesInstanceUid;
   }, { signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => opts.emit?.({ type: "progress", id: "inspect", done, total: files.length, unit: "files" }) });
   const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
   out.entries.sort((a, b) => byName(a.path, b.path));
@@ -262,7 +259,7 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
   }
   const summary = summarizeDicom(entries);
   return {
-    summary, studyLine: formatStudyLine(summary.studies), patients, byPath: reads.byPath, unchecked: reads.unchecked, truncated: reads.truncated,
+    summary, studyLine: formatStudyLine(summary.studies), patients, unchecked: reads.unchecked, truncated: reads.truncated,
     unreadable: reads.unchecked.length + reads.truncated.length, mismatch, allowedUnchecked, ...(onlyPatient ? { onlyPatient } : {}), bytesRead: reads.bytesRead,
   };
 }

@@ -262,13 +262,12 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
   }
   const createdAt = now().toISOString();
   const buildManifest = (files: ManifestFile[]): Iterable<Buffer> => {
-    // Each file's DICOM facts are added to its own entry (no second object per file: 10,000 files are common).
+    // Each file's DICOM facts (from the inspection, on the scanned file) are added to its own entry (no second object
+    // per file: 10,000 files are common). The kinds are final already: the plan was made after the inspection.
     files.forEach((f, i) => {
-      const info = dicom?.byPath.get(plan.entries[i]!.source.absPath);
-      if (!info) return;
-      f.kind = info.kind ?? f.kind;
-      if (info.studyInstanceUid !== undefined) f.studyInstanceUid = info.studyInstanceUid;
-      if (info.seriesInstanceUid !== undefined) f.seriesInstanceUid = info.seriesInstanceUid;
+      const source = plan.entries[i]!.source;
+      if (source.studyInstanceUid !== undefined) f.studyInstanceUid = source.studyInstanceUid;
+      if (source.seriesInstanceUid !== undefined) f.seriesInstanceUid = source.seriesInstanceUid;
     });
     const manifest: Manifest = {
       format: "scanbridge-package",

@@ -34,6 +34,9 @@ export interface ScannedFile {
   kind: FileKind;
   /** Folder (relative, forward slashes) this file sits in, for viewer-software triage. */
   dir: string;
+  /** A DICOM file's study and series, filled in by the inspection (pack's manifest lists them with the file). */
+  studyInstanceUid?: string;
+  seriesInstanceUid?: string;
 }
 
 /** What scanning the inputs found. */
