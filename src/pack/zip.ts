@@ -143,10 +143,11 @@ class Deflaters {
    */
   async deflate(buf: Buffer, last: boolean): Promise<Deflated> {
     const flush = last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH;
-    // At most `count` jobs at once; a stream of the right flush mode is reused, or made (streams of the other mode
-    // that are idle stay: an entry of several pieces needs both kinds, so there are at most 2 × count streams).
-    while (this.running >= this.count) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
+    // At most `count` jobs at once, started in the order asked for (a finished job hands its slot to the first one
+    // waiting). A stream of the right flush mode is reused, or made (idle streams of the other mode stay: an entry of
+    // several pieces needs both kinds, so there are at most 2 × count streams).
+    if (this.running >= this.count) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
     const free = this.free.get(flush) ?? [];
     this.free.set(flush, free);
     const d = free.pop() ?? this.make(flush);
@@ -167,8 +168,9 @@ class Deflaters {
     } finally {
       if (failed) d.close(); // a stream that failed is not used again
       else free.push(d);
-      this.running--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes on
+      else this.running--;
     }
   }
 
