@@ -219,12 +219,11 @@ const PER_FILE_FIELDS = new Set(["sopInstanceUid", "instanceNumber", "bytesRead"
  * read, truncation) as the object's own properties, and every other field in a frozen object shared by all the
  * files with the same values, as the object's prototype. Reading a field (`h.patientId`, `"modality" in h`,
  * `for...in`) sees both parts; `Object.keys`, spreading and JSON see the own part only, which nothing here does with
- * a header. Each string or name value is kept once per scan. Per DICOM file this is one small object (about 60
- * bytes) instead of a header of 10-20 properties (about 170 bytes); distinct shared parts cost one map entry each.
+ * a header. Per DICOM file this is one small object (about 60 bytes) instead of a header of 10-20 properties (about
+ * 170 bytes); each distinct shared part costs its own copy of its values and a few map entries.
  */
 function headerSharer(): (h: DicomHeader) => DicomHeader {
-  const strings = new Map<string, string>();
-  /** Names and the character set list, by field and value. */
+  /** Names and the character set list, by field and value: equal ones must be the same object to find their part. */
   const objects = new Map<string, object>();
   const sharedObject = (key: string, v: object): object => {
     const had = objects.get(key);
@@ -233,9 +232,10 @@ function headerSharer(): (h: DicomHeader) => DicomHeader {
     return v;
   };
   /**
-   * The shared parts, found by walking field by field: each step by the field's name, then by its value (strings
-   * and objects are the kept ones above, so equal values are the same key). Two headers reach the same part only if
-   * they have the same fields, in the same order, with the same values; a few map lookups per file.
+   * The shared parts, found by walking field by field: each step by the field's name, then by its value (a map
+   * compares strings by content; objects are the kept ones above). Two headers reach the same part only if they have
+   * the same fields, in the same order, with the same values; a few map lookups per file. The part holds the first
+   * file's values; the other files' equal copies are dropped.
    */
   interface Step { next: Map<string, Map<unknown, Step>>; part?: object }
   const root: Step = { next: new Map() };
@@ -248,9 +248,7 @@ function headerSharer(): (h: DicomHeader) => DicomHeader {
         own[k] = v;
         continue;
       }
-      let value = v;
-      if (typeof v === "string") value = strings.get(v) ?? (strings.set(v, v), v);
-      else if (typeof v === "object" && v !== null) value = sharedObject(`${k}${JSON.stringify(v)}`, v);
+      const value = typeof v === "object" && v !== null ? sharedObject(`${k}${JSON.stringify(v)}`, v) : v;
       part[k] = value;
       let byValue = at.next.get(k);
       if (!byValue) at.next.set(k, (byValue = new Map<unknown, Step>()));

@@ -131,7 +131,8 @@ const dataLength = (d: EntryData): number => (Array.isArray(d) ? d.reduce((n, b)
  * files (10,000 of 20 KB) the main thread's cost per file. The output is the same bytes either way.
  */
 class Deflaters {
-  private free = new Map<number, zlib.DeflateRaw[]>();
+  /** Idle streams, by the flush mode they were made with. */
+  private free = new Map<number, zlib.DeflateRaw[]>([[zlib.constants.Z_FINISH, []], [zlib.constants.Z_SYNC_FLUSH, []]]);
   private running = 0;
   private waiting: Array<() => void> = [];
   private all: zlib.DeflateRaw[] = [];
@@ -148,8 +149,7 @@ class Deflaters {
     // several pieces needs both kinds, so there are at most 2 × count streams).
     if (this.running >= this.count) await new Promise<void>((resolve) => this.waiting.push(resolve));
     else this.running++;
-    const free = this.free.get(flush) ?? [];
-    this.free.set(flush, free);
+    const free = this.free.get(flush)!;
     const d = free.pop() ?? this.make(flush);
     let failed = false;
     try {
