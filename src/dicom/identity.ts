@@ -164,6 +164,8 @@ export function matchPatientName(given: string, name: PersonName): boolean {
 
 /** Whether two DICOM Person Names can be the same person: equal when folded, or one matches the other tolerantly. */
 export function matchPersonNames(a: PersonName, b: PersonName): boolean {
+  // The scan keeps one object per distinct name: the files of one patient mostly compare a name with itself.
+  if (a === b) return true;
   const key = (n: PersonName): string => splitWords(foldText(groupsOf(n).join(" "))).join(" ");
   if (key(a) === key(b)) return true;
   return groupsOf(a).some((g) => matchPatientName(g.replace(/[\^=]/g, " "), b)) || groupsOf(b).some((g) => matchPatientName(g.replace(/[\^=]/g, " "), a));

@@ -5,8 +5,6 @@
  * folder) is settled, the DICOM headers are read for identity (same reader and matching rules as `pack`), and
  * scanbridge writes its own manifest (`scanbridge-intake.json`) so the integrity chain starts here.
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { copyFile, link, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { checkPatient, groupPatients, type DicomEntry } from "../dicom/identity.js";
@@ -92,12 +90,6 @@ const DICOM_KINDS = new Set<FileKind>(["dicom", "dicomdir"]);
 function personName(n: PersonName | undefined): string {
   if (!n) return "";
   return (n.alphabetic || n.ideographic || n.phonetic || "").replace(/\^+/g, " ").replace(/\s+/g, " ").trim();
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest("hex");
 }
 
 /** Remove empty folders left after files were taken out, deepest first. */
@@ -263,7 +255,7 @@ export async function intakeHandmade(opts: IntakeOptions): Promise<{ ok: true; r
   for (const f of files.sort((a, b) => (a.rel < b.rel ? -1 : 1))) {
     const kind: FileKind = f.classification.action === "include" ? f.classification.kind : "other";
     byKind[kind] = (byKind[kind] ?? 0) + 1;
-    const sha = f.sha256 || (await sha256File(join(opts.staging, f.rel)));
+    const sha = f.sha256 || (await hashFile(join(opts.staging, f.rel)));
     listed.push({ path: relInFolder(f.rel), size: f.size, sha256: sha, kind, ...(uids.get(f.rel) ?? {}) });
   }
   const result: IntakeResult = {

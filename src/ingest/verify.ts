@@ -4,12 +4,9 @@
  * SHA-256 checked, and written under the staging folder when nothing is wrong (extract.ts). Sealed packages are
  * held to their manifest; hand-made (unsealed) ones are extracted as they are, for intake.ts to normalise.
  */
-import { createHash } from "node:crypto";
 import { constants as fsc } from "node:fs";
 import { open, statfs, type FileHandle } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { pipeline } from "node:stream/promises";
-import { Writable } from "node:stream";
 import { InterruptedError, LocalIoError } from "../errors.js";
 import type { Manifest } from "../pack/manifest.js";
 import { MANIFEST_NAME, overrideWarnings } from "../pack/manifest.js";
@@ -18,7 +15,7 @@ import type { PackageDicomSummary } from "../dicom/types.js";
 import { noEmit, type Emit } from "../ui/events.js";
 import { DEFAULT_EXTRACT_LIMITS } from "../util/extract-limits.js";
 import { decodeZipNames, type NameEncoding, type NameProblemCode } from "./names.js";
-import { readSidecar } from "./sidecar.js";
+import { hashFile, readSidecar } from "./sidecar.js";
 import { readEntries } from "./extract.js";
 import { FATAL_ZIP_CODES, PATH_MAX, checkZipStructure, isManifestName, type CheckedEntry, type ZipCheckCode } from "./zip-checks.js";
 import { ZipFormatError, readZipDirectory } from "./zip-reader.js";
@@ -153,14 +150,6 @@ export async function openPackage(path: string): Promise<FileHandle> {
   return open(path, fsc.O_RDONLY | (fsc.O_NOFOLLOW ?? 0));
 }
 
-/** SHA-256 of a whole open file (read by position, so other readers of the same descriptor are not disturbed). */
-async function hashHandle(fh: FileHandle, signal?: AbortSignal): Promise<string> {
-  const h = createHash("sha256");
-  const rs = fh.createReadStream({ start: 0, autoClose: false, highWaterMark: 1024 * 1024 });
-  await pipeline(rs, new Writable({ write: (c: Buffer, _e, cb) => (h.update(c), cb()) }), signal ? { signal } : {});
-  return h.digest("hex");
-}
-
 /**
  * Check that a zip's end record and central directory read (the "upload is complete" signal for unmarked files).
  * Follows `path` (the watcher passes /proc/self/fd/N of a descriptor it opened with O_NOFOLLOW itself).
@@ -204,7 +193,7 @@ export async function verifyPackage(path: string, opts: VerifyOptions = {}): Pro
     const st = await fh.stat();
     const summary: PackageSummary = { files: 0, bytes: 0, compressedBytes: 0 };
     const known = opts.knownSha256;
-    const wholeHash: Promise<string> = known && known.size === st.size && known.mtimeMs === st.mtimeMs ? Promise.resolve(known.sha256) : hashHandle(fh, opts.signal);
+    const wholeHash: Promise<string> = known && known.size === st.size && known.mtimeMs === st.mtimeMs ? Promise.resolve(known.sha256) : hashFile(fh, opts.signal);
     wholeHash.catch(() => {});
     let nameEncoding: NameEncoding = { encoding: "utf-8", evidence: "ascii", legacyNames: 0 };
     let entries: CheckedEntry[] = [];

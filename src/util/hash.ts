@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { InterruptedError } from "../errors.js";
 
 /**
@@ -40,25 +40,48 @@ export interface HashRangeOptions {
   signal?: AbortSignal;
 }
 
-/** SHA-256 state after feeding it [start, end) of a file, streaming in 1 MiB reads. */
-export async function hashFileRange(path: string, opts: HashRangeOptions = {}): Promise<Hash> {
+/** Bytes per read. */
+const READ_BYTES = 1 << 20;
+
+/**
+ * SHA-256 state after feeding it [start, end) of a file. `file` is a path, or a file already open: it is read by
+ * position (other readers of the same descriptor are not disturbed) and left open, also after an abort or an error.
+ * Two buffers of 1 MiB: the next read is in flight while the last one is hashed. The signal is checked between
+ * reads.
+ */
+export async function hashFileRange(file: string | FileHandle, opts: HashRangeOptions = {}): Promise<Hash> {
   const h = opts.into ?? createHash("sha256");
   const start = opts.start ?? 0;
-  if (opts.end !== undefined && opts.end <= start) return h;
-  const rs = createReadStream(path, { start, ...(opts.end !== undefined ? { end: opts.end - 1 } : {}), highWaterMark: 1 << 20, signal: opts.signal });
+  const end = opts.end ?? Infinity;
+  if (end <= start) return h;
+  if (opts.signal?.aborted) throw new InterruptedError();
+  const fh = typeof file === "string" ? await open(file, "r") : file;
+  const buffers = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
+  const read = (k: number, at: number): Promise<number> => (at >= end ? Promise.resolve(0) : fh.read(buffers[k]!, 0, Math.min(READ_BYTES, end - at), at).then((r) => r.bytesRead));
+  let pos = start;
+  let k = 0;
+  let pending: Promise<number> | undefined = read(k, pos);
   try {
-    for await (const chunk of rs as AsyncIterable<Buffer>) {
-      h.update(chunk);
-      opts.onBytes?.(chunk.length);
+    for (;;) {
+      const n = await pending;
+      pending = undefined;
+      if (n === 0) break;
+      pos += n;
+      if (opts.signal?.aborted) throw new InterruptedError();
+      pending = read(1 - k, pos);
+      h.update(buffers[k]!.subarray(0, n));
+      opts.onBytes?.(n);
+      k = 1 - k;
     }
-  } catch (err) {
-    if (opts.signal?.aborted) throw new InterruptedError();
-    throw err;
+  } finally {
+    // A read still in flight finishes before its file is closed (or handed back).
+    await pending?.catch(() => {});
+    if (typeof file === "string") await fh.close();
   }
   return h;
 }
 
-/** SHA-256 (lower-case hex) of a whole file, streaming. */
-export async function hashFile(path: string, signal?: AbortSignal): Promise<string> {
-  return (await hashFileRange(path, { signal })).digest("hex");
+/** SHA-256 (lower-case hex) of a whole file (a path, or a file already open), streaming. */
+export async function hashFile(file: string | FileHandle, signal?: AbortSignal): Promise<string> {
+  return (await hashFileRange(file, { signal })).digest("hex");
 }
