@@ -432,6 +432,452 @@ async function grantLanes(dest: Destination, wanted: number, explicit: boolean, 
 // ---------------------------------------------------------------------------------------------------------------
 // The whole upload: attempts (with retries) of connect → look → send → finalise, then the receipt.
 
+/** The parts file opened on every lane before the stats answered (see UploadAttempt.look). */
+interface Speculation {
+  writers: Array<Promise<RemoteWriter>>;
+  used: boolean;
+  /** Closing it must not remove the file (nothing was created, or it now holds something else). */
+  keepFile: boolean;
+}
+
+/** What the first round trip of an attempt found at the destination. */
+interface RemoteState {
+  finalStat?: RemoteStat;
+  partsStat?: RemoteStat;
+  partialStat?: RemoteStat;
+}
+
+/** One upload across its attempts: the plan, and what every attempt learns and leaves to the next one. */
+class UploadRun {
+  readonly st: SendState;
+  sha256: string;
+  /** The completion marker's exact text. */
+  marker: Buffer;
+  resumedFrom = -1;
+  placement: UploadResult["placement"] = "atomic-rename";
+  /** An earlier run placed the zip but stopped before the marker: only the checks and the marker are left. */
+  completedEarlier = false;
+  /** Parallel segments survive retries in memory and re-runs through the local journal. */
+  segments: Segment[] | undefined;
+  folderReady = false;
+  /** The zip is at its final name (the marker may still be missing). */
+  placed = false;
+  /** The server forbids renames: the zip is written under its final name (resumable within this run). */
+  inPlace = false;
+  destUrl = "";
+  remoteFinal = "";
+  /** Channels for the data in the last attempt (before the ramp added any). */
+  lanes = 1;
+  rttMs: number | undefined;
+
+  constructor(readonly input: UploadInput, readonly plan: UploadPlan) {
+    this.st = {
+      plan,
+      emit: input.emit,
+      signal: input.signal,
+      label: (s: string) => (input.verbose ? `${s} ${plan.zipName}` : s),
+      hasher: plan.claimed ? undefined : new InlineHasher(plan.packagePath),
+      bytesSent: 0,
+      lanesAdded: 0,
+      rampRefused: false,
+    };
+    this.sha256 = plan.claimed?.sha256 ?? "";
+    this.marker = plan.claimed?.text ?? Buffer.alloc(0);
+  }
+
+  /** A round-trip sample: the fastest one counts (one alone may be slowed down by a busy machine). */
+  sawRtt(ms: number): void {
+    this.rttMs = this.rttMs === undefined ? ms : Math.min(this.rttMs, ms);
+  }
+
+  /** The package's SHA-256: pack's, or the one hashed while sending (reading from disk only what was not sent now). */
+  async packageHash(): Promise<string> {
+    const { st, input, plan } = this;
+    if (!this.sha256 && st.hasher) {
+      input.emit({ type: "step", id: "upload-hash", label: t("step.uploadHash") });
+      this.sha256 = await st.hasher.digest(plan.size, input.signal);
+      this.marker = Buffer.from(`${this.sha256}  ${plan.zipName}\n`, "utf8");
+      input.emit({ type: "step-done", id: "upload-hash" });
+    }
+    return this.sha256;
+  }
+}
+
+/**
+ * One attempt on one connection: look at what is there (one round trip), send what is missing, check it, move it
+ * into place, write the marker. What it learns goes into the run, for the next attempt after a failure.
+ */
+class UploadAttempt {
+  private readonly input: UploadInput;
+  private readonly plan: UploadPlan;
+  private readonly emit: Emit;
+  private readonly paths: { final: string; marker: string; markerPartial: string; parts: string; partial: string };
+  /** The marker's file opened under its hidden name during the sending, and the write of it. */
+  private markerStaged: Promise<RemoteWriter | undefined> | undefined;
+  private markerWritten: Promise<boolean> | undefined;
+  /** Channels opened early on this connection (asked for, granted). */
+  private earlyLanes: Promise<{ asked: number; got: number }> = Promise.resolve({ asked: 1, got: 1 });
+  /** Runs once every byte is acknowledged, alongside the closes (see sendSegments). */
+  private atDataEnd: (() => Promise<unknown>) | undefined;
+  private oldMarkerRemoved = false;
+  private spec: Speculation | undefined;
+
+  constructor(private readonly run: UploadRun, private readonly dest: Destination, private readonly n: number) {
+    this.input = run.input;
+    this.plan = run.plan;
+    this.emit = run.input.emit;
+    const names = run.plan.names;
+    this.paths = {
+      final: dest.pathOf(names.final),
+      marker: dest.pathOf(names.marker),
+      markerPartial: dest.pathOf(names.markerPartial),
+      parts: dest.pathOf(names.parts),
+      partial: dest.pathOf(names.partial),
+    };
+  }
+
+  async go(): Promise<void> {
+    const { run, input, dest, paths } = this;
+    try {
+      run.destUrl = dest.url;
+      run.remoteFinal = paths.final;
+      const remote = await this.look();
+      const { finalStat } = remote;
+      if (finalStat && !input.force && !run.placed && !run.inPlace) await this.foundFinal(finalStat);
+      if (run.segments && !remote.partsStat) run.segments = undefined; // The segmented file vanished: its marks mean nothing now.
+      let placedNow = false;
+      if (run.inPlace && !run.placed) {
+        await this.resumeInPlace(remote);
+        placedNow = true;
+      }
+      let workPath: string;
+      if (run.placed || run.completedEarlier) {
+        workPath = paths.final;
+        if (run.completedEarlier && run.resumedFrom < 0) run.resumedFrom = this.plan.size;
+      } else {
+        // Without --verify nothing is read back: the old marker (when replacing) goes and the staged marker is
+        // written in the same round trip as the closes.
+        this.atDataEnd = input.verify
+          ? undefined
+          : () => Promise.all([
+            finalStat && input.force ? dest.remove(paths.marker).then(() => (this.oldMarkerRemoved = true)) : undefined,
+            this.markerStaged ? (this.markerWritten = this.writeStagedMarker()) : undefined,
+          ]);
+        workPath = await this.sendData(remote);
+      }
+      await run.packageHash();
+      // A zip an earlier run left without its marker is completed only after its content is checked.
+      if ((input.verify || run.completedEarlier) && !run.placed) await this.verifyWork(workPath);
+      if (run.placed) {
+        // An earlier attempt moved the file into place and lost the connection before the marker.
+        if (!placedNow && finalStat?.size !== this.plan.size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.changedBeforeMarked"));
+      } else if (!run.completedEarlier) {
+        await this.finalise(workPath, Boolean(finalStat));
+      }
+      run.placed = true;
+      await this.placeMarker();
+      await unlink(this.plan.journalPath).catch(() => {});
+      await this.dropSpec();
+    } catch (err) {
+      await this.dropSpec();
+      // A staged marker is empty until the data is complete; remove it while the connection still works.
+      const staged = this.markerStaged;
+      if (staged && !dest.connectionFailure) {
+        await (await staged)?.close().catch(() => {});
+        await dest.remove(paths.markerPartial).catch(() => {});
+      }
+      throw err;
+    } finally {
+      await dest.close().catch(() => {});
+    }
+  }
+
+  /**
+   * One round trip for the folder and all three questions (on a 150 ms link every sequential request costs); the
+   * folder is made when it is new. The link's round-trip time sizes the parallel channels: the fastest of a
+   * keepalive and these stats. Setting up a channel takes 4 round trips, so on a clearly long link the extra
+   * channels open at once, alongside the first: as many as the login's timing calls for (a low estimate), and more
+   * when the keepalive, one round trip later, calls for more.
+   */
+  private async look(): Promise<RemoteState> {
+    const { run, input, dest, paths } = this;
+    const size = this.plan.size;
+    const rttProbe = dest.measureRtt?.() ?? Promise.resolve(undefined);
+    const guess = dest.loginRttMs;
+    const firstAsk = dest.openLanes && guess !== undefined && guess >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, guess, size) : 1;
+    const firstLanes = firstAsk > 1 ? dest.openLanes!(firstAsk) : Promise.resolve(1);
+    firstLanes.catch(() => {}); // a refused first channel fails below, through firstLane
+    const firstLane = dest.openLanes?.(1);
+    const early = rttProbe.then(async (ms) => {
+      if (ms !== undefined) run.sawRtt(ms);
+      const asked = run.rttMs !== undefined && run.rttMs >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, run.rttMs, size) : 1;
+      const got = await firstLanes;
+      if (asked <= firstAsk || !dest.openLanes) return { asked: firstAsk, got };
+      return { asked, got: await dest.openLanes(asked) };
+    });
+    early.catch(() => {}); // a refused first channel fails below, through firstLane
+    this.earlyLanes = early.catch(() => ({ asked: 1, got: 1 }));
+    const timed = <T>(p: Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      return p.then((v) => {
+        run.sawRtt(performance.now() - t0);
+        return v;
+      });
+    };
+    // With channels opened early and no journal of parallel segments here, the parts file is opened on every
+    // lane in the same round trip as the stats (a parts file without its journal is never trusted anyway: the
+    // first lane's truncation replaces it). It is used when the stats show a fresh upload over that many
+    // lanes, and closed and removed otherwise.
+    const speculate = firstAsk > 1 && !run.segments && !run.placed && !run.inPlace && !run.completedEarlier && !(await fileExists(this.plan.journalPath));
+    await firstLane;
+    const stats = Promise.all([
+      run.folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
+      timed(dest.stat(paths.final)),
+      speculate ? Promise.resolve(undefined) : timed(dest.stat(paths.parts)),
+      timed(dest.stat(paths.partial)),
+    ]);
+    if (speculate) {
+      const got = await firstLanes.catch(() => 1);
+      const writers = Array.from({ length: got }, (_, lane) => dest.openWrite(paths.parts, { truncate: lane === 0, lane }));
+      for (const w of writers) w.catch(() => {});
+      this.spec = { writers, used: false, keepFile: false };
+    }
+    const [folderStat, finalStat, partsStat, partialStat] = await stats;
+    if (!run.folderReady) {
+      if (!folderStat?.isDirectory) {
+        // The folder is new: the parts file opened speculatively had nowhere to go (those opens failed).
+        if (this.spec) this.spec.keepFile = true; // nothing was created
+        await this.dropSpec();
+        await dest.mkdirp(dest.folder);
+      }
+      run.folderReady = true;
+    }
+    return { finalStat, partsStat, partialStat };
+  }
+
+  /** The package is already there without --force: an earlier run's to complete (no marker, same size), or refused. */
+  private async foundFinal(finalStat: RemoteStat): Promise<void> {
+    const markerThere = await this.dest.exists(this.paths.marker);
+    if (!markerThere && finalStat.size === this.plan.size) {
+      // An earlier run placed the zip but stopped before the marker: finish it after the checks.
+      this.run.completedEarlier = true;
+      return;
+    }
+    throw new InputError("REMOTE_EXISTS", msg("upload.remoteExists"), {
+      hint: msg("upload.remoteExists.hint"),
+      privateLines: this.input.verbose ? [this.paths.final] : [],
+    });
+  }
+
+  /** A retry of an in-place upload: the final name is the partial; resume it after the same checks. */
+  private async resumeInPlace(remote: RemoteState): Promise<void> {
+    const { dest, paths, plan, input } = this;
+    const { finalStat } = remote;
+    let from = finalStat && finalStat.size <= plan.size ? finalStat.size : 0;
+    if (from > 0 && !(await checkPrefix(dest, paths.final, plan.packagePath, from, Boolean(input.verify), this.emit, input.signal, this.run.st.hasher))) from = 0;
+    await this.writeInPlace(from);
+    if (remote.partialStat) await dest.remove(paths.partial).catch(() => {});
+    if (remote.partsStat) await dest.remove(paths.parts).catch(() => {});
+    this.run.placed = true;
+  }
+
+  /** Close a speculative parts file that was not used (and remove it, unless it now holds a renamed partial). */
+  private async dropSpec(): Promise<void> {
+    if (!this.spec || this.spec.used) return;
+    const s = this.spec;
+    this.spec = undefined;
+    await Promise.all(s.writers.map((w) => w.then((x) => x.close()).catch(() => {})));
+    if (!s.keepFile && !this.dest.connectionFailure) await this.dest.remove(this.paths.parts).catch(() => {});
+  }
+
+  /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
+  private async sendData(remote: RemoteState): Promise<string> {
+    const { run, input, dest, paths, plan } = this;
+    const { size } = plan;
+    const { partsStat, partialStat } = remote;
+    const emit = this.emit;
+    run.lanes = 1; // chosen again on every attempt (a new connection, maybe other limits)
+    run.st.lanesAdded = 0;
+    if (!run.segments) {
+      const journal = await readJournal(plan.journalPath);
+      if (journal && partsStat && journal.url === dest.url && journal.remotePath === paths.final && journal.size === size && journal.mtimeMs === plan.mtimeMs) {
+        run.segments = journal.segments;
+      } else if (partsStat) {
+        // Parallel segments without their journal may hold holes: never trust them.
+        await dest.remove(paths.parts);
+      }
+    }
+    let workPath: string;
+    let truncate = false;
+    let preopened: Array<Promise<RemoteWriter>> | undefined;
+    let segments = run.segments;
+    if (segments) {
+      workPath = paths.parts;
+    } else {
+      workPath = paths.partial;
+      let from = partialStat && !partialStat.isDirectory ? partialStat.size : 0;
+      if (from > size) {
+        emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialLarger") });
+        from = 0;
+      } else if (from > 0) {
+        const ok = await checkPrefix(dest, paths.partial, plan.packagePath, from, Boolean(input.verify), emit, input.signal, run.st.hasher);
+        if (!ok) {
+          emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialDiffers") });
+          from = 0;
+        }
+      }
+      truncate = from === 0;
+      if (run.resumedFrom < 0) run.resumedFrom = from;
+      run.lanes = await grantLanes(dest, wantedLanes(input.connections, run.rttMs ?? 0, size - from), input.connections !== undefined, this.earlyLanes, emit);
+      if (run.lanes > 1 && from === 0) {
+        segments = run.segments = splitSegments(0, size, run.lanes);
+        workPath = paths.parts;
+        truncate = true;
+        if (this.spec && this.spec.writers.length === assignLanes(segments, run.lanes).length) {
+          this.spec.used = true;
+          preopened = this.spec.writers;
+        } else {
+          if (this.spec) this.spec.keepFile = true; // truncated again below
+          await this.dropSpec();
+        }
+      } else if (run.lanes > 1) {
+        // Resuming over several channels: the checked partial becomes the parts file, its prefix one finished
+        // segment. The journal is written first: if the rename is lost, the partial is still there to resume.
+        segments = run.segments = [{ start: 0, end: from, done: from }, ...splitSegments(from, size, run.lanes)];
+        if (this.spec) this.spec.keepFile = true; // the partial is renamed over it
+        await this.dropSpec();
+        await writeJournal(plan.journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: paths.final, size, mtimeMs: plan.mtimeMs, segments });
+        await dest.rename(paths.partial, paths.parts);
+        workPath = paths.parts;
+      } else {
+        // One channel, in order: the checksum (when pack wrote none) is computed from these very reads.
+        await run.st.hasher?.catchUp(from, input.signal);
+        this.stageMarker();
+        await this.checkSent(workPath, await sendSegments(run.st, dest, workPath, [{ start: from, end: size, done: from }], { truncate, lanes: 1, attempt: this.n, atDataEnd: this.atDataEnd }));
+        return workPath;
+      }
+    }
+    if (run.resumedFrom < 0) run.resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
+    const openBytes = segments.reduce((a, s) => a + (s.end - s.done), 0);
+    if (!truncate && run.lanes <= 1) run.lanes = await grantLanes(dest, wantedLanes(input.connections ?? segments.filter((s) => s.done < s.end).length, run.rttMs ?? 0, openBytes), true, this.earlyLanes, emit);
+    const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: paths.final, size, mtimeMs: plan.mtimeMs, segments };
+    await writeJournal(plan.journalPath, journal);
+    this.stageMarker();
+    // Automatic lane counts grow while the link shows it can carry more (the ramp); --connections fixes the count.
+    const ramp = input.connections === undefined && run.rttMs !== undefined && dest.openLanes && !run.st.rampRefused ? { rttMs: run.rttMs, maxLanes: RAMP_MAX_LANES } : undefined;
+    await this.checkSent(workPath, await sendSegments(run.st, dest, workPath, segments, { truncate, lanes: run.lanes, attempt: this.n, journal, atDataEnd: this.atDataEnd, writers: preopened, ramp }));
+    return workPath;
+  }
+
+  /** The size the destination reported at close (every write acknowledged) must be the package's. */
+  private async checkSent(workPath: string, there: number): Promise<void> {
+    const size = this.plan.size;
+    if (there === size) return;
+    await this.dest.remove(workPath);
+    this.run.segments = undefined;
+    // Retryable: the next attempt starts over from nothing.
+    throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.sizeMismatch", { got: there, expected: size }), {
+      hint: msg("upload.sizeMismatch.hint"),
+      retryable: true,
+    });
+  }
+
+  /** --verify, or completing an earlier run's zip: read it back and compare with the package's SHA-256. */
+  private async verifyWork(workPath: string): Promise<void> {
+    const { run, input, dest, plan } = this;
+    await verifyRemote(dest, workPath, plan.size, run.sha256, this.emit, input.signal, async () => {
+      // Whose fault? Hash the local package: a damaged package is an input problem, not the server's.
+      const local = (await hashFileRange(plan.packagePath, { signal: input.signal })).digest("hex");
+      if (!run.completedEarlier) {
+        await dest.remove(workPath);
+        run.segments = undefined;
+      }
+      if (local !== run.sha256) {
+        return new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), {
+          hint: msg("upload.packageCorrupt.hint"),
+        });
+      }
+      return undefined;
+    });
+  }
+
+  /**
+   * With pack's checksum known up front, the marker's file is opened under a hidden name while the data is
+   * sent (no round trip of its own), written once the data is complete, and renamed into place after the
+   * package: it appears whole, and last. (An interrupted upload may leave it empty beside the partial; the next
+   * run reuses it.)
+   */
+  private stageMarker(): void {
+    if (!this.plan.claimed || this.run.inPlace) return;
+    this.markerStaged = this.dest.openWrite(this.paths.markerPartial, { truncate: true }).catch(() => undefined);
+  }
+
+  /** Write the staged marker (write, fsync, size check and close in one round trip); resolves to whether it worked. */
+  private async writeStagedMarker(): Promise<boolean> {
+    const w = await this.markerStaged;
+    if (!w) return false;
+    const marker = this.run.marker;
+    try {
+      const [, n] = await Promise.all([w.write(marker, 0), w.finish()]);
+      return n === marker.length;
+    } catch {
+      await w.close().catch(() => {});
+      return false;
+    }
+  }
+
+  /** The marker, last: the staged one renamed into place when it was written, else written now. */
+  private async placeMarker(): Promise<void> {
+    const { dest, paths } = this;
+    const staged = this.markerWritten; // set by finalise or at the end of the data
+    this.markerWritten = undefined;
+    if (staged && (await staged) && !this.run.inPlace) {
+      await dest.rename(paths.markerPartial, paths.marker);
+    } else {
+      await dest.writeSmall(paths.marker, this.run.marker);
+      if (this.markerStaged) await dest.remove(paths.markerPartial).catch(() => {});
+    }
+    this.markerStaged = undefined;
+  }
+
+  private async writeInPlace(from: number): Promise<void> {
+    const { run, input, dest, paths, plan } = this;
+    await run.st.hasher?.catchUp(from, input.signal);
+    const there = await sendSegments(run.st, dest, paths.final, [{ start: from, end: plan.size, done: from }], { truncate: from === 0, lanes: 1, attempt: this.n });
+    if (there !== plan.size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.wrongSize"), { retryable: true });
+    if (input.verify) {
+      await verifyRemote(dest, paths.final, plan.size, await run.packageHash(), this.emit, input.signal, async () => {
+        await dest.remove(paths.final);
+        return undefined;
+      });
+    }
+  }
+
+  /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
+  private async finalise(workPath: string, replacing: boolean): Promise<void> {
+    const { run, input, dest, paths } = this;
+    // The old package must not look complete while it is replaced.
+    if (replacing && input.force && !this.oldMarkerRemoved) await dest.remove(paths.marker);
+    this.emit({ type: "step", id: "upload-finish", label: t("step.uploadFinish") });
+    // The staged marker is written after the last data (beside the rename: one round trip for both).
+    if (this.markerStaged && !this.markerWritten) this.markerWritten = this.writeStagedMarker();
+    try {
+      const r = await dest.rename(workPath, paths.final);
+      run.placement = r.atomic ? "atomic-rename" : "rename";
+    } catch (err) {
+      if (!(err instanceof NetworkError && err.code === "REMOTE_PERMISSION_DENIED")) throw err;
+      // Some drop boxes forbid renames: write the final name directly, then verify it the same way.
+      this.emit({ type: "warn", code: "RENAME_FORBIDDEN", ...warnText("warn.renameForbidden") });
+      run.placement = "in-place";
+      run.inPlace = true;
+      await dest.remove(paths.marker).catch(() => {});
+      await this.writeInPlace(0);
+      await dest.remove(workPath).catch(() => {});
+    }
+    this.emit({ type: "step-done", id: "upload-finish" });
+  }
+}
+
 /**
  * Upload a package: to `.<Name>.zip.partial` (resuming what is there), check size (and SHA-256 with verify),
  * rename into place, then write `<Name>.zip.sha256` last as the completion marker; write the receipt.
@@ -443,370 +889,9 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
   const plan = await planUpload(input.packagePath);
   // Read while the network is waited on, not after the last byte.
   const summary = input.summary ?? readPackageSummary(plan.packagePath);
-  const { size, names, zipName } = plan;
-  const st: SendState = {
-    plan,
-    emit,
-    signal: input.signal,
-    label: (s: string) => (input.verbose ? `${s} ${zipName}` : s),
-    hasher: plan.claimed ? undefined : new InlineHasher(plan.packagePath),
-    bytesSent: 0,
-    lanesAdded: 0,
-    rampRefused: false,
-  };
+  const run = new UploadRun(input, plan);
 
-  let sha256 = plan.claimed?.sha256 ?? "";
-  let marker: Buffer = plan.claimed?.text ?? Buffer.alloc(0);
-  let resumedFrom = -1;
-  let placement: UploadResult["placement"] = "atomic-rename";
-  let completedEarlier = false;
-  // Parallel segments survive retries in memory and re-runs through the local journal.
-  let segments: Segment[] | undefined;
-  let folderReady = false;
-  /** The zip is at its final name (the marker may still be missing). */
-  let placed = false;
-  /** The server forbids renames: the zip is written under its final name (resumable within this run). */
-  let inPlace = false;
-  let destUrl = "";
-  let remoteFinal = "";
-  let lanes = 1;
-  let rttMs: number | undefined;
-  /** The marker's file opened under its hidden name during this attempt's sending, and the write of it. */
-  let markerStaged: Promise<RemoteWriter | undefined> | undefined;
-  let markerWritten: Promise<boolean> | undefined;
-  /** Channels opened early on the current connection (asked for, granted). */
-  let earlyLanes: Promise<{ asked: number; got: number }> = Promise.resolve({ asked: 1, got: 1 });
-
-  /** The package's SHA-256: pack's, or the one hashed while sending (reading from disk only what was not sent now). */
-  const packageHash = async (): Promise<string> => {
-    if (!sha256 && st.hasher) {
-      emit({ type: "step", id: "upload-hash", label: t("step.uploadHash") });
-      sha256 = await st.hasher.digest(size, input.signal);
-      marker = Buffer.from(`${sha256}  ${zipName}\n`, "utf8");
-      emit({ type: "step-done", id: "upload-hash" });
-    }
-    return sha256;
-  };
-
-  const attempt = async (n: number): Promise<void> => {
-    const dest = await input.connect();
-    markerStaged = undefined;
-    markerWritten = undefined;
-    let atDataEnd: (() => Promise<unknown>) | undefined;
-    let oldMarkerRemoved = false;
-    /** The parts file opened on every lane before the stats answered (see below). */
-    let spec: { writers: Array<Promise<RemoteWriter>>; used: boolean; keepFile: boolean } | undefined;
-    /** Close a speculative parts file that was not used (and remove it, unless it now holds a renamed partial). */
-    const dropSpec = async () => {
-      if (!spec || spec.used) return;
-      const s = spec;
-      spec = undefined;
-      await Promise.all(s.writers.map((w) => w.then((x) => x.close()).catch(() => {})));
-      if (!s.keepFile && !dest.connectionFailure) await dest.remove(dest.pathOf(names.parts)).catch(() => {});
-    };
-    try {
-      const finalPath = dest.pathOf(names.final);
-      destUrl = dest.url;
-      remoteFinal = finalPath;
-      const markerPath = dest.pathOf(names.marker);
-      const partsPath = dest.pathOf(names.parts);
-      const partialPath = dest.pathOf(names.partial);
-      // The link's round-trip time sizes the parallel channels: the fastest of a keepalive and the stats below (one
-      // sample alone may be slowed down by a busy machine). Setting up a channel takes 4 round trips, so on a
-      // clearly long link the extra channels open at once, alongside the first: as many as the login's timing
-      // calls for (a low estimate), and more when the keepalive, one round trip later, calls for more.
-      const rttProbe = dest.measureRtt?.() ?? Promise.resolve(undefined);
-      const guess = dest.loginRttMs;
-      const firstAsk = dest.openLanes && guess !== undefined && guess >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, guess, size) : 1;
-      const firstLanes = firstAsk > 1 ? dest.openLanes!(firstAsk) : Promise.resolve(1);
-      firstLanes.catch(() => {}); // a refused first channel fails below, through firstLane
-      const firstLane = dest.openLanes?.(1);
-      const early = rttProbe.then(async (ms) => {
-        if (ms !== undefined) rttMs = rttMs === undefined ? ms : Math.min(rttMs, ms);
-        const asked = rttMs !== undefined && rttMs >= EARLY_LANES_RTT_MS ? wantedLanes(input.connections, rttMs, size) : 1;
-        const got = await firstLanes;
-        if (asked <= firstAsk || !dest.openLanes) return { asked: firstAsk, got };
-        return { asked, got: await dest.openLanes(asked) };
-      });
-      early.catch(() => {}); // a refused first channel fails below, through firstLane
-      earlyLanes = early.catch(() => ({ asked: 1, got: 1 }));
-      const timed = <T>(p: Promise<T>): Promise<T> => {
-        const t0 = performance.now();
-        return p.then((v) => {
-          const ms = performance.now() - t0;
-          rttMs = rttMs === undefined ? ms : Math.min(rttMs, ms);
-          return v;
-        });
-      };
-      // With channels opened early and no journal of parallel segments here, the parts file is opened on every
-      // lane in the same round trip as the stats (a parts file without its journal is never trusted anyway: the
-      // first lane's truncation replaces it). It is used when the stats show a fresh upload over that many
-      // lanes, and closed and removed otherwise.
-      const speculate = firstAsk > 1 && !segments && !placed && !inPlace && !completedEarlier && !(await fileExists(plan.journalPath));
-      await firstLane;
-      // One round trip for the folder and all three questions (on a 150 ms link every sequential request costs).
-      const stats = Promise.all([
-        folderReady ? Promise.resolve<RemoteStat | undefined>({ size: 0, isDirectory: true, mtimeMs: 0 }) : timed(dest.stat(dest.folder)),
-        timed(dest.stat(finalPath)),
-        speculate ? Promise.resolve(undefined) : timed(dest.stat(partsPath)),
-        timed(dest.stat(partialPath)),
-      ]);
-      if (speculate) {
-        const got = await firstLanes.catch(() => 1);
-        const writers = Array.from({ length: got }, (_, lane) => dest.openWrite(partsPath, { truncate: lane === 0, lane }));
-        for (const w of writers) w.catch(() => {});
-        spec = { writers, used: false, keepFile: false };
-      }
-      const [folderStat, finalStat, partsStat, partialStat] = await stats;
-      if (!folderReady) {
-        if (!folderStat?.isDirectory) {
-          // The folder is new: the parts file opened speculatively had nowhere to go (those opens failed).
-          if (spec) spec.keepFile = true; // nothing was created
-          await dropSpec();
-          await dest.mkdirp(dest.folder);
-        }
-        folderReady = true;
-      }
-      if (finalStat && !input.force && !placed && !inPlace) {
-        const markerThere = await dest.exists(markerPath);
-        if (!markerThere && finalStat.size === size) {
-          // An earlier run placed the zip but stopped before the marker: finish it after the checks below.
-          completedEarlier = true;
-        } else {
-          throw new InputError("REMOTE_EXISTS", msg("upload.remoteExists"), {
-            hint: msg("upload.remoteExists.hint"),
-            privateLines: input.verbose ? [finalPath] : [],
-          });
-        }
-      }
-
-      if (segments && !partsStat) segments = undefined; // The segmented file vanished: its marks mean nothing now.
-      let placedNow = false;
-      if (inPlace && !placed) {
-        // A retry of an in-place upload: the final name is the partial; resume it after the same checks.
-        let from = finalStat && finalStat.size <= size ? finalStat.size : 0;
-        if (from > 0 && !(await checkPrefix(dest, finalPath, plan.packagePath, from, Boolean(input.verify), emit, input.signal, st.hasher))) from = 0;
-        await writeInPlace(dest, finalPath, from);
-        if (partialStat) await dest.remove(partialPath).catch(() => {});
-        if (partsStat) await dest.remove(partsPath).catch(() => {});
-        placed = true;
-        placedNow = true;
-      }
-      let workPath: string;
-      if (placed || completedEarlier) {
-        workPath = finalPath;
-        if (completedEarlier && resumedFrom < 0) resumedFrom = size;
-      } else {
-        // Without --verify nothing is read back: the old marker (when replacing) goes and the staged marker is
-        // written in the same round trip as the closes.
-        atDataEnd = input.verify
-          ? undefined
-          : () => Promise.all([
-            finalStat && input.force ? dest.remove(markerPath).then(() => (oldMarkerRemoved = true)) : undefined,
-            markerStaged ? (markerWritten = writeStagedMarker()) : undefined,
-          ]);
-        workPath = await sendData(dest, { finalPath, partsPath, partialPath, partsStat, partialStat });
-      }
-
-      await packageHash();
-
-      // A zip an earlier run left without its marker is completed only after its content is checked.
-      if ((input.verify || completedEarlier) && !placed) {
-        await verifyRemote(dest, workPath, size, sha256, emit, input.signal, async () => {
-          // Whose fault? Hash the local package: a damaged package is an input problem, not the server's.
-          const local = (await hashFileRange(plan.packagePath, { signal: input.signal })).digest("hex");
-          if (!completedEarlier) {
-            await dest.remove(workPath);
-            segments = undefined;
-          }
-          if (local !== sha256) {
-            return new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), {
-              hint: msg("upload.packageCorrupt.hint"),
-            });
-          }
-          return undefined;
-        });
-      }
-
-      if (placed) {
-        // An earlier attempt moved the file into place and lost the connection before the marker.
-        if (!placedNow && finalStat?.size !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.changedBeforeMarked"));
-      } else if (!completedEarlier) {
-        await finalise(dest, workPath, finalPath, markerPath, Boolean(finalStat));
-      }
-      placed = true;
-      const staged = markerWritten as Promise<boolean> | undefined; // set by finalise or at the end of the data
-      markerWritten = undefined;
-      if (staged && (await staged) && !inPlace) {
-        await dest.rename(dest.pathOf(names.markerPartial), markerPath);
-      } else {
-        await dest.writeSmall(markerPath, marker);
-        if (markerStaged) await dest.remove(dest.pathOf(names.markerPartial)).catch(() => {});
-      }
-      markerStaged = undefined;
-      await unlink(plan.journalPath).catch(() => {});
-      await dropSpec();
-    } catch (err) {
-      await dropSpec();
-      // A staged marker is empty until the data is complete; remove it while the connection still works.
-      const staged = markerStaged as Promise<RemoteWriter | undefined> | undefined; // set by stageMarker
-      if (staged && !dest.connectionFailure) {
-        await (await staged)?.close().catch(() => {});
-        await dest.remove(dest.pathOf(names.markerPartial)).catch(() => {});
-      }
-      throw err;
-    } finally {
-      await dest.close().catch(() => {});
-    }
-
-    /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
-    async function sendData(dest: Destination, p: { finalPath: string; partsPath: string; partialPath: string; partsStat?: RemoteStat; partialStat?: RemoteStat }): Promise<string> {
-      lanes = 1; // chosen again on every attempt (a new connection, maybe other limits)
-      st.lanesAdded = 0;
-      if (!segments) {
-        const journal = await readJournal(plan.journalPath);
-        if (journal && p.partsStat && journal.url === dest.url && journal.remotePath === p.finalPath && journal.size === size && journal.mtimeMs === plan.mtimeMs) {
-          segments = journal.segments;
-        } else if (p.partsStat) {
-          // Parallel segments without their journal may hold holes: never trust them.
-          await dest.remove(p.partsPath);
-        }
-      }
-      let workPath: string;
-      let truncate = false;
-      let preopened: Array<Promise<RemoteWriter>> | undefined;
-      if (segments) {
-        workPath = p.partsPath;
-      } else {
-        workPath = p.partialPath;
-        let from = p.partialStat && !p.partialStat.isDirectory ? p.partialStat.size : 0;
-        if (from > size) {
-          emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialLarger") });
-          from = 0;
-        } else if (from > 0) {
-          const ok = await checkPrefix(dest, p.partialPath, plan.packagePath, from, Boolean(input.verify), emit, input.signal, st.hasher);
-          if (!ok) {
-            emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialDiffers") });
-            from = 0;
-          }
-        }
-        truncate = from === 0;
-        if (resumedFrom < 0) resumedFrom = from;
-        lanes = await grantLanes(dest, wantedLanes(input.connections, rttMs ?? 0, size - from), input.connections !== undefined, earlyLanes, emit);
-        if (lanes > 1 && from === 0) {
-          segments = splitSegments(0, size, lanes);
-          workPath = p.partsPath;
-          truncate = true;
-          if (spec && spec.writers.length === assignLanes(segments, lanes).length) {
-            spec.used = true;
-            preopened = spec.writers;
-          } else {
-            if (spec) spec.keepFile = true; // truncated again below
-            await dropSpec();
-          }
-        } else if (lanes > 1) {
-          // Resuming over several channels: the checked partial becomes the parts file, its prefix one finished
-          // segment. The journal is written first: if the rename is lost, the partial is still there to resume.
-          segments = [{ start: 0, end: from, done: from }, ...splitSegments(from, size, lanes)];
-          if (spec) spec.keepFile = true; // the partial is renamed over it
-          await dropSpec();
-          await writeJournal(plan.journalPath, { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments });
-          await dest.rename(p.partialPath, p.partsPath);
-          workPath = p.partsPath;
-        } else {
-          // One channel, in order: the checksum (when pack wrote none) is computed from these very reads.
-          await st.hasher?.catchUp(from, input.signal);
-          stageMarker(dest);
-          await checkSent(dest, workPath, await sendSegments(st, dest, workPath, [{ start: from, end: size, done: from }], { truncate, lanes: 1, attempt: n, atDataEnd }));
-          return workPath;
-        }
-      }
-      if (resumedFrom < 0) resumedFrom = segments.reduce((a, s) => a + (s.done - s.start), 0);
-      const openBytes = segments.reduce((a, s) => a + (s.end - s.done), 0);
-      if (!truncate && lanes <= 1) lanes = await grantLanes(dest, wantedLanes(input.connections ?? segments.filter((s) => s.done < s.end).length, rttMs ?? 0, openBytes), true, earlyLanes, emit);
-      const journal: Journal = { format: "scanbridge-upload-journal", url: dest.url, remotePath: p.finalPath, size, mtimeMs: plan.mtimeMs, segments };
-      await writeJournal(plan.journalPath, journal);
-      stageMarker(dest);
-      // Automatic lane counts grow while the link shows it can carry more (the ramp); --connections fixes the count.
-      const ramp = input.connections === undefined && rttMs !== undefined && dest.openLanes && !st.rampRefused ? { rttMs, maxLanes: RAMP_MAX_LANES } : undefined;
-      await checkSent(dest, workPath, await sendSegments(st, dest, workPath, segments, { truncate, lanes, attempt: n, journal, atDataEnd, writers: preopened, ramp }));
-      return workPath;
-    }
-
-    /** The size the destination reported at close (every write acknowledged) must be the package's. */
-    async function checkSent(dest: Destination, workPath: string, there: number): Promise<void> {
-      if (there === size) return;
-      await dest.remove(workPath);
-      segments = undefined;
-      // Retryable: the next attempt starts over from nothing.
-      throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.sizeMismatch", { got: there, expected: size }), {
-        hint: msg("upload.sizeMismatch.hint"),
-        retryable: true,
-      });
-    }
-
-    /**
-     * With pack's checksum known up front, the marker's file is opened under a hidden name while the data is
-     * sent (no round trip of its own), written once the data is complete, and renamed into place after the
-     * package: it appears whole, and last. (An interrupted upload may leave it empty beside the partial; the next
-     * run reuses it.)
-     */
-    function stageMarker(dest: Destination): void {
-      if (!plan.claimed || inPlace) return;
-      const staged = dest.openWrite(dest.pathOf(names.markerPartial), { truncate: true }).catch(() => undefined);
-      markerStaged = staged;
-    }
-
-    /** Write the staged marker (write, fsync, size check and close in one round trip); resolves to whether it worked. */
-    async function writeStagedMarker(): Promise<boolean> {
-      const w = await markerStaged;
-      if (!w) return false;
-      try {
-        const [, n] = await Promise.all([w.write(marker, 0), w.finish()]);
-        return n === marker.length;
-      } catch {
-        await w.close().catch(() => {});
-        return false;
-      }
-    }
-
-    async function writeInPlace(dest: Destination, finalPath: string, from: number): Promise<void> {
-      await st.hasher?.catchUp(from, input.signal);
-      const there = await sendSegments(st, dest, finalPath, [{ start: from, end: size, done: from }], { truncate: from === 0, lanes: 1, attempt: n });
-      if (there !== size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.wrongSize"), { retryable: true });
-      if (input.verify) {
-        await verifyRemote(dest, finalPath, size, await packageHash(), emit, input.signal, async () => {
-          await dest.remove(finalPath);
-          return undefined;
-        });
-      }
-    }
-
-    /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
-    async function finalise(dest: Destination, workPath: string, finalPath: string, markerPath: string, replacing: boolean): Promise<void> {
-      // The old package must not look complete while it is replaced.
-      if (replacing && input.force && !oldMarkerRemoved) await dest.remove(markerPath);
-      emit({ type: "step", id: "upload-finish", label: t("step.uploadFinish") });
-      // The staged marker is written after the last data (beside the rename: one round trip for both).
-      if (markerStaged && !markerWritten) markerWritten = writeStagedMarker();
-      try {
-        const r = await dest.rename(workPath, finalPath);
-        placement = r.atomic ? "atomic-rename" : "rename";
-      } catch (err) {
-        if (!(err instanceof NetworkError && err.code === "REMOTE_PERMISSION_DENIED")) throw err;
-        // Some drop boxes forbid renames: write the final name directly, then verify it the same way.
-        emit({ type: "warn", code: "RENAME_FORBIDDEN", ...warnText("warn.renameForbidden") });
-        placement = "in-place";
-        inPlace = true;
-        await dest.remove(markerPath).catch(() => {});
-        await writeInPlace(dest, finalPath, 0);
-        await dest.remove(workPath).catch(() => {});
-      }
-      emit({ type: "step-done", id: "upload-finish" });
-    }
-  };
-
-  const { attempts } = await withRetries(attempt, {
+  const { attempts } = await withRetries(async (n) => new UploadAttempt(run, await input.connect(), n).go(), {
     policy: input.retry ?? defaultRetryPolicy,
     signal: input.signal,
     onRetry: ({ attempt: a, delayMs, error }) => {
@@ -819,26 +904,26 @@ export async function uploadPackage(input: UploadInput): Promise<UploadResult> {
 
   const finished = now();
   const receipt = await receiptFor(plan, await summary, {
-    destination: destUrl, remotePath: remoteFinal, sha256, verified: input.verify || completedEarlier ? "sha256" : "size",
-    attempts, resumedFrom, startedAt: started, finishedAt: finished,
+    destination: run.destUrl, remotePath: run.remoteFinal, sha256: run.sha256, verified: input.verify || run.completedEarlier ? "sha256" : "size",
+    attempts, resumedFrom: run.resumedFrom, startedAt: started, finishedAt: finished,
   });
   const receiptPath = input.writeReceipt !== false ? await writeReceipt(plan, receipt) : undefined;
   return {
     receipt,
     receiptPath,
-    remotePath: remoteFinal,
-    size,
-    sha256,
-    bytesSent: st.bytesSent,
-    resumedFrom: Math.max(0, resumedFrom),
+    remotePath: run.remoteFinal,
+    size: plan.size,
+    sha256: run.sha256,
+    bytesSent: run.st.bytesSent,
+    resumedFrom: Math.max(0, run.resumedFrom),
     attempts,
     verified: receipt.verified,
-    placement,
+    placement: run.placement,
     durationMs: finished.getTime() - started.getTime(),
-    completedEarlierUpload: completedEarlier,
-    lanes: lanes + st.lanesAdded,
-    lanesAdded: st.lanesAdded,
-    ...(rttMs !== undefined ? { rttMs: Math.round(rttMs * 10) / 10 } : {}),
+    completedEarlierUpload: run.completedEarlier,
+    lanes: run.lanes + run.st.lanesAdded,
+    lanesAdded: run.st.lanesAdded,
+    ...(run.rttMs !== undefined ? { rttMs: Math.round(run.rttMs * 10) / 10 } : {}),
   };
 }
 
