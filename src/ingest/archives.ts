@@ -5,7 +5,6 @@
  * no encryption, sizes and ratio checked on the listing before anything is written, and what was written
  * checked against the listing afterwards.
  */
-import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
@@ -14,6 +13,7 @@ import type { SevenZipModuleFactory } from "7z-wasm";
 import { classifyFile } from "../pack/classify.js";
 import { SNIFF_HEAD as HEAD_BYTES } from "./extract.js";
 import { DEFAULT_EXTRACT_LIMITS, totalRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
+import { hashFileRange } from "../util/hash.js";
 import { checkEntryName, collisionKey } from "./names.js";
 import type { ExtractedFile, PackageProblem } from "./verify.js";
 import type { ZipEntryRecord } from "./zip-reader.js";
@@ -163,15 +163,12 @@ export async function extractOtherArchive(archive: string, dest: string, limits:
       else {
         const want = declared.get(rel.normalize("NFC"));
         if (want === undefined || want !== st.size) problems.push({ code: "ENTRY_UNREADABLE", message: "A file came out of the archive with another name or size than listed", entry: rel });
-        const h = createHash("sha256");
-        const head: Buffer[] = [];
-        let got = 0;
-        for await (const c of createReadStream(p)) {
-          h.update(c as Buffer);
-          if (got < HEAD_BYTES) head.push((c as Buffer).subarray(0, HEAD_BYTES - got));
-          got += (c as Buffer).length;
-        }
-        written.push({ rel, size: st.size, sha256: h.digest("hex"), classification: classifyFile(rel, Buffer.concat(head)) });
+        // One read of the file for its SHA-256 and its head (copied: the read buffers are reused).
+        let head = Buffer.alloc(0);
+        const sha256 = (await hashFileRange(p, { onData: (piece) => {
+          if (head.length < HEAD_BYTES) head = Buffer.concat([head, piece.subarray(0, HEAD_BYTES - head.length)]);
+        } })).digest("hex");
+        written.push({ rel, size: st.size, sha256, classification: classifyFile(rel, head) });
         if (written.reduce((s, f) => s + f.size, 0) > l.maxUnpackedBytes) throw new Error("archive unpacked to more than it declared");
       }
     }

@@ -37,6 +37,8 @@ export interface HashRangeOptions {
   /** Continue this hash instead of starting a new one (e.g. a prefix already hashed). */
   into?: Hash;
   onBytes?: (n: number) => void;
+  /** Each piece just hashed. Its buffer is reused for a later read once this returns: copy what you keep. */
+  onData?: (piece: Buffer) => void;
   signal?: AbortSignal;
 }
 
@@ -69,7 +71,9 @@ export async function hashFileRange(file: string | FileHandle, opts: HashRangeOp
       pos += n;
       if (opts.signal?.aborted) throw new InterruptedError();
       pending = read(1 - k, pos);
-      h.update(buffers[k]!.subarray(0, n));
+      const piece = buffers[k]!.subarray(0, n);
+      h.update(piece);
+      opts.onData?.(piece);
       opts.onBytes?.(n);
       k = 1 - k;
     }

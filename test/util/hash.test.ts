@@ -56,6 +56,17 @@ describe("the project's one whole-file SHA-256", () => {
     }
   });
 
+  it("hands each piece to onData as it is hashed, in order", async () => {
+    const path = join(tmp(), "e.bin");
+    const data = randomBytes(2 * 1024 * 1024 + 999);
+    await writeFile(path, data);
+    const copies: Buffer[] = [];
+    const digest = (await hashFileRange(path, { onData: (piece) => copies.push(Buffer.from(piece)) })).digest("hex");
+    expect(copies.length).toBe(3);
+    expect(Buffer.concat(copies).equals(data)).toBe(true);
+    expect(digest).toBe(sha256sum(path));
+  });
+
   it("stops with InterruptedError when aborted", async () => {
     const path = join(tmp(), "d.bin");
     await writeFile(path, randomBytes(4 * 1024 * 1024));
