@@ -128,3 +128,26 @@ describe("scanInputs: direct and pooled reads", () => {
     }
   });
 });
+
+describe("scanInputs: what it keeps per file", () => {
+  it("keeps exact sizes past 2 GiB and the paths as they are on disk, at any depth", async () => {
+    const root = tmp();
+    mkdirSync(join(root, "a", "b"), { recursive: true });
+    writeFileSync(join(root, "a", "b", "small.pdf"), "%PDF-1.4 x");
+    // Sparse: no disk space used. Sizes of 2^30 and more are not small integers to V8; they must stay exact.
+    const sizes = { "big.dat": 3 * 2 ** 30 + 7, "edge.dat": 2 ** 30, "below.dat": 2 ** 30 - 1 };
+    for (const [name, size] of Object.entries(sizes)) {
+      writeFileSync(join(root, "a", name), "");
+      execFileSync("truncate", ["-s", String(size), join(root, "a", name)]);
+    }
+    for (const io of ["direct", "pooled"] as const) {
+      const scan = await scanInputs([root], { cwd: root, io });
+      const byRel = new Map(scan.files.map((f) => [f.relPath, f]));
+      for (const [name, size] of Object.entries(sizes)) expect(byRel.get(`a/${name}`)?.size).toBe(size);
+      const small = byRel.get("a/b/small.pdf")!;
+      expect(small.size).toBe(10);
+      expect(small.absPath).toBe(join(root, "a", "b", "small.pdf"));
+      expect(small.dir).toBe("a/b");
+    }
+  });
+});
