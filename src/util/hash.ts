@@ -48,8 +48,8 @@ const READ_BYTES = 1 << 20;
 /**
  * SHA-256 state after feeding it [start, end) of a file. `file` is a path, or a file already open: it is read by
  * position (other readers of the same descriptor are not disturbed) and left open, also after an abort or an error.
- * Two buffers of 1 MiB: the next read is in flight while the last one is hashed. The signal is checked between
- * reads.
+ * Two buffers of up to 1 MiB (no larger than the range): the next read is in flight while the last one is hashed.
+ * The signal is checked between reads.
  */
 export async function hashFileRange(file: string | FileHandle, opts: HashRangeOptions = {}): Promise<Hash> {
   const h = opts.into ?? createHash("sha256");
@@ -58,12 +58,17 @@ export async function hashFileRange(file: string | FileHandle, opts: HashRangeOp
   if (end <= start) return h;
   if (opts.signal?.aborted) throw new InterruptedError();
   const fh = typeof file === "string" ? await open(file, "r") : file;
-  const buffers = [Buffer.allocUnsafe(READ_BYTES), Buffer.allocUnsafe(READ_BYTES)];
-  const read = (k: number, at: number): Promise<number> => (at >= end ? Promise.resolve(0) : fh.read(buffers[k]!, 0, Math.min(READ_BYTES, end - at), at).then((r) => r.bytesRead));
   let pos = start;
   let k = 0;
-  let pending: Promise<number> | undefined = read(k, pos);
+  let pending: Promise<number> | undefined;
   try {
+    // Buffers no larger than the range (plus a byte, to see a file that grew): hashing many small files (an
+    // unpacked archive, an intake) must not allocate 2 MiB each. The second one only when there is more to read.
+    const bytes = Math.max(1, Math.min(READ_BYTES, Math.min(end, (await fh.stat()).size) - start + 1));
+    const buffers: Buffer[] = [Buffer.allocUnsafe(bytes)];
+    const read = (b: number, at: number): Promise<number> =>
+      at >= end ? Promise.resolve(0) : fh.read((buffers[b] ??= Buffer.allocUnsafe(bytes)), 0, Math.min(bytes, end - at), at).then((r) => r.bytesRead);
+    pending = read(k, pos);
     for (;;) {
       const n = await pending;
       pending = undefined;

@@ -67,6 +67,16 @@ describe("the project's one whole-file SHA-256", () => {
     expect(digest).toBe(sha256sum(path));
   });
 
+  it("reads a small file with buffers of its size, not 1 MiB ones", async () => {
+    const path = join(tmp(), "small.bin");
+    await writeFile(path, randomBytes(100_000));
+    const seen: number[] = [];
+    const digest = (await hashFileRange(path, { onData: (piece) => seen.push(piece.buffer.byteLength) })).digest("hex");
+    expect(digest).toBe(sha256sum(path));
+    expect(seen.length).toBe(1);
+    expect(seen[0]).toBeLessThan(200_000);
+  });
+
   it("stops with InterruptedError when aborted", async () => {
     const path = join(tmp(), "d.bin");
     await writeFile(path, randomBytes(4 * 1024 * 1024));
