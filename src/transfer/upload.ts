@@ -77,11 +77,6 @@ export function remoteNamesFor(zipName: string): { partial: string; parts: strin
   return { partial: `.${zipName}.partial`, parts: `.${zipName}.parts`, final: zipName, marker: `${zipName}.sha256`, markerPartial: `.${zipName}.sha256.partial` };
 }
 
-/** SHA-256 of a local file range [start, end), streaming. */
-export function hashLocalRange(path: string, start: number, end: number, onBytes?: (n: number) => void, signal?: AbortSignal): Promise<Hash> {
-  return hashFileRange(path, { start, end, onBytes, signal });
-}
-
 /** SHA-256 of a remote range [start, end), with many reads in flight, hashed in order. */
 export async function hashRemoteRange(
   reader: RemoteReader,
