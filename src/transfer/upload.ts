@@ -666,11 +666,8 @@ class UploadAttempt {
 
   /** A retry of an in-place upload: the final name is the partial; resume it after the same checks. */
   private async resumeInPlace(remote: RemoteState): Promise<void> {
-    const { dest, paths, plan, input } = this;
-    const { finalStat } = remote;
-    let from = finalStat && finalStat.size <= plan.size ? finalStat.size : 0;
-    if (from > 0 && !(await checkPrefix(dest, paths.final, plan.packagePath, from, Boolean(input.verify), this.emit, input.signal, this.run.st.hasher))) from = 0;
-    await this.writeInPlace(from);
+    const { dest, paths } = this;
+    await this.writeInPlace(await this.resumePoint(paths.final, remote.finalStat));
     if (remote.partialStat) await dest.remove(paths.partial).catch(() => {});
     if (remote.partsStat) await dest.remove(paths.parts).catch(() => {});
     this.run.placed = true;
@@ -683,6 +680,23 @@ class UploadAttempt {
     this.spec = undefined;
     await Promise.all(s.writers.map((w) => w.then((x) => x.close()).catch(() => {})));
     if (!s.keepFile && !this.dest.connectionFailure) await this.dest.remove(this.paths.parts).catch(() => {});
+  }
+
+  /**
+   * Where to go on writing the file an earlier attempt or run left at `path` (the partial, or the final name of an
+   * in-place upload): its size when it is a prefix of this package, else 0, saying why it is not kept.
+   */
+  private async resumePoint(path: string, stat: RemoteStat | undefined): Promise<number> {
+    const { dest, plan, input, emit } = this;
+    const there = stat && !stat.isDirectory ? stat.size : 0;
+    if (there === 0) return 0;
+    if (there > plan.size) {
+      emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialLarger") });
+      return 0;
+    }
+    if (await checkPrefix(dest, path, plan.packagePath, there, Boolean(input.verify), emit, input.signal, this.run.st.hasher)) return there;
+    emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialDiffers") });
+    return 0;
   }
 
   /** Send what is missing into the partial (one channel) or the parts file (several); returns the path written. */
@@ -710,17 +724,7 @@ class UploadAttempt {
       workPath = paths.parts;
     } else {
       workPath = paths.partial;
-      let from = partialStat && !partialStat.isDirectory ? partialStat.size : 0;
-      if (from > size) {
-        emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialLarger") });
-        from = 0;
-      } else if (from > 0) {
-        const ok = await checkPrefix(dest, paths.partial, plan.packagePath, from, Boolean(input.verify), emit, input.signal, run.st.hasher);
-        if (!ok) {
-          emit({ type: "warn", code: "PARTIAL_DISCARDED", ...warnText("warn.partialDiffers") });
-          from = 0;
-        }
-      }
+      const from = await this.resumePoint(paths.partial, partialStat);
       truncate = from === 0;
       if (run.resumedFrom < 0) run.resumedFrom = from;
       run.lanes = await grantLanes(dest, wantedLanes(input.connections, run.rttMs ?? 0, size - from), input.connections !== undefined, this.earlyLanes, emit);
@@ -777,22 +781,42 @@ class UploadAttempt {
     });
   }
 
-  /** --verify, or completing an earlier run's zip: read it back and compare with the package's SHA-256. */
+  /**
+   * --verify (also of an in-place upload), or completing an earlier run's zip: read `workPath` back and compare it
+   * with the package's SHA-256 (known by now: pack's, or hashed while sending). On a mismatch the remote file goes
+   * (unless it is an earlier run's), and the local package is hashed to tell whose fault it is: a damaged package
+   * is an input problem (PACKAGE_CORRUPT), not the server's (REMOTE_HASH_MISMATCH, retried).
+   */
   private async verifyWork(workPath: string): Promise<void> {
-    const { run, input, dest, plan } = this;
-    await verifyRemote(dest, workPath, plan.size, run.sha256, this.emit, input.signal, async () => {
-      // Whose fault? Hash the local package: a damaged package is an input problem, not the server's.
-      const local = (await hashFileRange(plan.packagePath, { signal: input.signal })).digest("hex");
-      if (!run.completedEarlier) {
-        await dest.remove(workPath);
-        run.segments = undefined;
-      }
-      if (local !== run.sha256) {
-        return new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), {
-          hint: msg("upload.packageCorrupt.hint"),
-        });
-      }
-      return undefined;
+    const { run, input, dest, plan, emit } = this;
+    const { size } = plan;
+    emit({ type: "step", id: "upload-verify", label: t("step.uploadVerify") });
+    const reader = await dest.openRead(workPath);
+    let remote: { hash: Hash; bytes: number };
+    try {
+      let done = 0;
+      remote = await hashRemoteRange(reader, 0, size, dest.window, (k) => {
+        done += k;
+        emit({ type: "progress", id: "upload-verify", done, total: size, unit: "bytes" });
+      }, input.signal);
+    } finally {
+      await reader.close().catch(() => {});
+    }
+    const actual = remote.hash.digest("hex");
+    if (remote.bytes === size && actual === run.sha256) {
+      emit({ type: "step-done", id: "upload-verify" });
+      return;
+    }
+    emit({ type: "step-done", id: "upload-verify", ok: false });
+    const local = (await hashFileRange(plan.packagePath, { signal: input.signal })).digest("hex");
+    if (!run.completedEarlier) {
+      await dest.remove(workPath);
+      run.segments = undefined;
+    }
+    if (local !== run.sha256) throw new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), { hint: msg("upload.packageCorrupt.hint") });
+    throw new RemoteVerificationError("REMOTE_HASH_MISMATCH", msg("upload.hashMismatch"), {
+      hint: msg("upload.hashMismatch.hint"),
+      details: { expected: run.sha256, actual },
     });
   }
 
@@ -841,10 +865,8 @@ class UploadAttempt {
     const there = await sendSegments(run.st, dest, paths.final, [{ start: from, end: plan.size, done: from }], { truncate: from === 0, lanes: 1, attempt: this.n });
     if (there !== plan.size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.wrongSize"), { retryable: true });
     if (input.verify) {
-      await verifyRemote(dest, paths.final, plan.size, await run.packageHash(), this.emit, input.signal, async () => {
-        await dest.remove(paths.final);
-        return undefined;
-      });
+      await run.packageHash();
+      await this.verifyWork(paths.final);
     }
   }
 
@@ -1005,40 +1027,4 @@ async function checkPrefix(dest: Destination, remotePath: string, localPath: str
   } finally {
     await reader.close().catch(() => {});
   }
-}
-
-async function verifyRemote(
-  dest: Destination,
-  path: string,
-  size: number,
-  sha256: string,
-  emit: Emit,
-  signal: AbortSignal | undefined,
-  onMismatch: () => Promise<ScanbridgeError | undefined>,
-): Promise<void> {
-  emit({ type: "step", id: "upload-verify", label: t("step.uploadVerify") });
-  const reader = await dest.openRead(path);
-  let remote: string;
-  let bytes: number;
-  try {
-    let done = 0;
-    const r = await hashRemoteRange(reader, 0, size, dest.window, (k) => {
-      done += k;
-      emit({ type: "progress", id: "upload-verify", done, total: size, unit: "bytes" });
-    }, signal);
-    remote = r.hash.digest("hex");
-    bytes = r.bytes;
-  } finally {
-    await reader.close().catch(() => {});
-  }
-  if (bytes !== size || remote !== sha256) {
-    emit({ type: "step-done", id: "upload-verify", ok: false });
-    const other = await onMismatch();
-    if (other) throw other;
-    throw new RemoteVerificationError("REMOTE_HASH_MISMATCH", msg("upload.hashMismatch"), {
-      hint: msg("upload.hashMismatch.hint"),
-      details: { expected: sha256, actual: remote },
-    });
-  }
-  emit({ type: "step-done", id: "upload-verify" });
 }

@@ -1,6 +1,6 @@
 // The upload stage in-process (as `send` calls it), against real sshd instances with different server setups.
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -121,6 +121,51 @@ describe("upload stage", () => {
       await relay.close();
     }
   });
+
+  // Between the cut and the retry the half-written in-place file is replaced (a new file renamed over it, so a
+  // late write of the cut session lands in the old one): with other bytes of its size, or with more than the
+  // package. The retry must not resume from it: it says why (as for a partial) and writes the package from 0.
+  for (const [what, why] of [["other bytes", /does not match/], ["more than the package", /larger/]] as const) {
+    it(`an in-place upload cut and retried starts over, with a warning, when the file there holds ${what}`, async () => {
+      const s = await server({ subsystem: "internal-sftp -P rename,posix-rename" });
+      const size = 8 * 1024 * 1024;
+      const p = pkg(size);
+      const relay = await startRelay(s.port, { cuts: [1.5 * size] });
+      const kh = join(work, `kh-inplace-${what.length}`);
+      writeFileSync(kh, `[127.0.0.1]:${relay.port} ${s.hostPublicKey}\n`);
+      const folder = `inplace-replaced-${what.length}`;
+      const target = join(s.home, folder, `${PATIENT}.zip`);
+      let replacedAt = -1;
+      const d = deps();
+      const emit = d.emit;
+      d.emit = (e) => {
+        if (e.type === "warn" && (e as { code: string }).code === "UPLOAD_RETRY" && replacedAt < 0) {
+          replacedAt = statSync(target).size;
+          const bytes = what === "other bytes" ? randomBytes(replacedAt) : Buffer.concat([readFileSync(p.path), randomBytes(1000)]);
+          writeFileSync(`${target}.new`, bytes);
+          chownSync(`${target}.new`, s.uid, s.gid);
+          renameSync(`${target}.new`, target);
+        }
+        return emit(e);
+      };
+      try {
+        const r = await uploadPackageTo(p.path, { to: `sftp://${s.user}@127.0.0.1:${relay.port}/${folder}`, knownHosts: kh, sftpPassword: s.password, retryDelay: 0.2 }, d);
+        expect(replacedAt).toBeGreaterThan(0);
+        expect(r).toMatchObject({ placement: "in-place", attempts: 2 });
+        const warnings = d.events.filter((e) => e.type === "warn") as Array<{ code: string; message: string }>;
+        const discarded = warnings.filter((w) => w.code === "PARTIAL_DISCARDED");
+        expect(discarded).toHaveLength(1);
+        expect(discarded[0]!.message).toMatch(why);
+        expect(JSON.stringify(warnings)).not.toContain(PATIENT);
+        // Written again from the first byte: the whole package went over the second connection.
+        expect(relay.forwarded()[1]!).toBeGreaterThan(size);
+        expect(readdirSync(join(s.home, folder)).sort()).toEqual([`${PATIENT}.zip`, `${PATIENT}.zip.sha256`]);
+        expect(sha(target)).toBe(p.sha256);
+      } finally {
+        await relay.close();
+      }
+    });
+  }
 
   it("falls back to a plain rename when posix-rename is not offered (replacing is then not atomic)", async () => {
     const s = await server({ subsystem: "internal-sftp -P posix-rename" });
