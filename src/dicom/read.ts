@@ -6,6 +6,7 @@ import { InputError, type ErrorOptions } from "../errors.js";
 import { msg, type LocalText } from "../i18n/index.js";
 import { decodePersonName, decodeText, maxValueBytes, parseSpecificCharacterSet, trimValue } from "./charset.js";
 import type { DicomHeader } from "./types.js";
+import { readFully, type PositionalReader } from "../util/read-fully.js";
 
 /** Media Storage SOP Class of a DICOMDIR. */
 export const DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10";
@@ -297,26 +298,18 @@ function tagAt(data: Uint8Array, parser: ByteArrayParser, p: number): number {
   return ((parser.readUint16(data, p) << 16) | parser.readUint16(data, p + 2)) >>> 0;
 }
 
-/** Reads ranges of one open file, counting the bytes. */
 /** What the header reader needs of an open file: positional reads (a FileHandle, or a synchronous descriptor's adapter). */
-export interface PositionalReader {
-  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-}
+export type { PositionalReader };
 
+/** Reads ranges of one open file, counting the bytes. */
 class CountingReader {
   bytesRead = 0;
   constructor(private readonly fh: PositionalReader) {}
 
   async read(position: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await this.fh.read(out, got, length - got, position + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    this.bytesRead += got;
-    return out.subarray(0, got);
+    const out = await readFully(this.fh, Buffer.alloc(length), position);
+    this.bytesRead += out.length;
+    return out;
   }
 }
 

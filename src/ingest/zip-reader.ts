@@ -8,6 +8,7 @@ import type { FileHandle } from "node:fs/promises";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { createInflateRaw } from "node:zlib";
 import { forEachConcurrent } from "../util/concurrency.js";
+import { readFully } from "../util/read-fully.js";
 
 /** One extra field (id and its data). */
 export interface ZipExtraField {
@@ -94,15 +95,8 @@ const LOCAL_EXTRA_GUESS = 64;
 /** Largest central directory read into memory (100,000 entries of long names fit easily). */
 const MAX_CD_BYTES = 256 * 1024 * 1024;
 
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
+function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  return readFully(fh, Buffer.alloc(length), position);
 }
 
 /** Parse an extra field area; a malformed tail is returned as one field with id -1. */

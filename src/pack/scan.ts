@@ -8,6 +8,7 @@ import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
 import { forEachConcurrent } from "../util/concurrency.js";
+import { readFully } from "../util/read-fully.js";
 import { FIRST_CHUNK, readDicomHeaderFromOpen, type PositionalReader } from "../dicom/read.js";
 import type { DicomHeader } from "../dicom/types.js";
 
@@ -173,14 +174,7 @@ async function* folderEntries(absDir: string, pace: Pace): AsyncGenerator<Dirent
  * `into` when given (files read one after another share one buffer: nothing keeps a head once its file is done).
  */
 async function readHead(f: OpenedFile, into?: Buffer): Promise<Buffer> {
-  const buf = into ? into.subarray(0, Math.min(FIRST_CHUNK, f.size)) : Buffer.allocUnsafe(Math.min(FIRST_CHUNK, f.size));
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await f.read(buf, got, buf.length - got, got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
+  return readFully(f, into ? into.subarray(0, Math.min(FIRST_CHUNK, f.size)) : Buffer.allocUnsafe(Math.min(FIRST_CHUNK, f.size)), 0);
 }
 
 const DICOM_KINDS = new Set<FileKind>(["dicom", "dicomdir", "dicom-unreadable"]);

@@ -7,6 +7,7 @@ import { escapeHtml, packageIdOf, type SenderContact } from "../notify/message.j
 import { createSmtpSender, describeSmtp, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "../notify/smtp.js";
 import type { Emit } from "../ui/events.js";
 import { formatBytes } from "../ui/format.js";
+import { readFully } from "../util/read-fully.js";
 
 /** A written package, as pack reports it. */
 export interface EmailablePackage {
@@ -58,15 +59,9 @@ async function readPackage(pkg: EmailablePackage, limit: number): Promise<Buffer
   try {
     const size = (await fh.stat()).size;
     checkEmailLimit(size, limit);
-    const buf = Buffer.alloc(size);
-    let got = 0;
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    const sha256 = createHash("sha256").update(buf.subarray(0, got)).digest("hex");
-    if (got !== pkg.size || sha256 !== pkg.sha256) {
+    const buf = await readFully(fh, Buffer.alloc(size), 0);
+    const sha256 = createHash("sha256").update(buf).digest("hex");
+    if (buf.length !== pkg.size || sha256 !== pkg.sha256) {
       throw new InputError("PACKAGE_CHANGED", msg("email.packageChanged"), { hint: msg("email.packageChanged.hint") });
     }
     return buf;

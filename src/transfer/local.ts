@@ -4,6 +4,7 @@ import { pathToFileURL } from "node:url";
 import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
 import { RemoteVerificationError } from "../errors.js";
 import { msg } from "../i18n/index.js";
+import { readFully } from "../util/read-fully.js";
 import { readerToFile } from "./download.js";
 import { UPLOAD_DIR_MODE, UPLOAD_FILE_MODE, describeRemoteError } from "./sftp.js";
 
@@ -88,16 +89,7 @@ export class LocalDestination implements Destination {
     }
     const handle = fh;
     return {
-      async read(length, position) {
-        const buf = Buffer.allocUnsafe(length);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await handle.read(buf, got, length - got, position + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return buf.subarray(0, got);
-      },
+      read: (length, position) => readFully(handle, Buffer.allocUnsafe(length), position),
       close: () => handle.close(),
     };
   }
