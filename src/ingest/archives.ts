@@ -17,14 +17,15 @@ import { hashFileRange } from "../util/hash.js";
 import { checkEntryName, collisionKey } from "./names.js";
 import type { ExtractedFile, PackageProblem } from "./verify.js";
 import type { ZipEntryRecord } from "./zip-reader.js";
+import { SIG_END, SIG_LOCAL } from "../util/zip-format.js";
 
 /** Archive formats recognised by their first bytes. */
 export type ArchiveFormat = "zip" | "7z" | "rar" | "gzip" | "tar" | "bzip2" | "xz" | "unknown";
 
 /** The format of a file from its first bytes (a .7z renamed .zip is a 7z). */
 export function sniffArchive(head: Buffer): ArchiveFormat {
-  if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return "zip";
-  if (head.length >= 4 && head.readUInt32LE(0) === 0x06054b50) return "zip"; // empty zip
+  if (head.length >= 4 && head.readUInt32LE(0) === SIG_LOCAL) return "zip";
+  if (head.length >= 4 && head.readUInt32LE(0) === SIG_END) return "zip"; // empty zip
   if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c]))) return "7z";
   if (head.length >= 4 && head.toString("latin1", 0, 4) === "Rar!") return "rar";
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";

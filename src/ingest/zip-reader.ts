@@ -9,6 +9,7 @@ import { PassThrough, Transform, type Readable } from "node:stream";
 import { createInflateRaw } from "node:zlib";
 import { forEachConcurrent } from "../util/concurrency.js";
 import { readFully } from "../util/read-fully.js";
+import { SIG_CENTRAL, SIG_DESCRIPTOR, SIG_END, SIG_END64, SIG_LOCAL, SIG_LOCATOR64 } from "../util/zip-format.js";
 
 /** One extra field (id and its data). */
 export interface ZipExtraField {
@@ -84,11 +85,6 @@ export class ZipFormatError extends Error {
   }
 }
 
-const SIG_LOCAL = 0x04034b50;
-const SIG_CENTRAL = 0x02014b50;
-const SIG_EOCD = 0x06054b50;
-const SIG_ZIP64_EOCD = 0x06064b50;
-const SIG_ZIP64_LOCATOR = 0x07064b50;
 /** Local headers read at once, and the bytes of extra fields guessed into each header's first read. */
 const LOCAL_READS_IN_FLIGHT = 8;
 const LOCAL_EXTRA_GUESS = 64;
@@ -135,7 +131,7 @@ function applyZip64(fields: ZipExtraField[], v: { uncompressedSize: number; comp
 
 /** The end record at `i` of the tail, if one is there. */
 function endRecordAt(buf: Buffer, i: number): { cdSize: number; cdOffset: number; entries: number; commentLength: number } | undefined {
-  if (i + 22 > buf.length || buf.readUInt32LE(i) !== SIG_EOCD) return undefined;
+  if (i + 22 > buf.length || buf.readUInt32LE(i) !== SIG_END) return undefined;
   return { entries: buf.readUInt16LE(i + 10), cdSize: buf.readUInt32LE(i + 12), cdOffset: buf.readUInt32LE(i + 16), commentLength: buf.readUInt16LE(i + 20) };
 }
 
@@ -167,10 +163,10 @@ export async function readZipDirectory(fh: FileHandle, maxEntries: number): Prom
   const eocdOffset = tailStart + eocdAt;
   if (eocdOffset >= 20) {
     const loc = await readAt(fh, eocdOffset - 20, 20);
-    if (loc.length === 20 && loc.readUInt32LE(0) === SIG_ZIP64_LOCATOR) {
+    if (loc.length === 20 && loc.readUInt32LE(0) === SIG_LOCATOR64) {
       const recOffset = Number(loc.readBigUInt64LE(8));
       const rec = await readAt(fh, recOffset, 56);
-      if (rec.length < 56 || rec.readUInt32LE(0) !== SIG_ZIP64_EOCD) throw new ZipFormatError("Zip64 end record missing where its locator points");
+      if (rec.length < 56 || rec.readUInt32LE(0) !== SIG_END64) throw new ZipFormatError("Zip64 end record missing where its locator points");
       declared = Number(rec.readBigUInt64LE(32));
       cdSize = Number(rec.readBigUInt64LE(40));
       cdOffset = Number(rec.readBigUInt64LE(48));
@@ -292,7 +288,8 @@ export async function readZipDirectory(fh: FileHandle, maxEntries: number): Prom
   return { fileSize, entries, cdOffset, cdSize, eocdOffset, zip64, extraEndRecords: otherEnds, trailingBytes, declaredEntries: declared, truncated, gaps };
 }
 
-const LOCAL_SIG_BYTES = Buffer.from([0x50, 0x4b, 0x03, 0x04]);
+const LOCAL_SIG_BYTES = Buffer.alloc(4);
+LOCAL_SIG_BYTES.writeUInt32LE(SIG_LOCAL, 0);
 
 /** Length of the data descriptor that follows an entry's data (0 when bit 3 is not set); read from the file. */
 export async function dataDescriptorAt(fh: FileHandle, e: ZipEntryRecord): Promise<{ length: number; crc32: number; compressedSize: number; uncompressedSize: number } | undefined> {
@@ -300,7 +297,7 @@ export async function dataDescriptorAt(fh: FileHandle, e: ZipEntryRecord): Promi
   const at = e.local.dataStart + e.compressedSize;
   const buf = await readAt(fh, at, 24);
   let i = 0;
-  if (buf.length >= 4 && buf.readUInt32LE(0) === 0x08074b50) i = 4;
+  if (buf.length >= 4 && buf.readUInt32LE(0) === SIG_DESCRIPTOR) i = 4;
   const zip64 = e.compressedSize >= 0xffffffff || e.uncompressedSize >= 0xffffffff || e.local.extraFields.some((f) => f.id === 0x0001);
   const need = i + (zip64 ? 20 : 12);
   if (buf.length < need) return undefined;

@@ -8,6 +8,7 @@ import { describeIoError, InputError, InterruptedError, ScanbridgeError } from "
 import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { youngCollector } from "../util/heap.js";
+import { SIG_CENTRAL, SIG_DESCRIPTOR, SIG_END, SIG_END64, SIG_LOCAL, SIG_LOCATOR64 } from "../util/zip-format.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
 import { MANIFEST_NAME, type ManifestFile } from "./manifest.js";
 import { inlineLoader, PieceLoadError, workerLoader, type PieceDigest, type PieceLoader } from "./piece-loader.js";
@@ -92,12 +93,6 @@ const deflateRaw = promisify(zlib.deflateRaw) as (buf: Buffer, opts: zlib.ZlibOp
 const crc32 = (zlib as unknown as { crc32: (data: Buffer, value?: number) => number }).crc32;
 
 const ZIP64_LIMIT = 0xffffffff;
-const SIG_LOCAL = 0x04034b50;
-const SIG_CENTRAL = 0x02014b50;
-const SIG_DESCRIPTOR = 0x08074b50;
-const SIG_END = 0x06054b50;
-const SIG_END64 = 0x06064b50;
-const SIG_LOCATOR64 = 0x07064b50;
 const FLAG_DESCRIPTOR = 0x0008;
 const FLAG_UTF8 = 0x0800;
 const MADE_BY_UNIX = 3 << 8;
