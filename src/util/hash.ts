@@ -48,8 +48,8 @@ const READ_BYTES = 1 << 20;
 /**
  * SHA-256 state after feeding it [start, end) of a file. `file` is a path, or a file already open: it is read by
  * position (other readers of the same descriptor are not disturbed) and left open, also after an abort or an error.
- * Two buffers of up to 1 MiB (no larger than the range): the next read is in flight while the last one is hashed.
- * The signal is checked between reads.
+ * Two buffers of up to 1 MiB (no larger than the range): the next read is in flight while the last one is hashed,
+ * and the second buffer is only made when there is more to read. The signal is checked between reads.
  */
 export async function hashFileRange(file: string | FileHandle, opts: HashRangeOptions = {}): Promise<Hash> {
   const h = opts.into ?? createHash("sha256");
@@ -62,25 +62,30 @@ export async function hashFileRange(file: string | FileHandle, opts: HashRangeOp
   let k = 0;
   let pending: Promise<number> | undefined;
   try {
-    // Buffers no larger than the range (plus a byte, to see a file that grew): hashing many small files (an
-    // unpacked archive, an intake) must not allocate 2 MiB each. The second one only when there is more to read.
-    const bytes = Math.max(1, Math.min(READ_BYTES, Math.min(end, (await fh.stat()).size) - start + 1));
+    // Where the data is expected to end: the range's end, or (to its end) the file's size now. Buffers are no
+    // larger than that: hashing many small files (an unpacked archive, an intake) must not allocate 2 MiB each.
+    const until = Number.isFinite(end) ? end : (await fh.stat()).size;
+    const bytes = Math.max(1, Math.min(READ_BYTES, until - start));
     const buffers: Buffer[] = [Buffer.allocUnsafe(bytes)];
     const read = (b: number, at: number): Promise<number> =>
       at >= end ? Promise.resolve(0) : fh.read((buffers[b] ??= Buffer.allocUnsafe(bytes)), 0, Math.min(bytes, end - at), at).then((r) => r.bytesRead);
     pending = read(k, pos);
     for (;;) {
-      const n = await pending;
+      const n = await pending!; // set on every turn: the read ahead, or the read that finds the end
       pending = undefined;
       if (n === 0) break;
       pos += n;
       if (opts.signal?.aborted) throw new InterruptedError();
-      pending = read(1 - k, pos);
+      // Read ahead into the other buffer while this piece is hashed, while data is expected; at the expected end,
+      // the read that finds the end (or bytes a growing file gained) goes into this buffer once it is hashed.
+      const ahead = pos < until;
+      if (ahead) pending = read(1 - k, pos);
       const piece = buffers[k]!.subarray(0, n);
       h.update(piece);
       opts.onData?.(piece);
       opts.onBytes?.(n);
-      k = 1 - k;
+      if (ahead) k = 1 - k;
+      else pending = read(k, pos);
     }
   } finally {
     // A read still in flight finishes before its file is closed (or handed back).

@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { writeSync } from "node:fs";
 import { open, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { tempDirs } from "../helpers/cli.js";
 import { InterruptedError } from "../../src/errors.js";
 import { formatSha256Line, hashFile, hashFileRange, parseSha256Line } from "../../src/util/hash.js";
@@ -67,14 +68,46 @@ describe("the project's one whole-file SHA-256", () => {
     expect(digest).toBe(sha256sum(path));
   });
 
-  it("reads a small file with buffers of its size, not 1 MiB ones", async () => {
+  it("reads a small file with one buffer of its size, not two 1 MiB ones", async () => {
     const path = join(tmp(), "small.bin");
     await writeFile(path, randomBytes(100_000));
     const seen: number[] = [];
-    const digest = (await hashFileRange(path, { onData: (piece) => seen.push(piece.buffer.byteLength) })).digest("hex");
+    // Counted, not replaced: every buffer the helper makes (the read that finds the end needs none of its own).
+    const alloc = vi.spyOn(Buffer, "allocUnsafe");
+    let digest: string;
+    let made: number[];
+    try {
+      digest = (await hashFileRange(path, { onData: (piece) => seen.push(piece.buffer.byteLength) })).digest("hex");
+    } finally {
+      made = alloc.mock.calls.map(([n]) => n).filter((n) => n >= 4096);
+      alloc.mockRestore();
+    }
     expect(digest).toBe(sha256sum(path));
     expect(seen.length).toBe(1);
     expect(seen[0]).toBeLessThan(200_000);
+    expect(made).toEqual([100_000]);
+  });
+
+  it("hashes a file that grew after it was opened, to its new end", async () => {
+    const path = join(tmp(), "grows.bin");
+    const first = randomBytes(300_000);
+    await writeFile(path, first);
+    const fh = await open(path, "r+");
+    try {
+      const more = randomBytes(2 * 1024 * 1024 + 3);
+      let grown = false;
+      // The file grows while its first (and, by its size then, only expected) piece is hashed.
+      const digest = (await hashFileRange(fh, { onData: () => {
+        if (!grown) {
+          grown = true;
+          writeSync(fh.fd, more, 0, more.length, first.length);
+        }
+      } })).digest("hex");
+      expect(digest).toBe(sha256sum(path));
+      expect(digest).toBe(createHash("sha256").update(Buffer.concat([first, more])).digest("hex"));
+    } finally {
+      await fh.close();
+    }
   });
 
   it("stops with InterruptedError when aborted", async () => {
