@@ -783,13 +783,14 @@ class UploadAttempt {
 
   /**
    * --verify (also of an in-place upload), or completing an earlier run's zip: read `workPath` back and compare it
-   * with the package's SHA-256 (known by now: pack's, or hashed while sending). On a mismatch the remote file goes
+   * with the package's SHA-256 (pack's, or the one hashed while sending). On a mismatch the remote file goes
    * (unless it is an earlier run's), and the local package is hashed to tell whose fault it is: a damaged package
    * is an input problem (PACKAGE_CORRUPT), not the server's (REMOTE_HASH_MISMATCH, retried).
    */
   private async verifyWork(workPath: string): Promise<void> {
     const { run, input, dest, plan, emit } = this;
     const { size } = plan;
+    const expected = await run.packageHash();
     emit({ type: "step", id: "upload-verify", label: t("step.uploadVerify") });
     const reader = await dest.openRead(workPath);
     let remote: { hash: Hash; bytes: number };
@@ -803,7 +804,7 @@ class UploadAttempt {
       await reader.close().catch(() => {});
     }
     const actual = remote.hash.digest("hex");
-    if (remote.bytes === size && actual === run.sha256) {
+    if (remote.bytes === size && actual === expected) {
       emit({ type: "step-done", id: "upload-verify" });
       return;
     }
@@ -813,10 +814,10 @@ class UploadAttempt {
       await dest.remove(workPath);
       run.segments = undefined;
     }
-    if (local !== run.sha256) throw new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), { hint: msg("upload.packageCorrupt.hint") });
+    if (local !== expected) throw new InputError("PACKAGE_CORRUPT", msg("upload.packageCorrupt"), { hint: msg("upload.packageCorrupt.hint") });
     throw new RemoteVerificationError("REMOTE_HASH_MISMATCH", msg("upload.hashMismatch"), {
       hint: msg("upload.hashMismatch.hint"),
-      details: { expected: run.sha256, actual },
+      details: { expected, actual },
     });
   }
 
@@ -864,10 +865,7 @@ class UploadAttempt {
     await run.st.hasher?.catchUp(from, input.signal);
     const there = await sendSegments(run.st, dest, paths.final, [{ start: from, end: plan.size, done: from }], { truncate: from === 0, lanes: 1, attempt: this.n });
     if (there !== plan.size) throw new RemoteVerificationError("REMOTE_SIZE_MISMATCH", msg("upload.wrongSize"), { retryable: true });
-    if (input.verify) {
-      await run.packageHash();
-      await this.verifyWork(paths.final);
-    }
+    if (input.verify) await this.verifyWork(paths.final);
   }
 
   /** Move the checked file into place (or, where renames are forbidden, write the final name directly). */
