@@ -8,6 +8,12 @@
 // run says how many channels it used (from its --json: lanes, and lanesAdded by the ramp). BENCH_RTT_MS=50 gives a
 // shorter link, where the round trip alone picks fewer channels and the ramp adds some while sending.
 //
+// NODE_EXTRA_CA_CERTS: Node reads and parses that certificate file when it starts, before any of scanbridge runs
+// (sftp does not). Where it is set (a proxy's CA, as on the machine this was written on), the benchmark measures
+// what it costs (`node -e 0` with and without it) and runs scanbridge's loopback uploads a second time without it,
+// each figure beside sftp's of the same round: the first is this machine as it is, the second what a machine
+// without the setting sees.
+//
 //   BENCH_SIZES_MB=200,1024 BENCH_ROUNDS=2 BENCH_RELAY_SIZES_MB=50,500 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -44,11 +50,18 @@ function makeFile(path, mb) {
   closeSync(fd);
 }
 
+/** The environment of the runs, with `env` added; keys set to undefined are left out. */
+function envWith(env) {
+  const out = { ...process.env, ...env };
+  for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
+  return out;
+}
+
 /** Run a command under GNU time; returns seconds and peak RSS in MB. */
 function timed(cmd, args, env = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const p = spawn("/usr/bin/time", ["-f", "RSSKB=%M", cmd, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const p = spawn("/usr/bin/time", ["-f", "RSSKB=%M", cmd, ...args], { env: envWith(env), stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     p.stdout.on("data", (d) => (out += d));
@@ -144,21 +157,47 @@ try {
     lines.push(l);
   };
 
+  // What this machine's NODE_EXTRA_CA_CERTS costs each Node start (see the top of this file), every run shown.
+  const extraCa = process.env.NODE_EXTRA_CA_CERTS;
+  const clean = { ...env, NODE_EXTRA_CA_CERTS: undefined };
+  if (extraCa) {
+    const starts = async (e) => {
+      const xs = [];
+      for (let i = 0; i < 7; i++) xs.push((await timed("node", ["-e", "0"], e)).secs);
+      return xs;
+    };
+    const withIt = await starts({});
+    const without = await starts(clean);
+    const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const ms = (xs) => xs.map((x) => (x * 1000).toFixed(0)).join(", ");
+    say(`NODE_EXTRA_CA_CERTS is set here: \`node -e 0\` takes ${ms(withIt)} ms with it, ${ms(without)} ms without (medians ${(med(withIt) * 1000).toFixed(0)} and ${(med(without) * 1000).toFixed(0)} ms); ` +
+      "scanbridge's loopback uploads run both ways (\"as set\" and \"without\"), sftp once");
+  }
+
   for (const mbs of SIZES_MB) {
     const name = `Bench ${mbs}`;
     const pkg = makePkg(name, mbs);
     const size = mbs * 1024 * 1024;
-    for (let r = 0; r < ROUNDS; r++) {
-      const a = await timed("node", sbArgs(pkg, sshd.port), env);
-      const b = await sftpRun(sshd.port, "sftp", pkg);
-      // Resume: half of the package is already at the destination as the partial.
+    // Resume: half of the package is already at the destination as the partial.
+    const halfThere = () => {
       rmSync(join(sbDir, `${name}.zip`), { force: true });
       rmSync(join(sbDir, `${name}.zip.sha256`), { force: true });
       const partial = join(sbDir, `.${name}.zip.partial`);
       copyFileSync(pkg, partial);
       truncateSync(partial, size / 2);
       chownSync(partial, sshd.uid, sshd.gid);
+    };
+    for (let r = 0; r < ROUNDS; r++) {
+      const a = await timed("node", sbArgs(pkg, sshd.port), env);
+      const a2 = extraCa ? await timed("node", sbArgs(pkg, sshd.port), clean) : undefined;
+      const b = await sftpRun(sshd.port, "sftp", pkg);
+      halfThere();
       const c = await timed("node", sbArgs(pkg, sshd.port), env);
+      let c2;
+      if (extraCa) {
+        halfThere();
+        c2 = await timed("node", sbArgs(pkg, sshd.port), clean);
+      }
       // sftp's own resume (reput) of the same half, for the peer figure.
       const sftpPartial = join(sftpDir, "bench.zip");
       copyFileSync(pkg, sftpPartial);
@@ -166,9 +205,11 @@ try {
       chownSync(sftpPartial, sshd.uid, sshd.gid);
       writeFileSync(join(work, "batch-reput"), `reput "${pkg}" sftp/bench.zip\n`);
       const d = await timed("sftp", ["-q", "-b", join(work, "batch-reput"), "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(sshd.port), `${sshd.user}@127.0.0.1`]);
-      results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB, lanes: a.lanes, lanesResume: c.lanes, load: load() });
-      say(`loopback ${mbs} MB round ${r + 1}: scanbridge ${mb(size, a.secs).toFixed(0)} MB/s, sftp ${mb(size, b.secs).toFixed(0)} MB/s = ${(b.secs / a.secs).toFixed(2)}x; ` +
-        `resumed half: scanbridge ${c.secs.toFixed(2)} s, sftp reput ${d.secs.toFixed(2)} s = ${(d.secs / c.secs).toFixed(2)}x; ${a.lanes}/${c.lanes}; RSS ${a.rssMB.toFixed(0)} vs ${b.rssMB.toFixed(0)} MB; ${load()}`);
+      results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB, lanes: a.lanes, lanesResume: c.lanes, load: load(),
+        ...(a2 && c2 ? { sbWithoutExtraCa: a2.secs, sbResumeWithoutExtraCa: c2.secs } : {}) });
+      const without = (x, peer) => (x ? ` (without NODE_EXTRA_CA_CERTS ${x.secs.toFixed(2)} s = ${(peer.secs / x.secs).toFixed(2)}x)` : "");
+      say(`loopback ${mbs} MB round ${r + 1}: scanbridge ${mb(size, a.secs).toFixed(0)} MB/s, sftp ${mb(size, b.secs).toFixed(0)} MB/s = ${(b.secs / a.secs).toFixed(2)}x${a2 ? ` (without NODE_EXTRA_CA_CERTS ${mb(size, a2.secs).toFixed(0)} MB/s = ${(b.secs / a2.secs).toFixed(2)}x)` : ""}; ` +
+        `resumed half: scanbridge ${c.secs.toFixed(2)} s, sftp reput ${d.secs.toFixed(2)} s = ${(d.secs / c.secs).toFixed(2)}x${without(c2, d)}; ${a.lanes}/${c.lanes}; RSS ${a.rssMB.toFixed(0)} vs ${b.rssMB.toFixed(0)} MB; ${load()}`);
     }
     rmSync(pkg, { force: true });
   }
