@@ -7,6 +7,7 @@ import type { Destination, DownloadResult, RemoteEntry, RemoteReader, RemoteStat
 import { readerToFile } from "./download.js";
 import { HOST_KEY_ALGORITHMS, checkHostKey, hostKeyMismatchError, hostKeyUnknownError, knownKeyTypes, type HostKeyTrust } from "./hostkeys.js";
 import { toNetworkError } from "./retry.js";
+import { destroyConnection } from "./ssh-close.js";
 import { tuneSshPackets } from "./ssh-packets.js";
 
 
@@ -396,14 +397,14 @@ export class SftpDestination implements Destination {
     });
     this.onAbort = () => {
       this.failure = new InterruptedError();
-      client.destroy();
+      destroyConnection(client);
     };
     opts.signal?.addEventListener("abort", this.onAbort, { once: true });
     // A request unanswered for idleTimeout means the link is dead even if TCP has not noticed (NAT drops).
     this.watchdog = setInterval(() => {
       if (this.outstanding > 0 && Date.now() - this.lastActivity > opts.idleTimeoutMs) {
         this.failure ??= new NetworkError("IDLE_TIMEOUT", msg("sftp.idleTimeout", { seconds: Math.round(opts.idleTimeoutMs / 1000) }), { retryable: true });
-        client.destroy();
+        destroyConnection(client);
       }
     }, Math.min(1000, opts.idleTimeoutMs));
     this.watchdog.unref();
@@ -654,8 +655,10 @@ export class SftpDestination implements Destination {
     this.opts.signal?.removeEventListener("abort", this.onAbort);
     if (this.closed) return;
     await new Promise<void>((resolve) => {
+      // A server that has not closed its side 3 s after our disconnect never will (hung): the socket goes, or the
+      // half-open connection would keep the process from exiting.
       const t = setTimeout(() => {
-        this.client.destroy();
+        destroyConnection(this.client);
         resolve();
       }, 3000);
       t.unref();

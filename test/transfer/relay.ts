@@ -12,6 +12,12 @@ export interface RelayOptions {
   rate?: number;
   /** Milliseconds added to every chunk in each direction (half the round trip added), order kept. */
   delayMs?: number;
+  /**
+   * Once the client has closed its side (after an SSH disconnect), nothing more reaches it and its connection is
+   * never closed by this end (until close()): a server that hangs while closing, or a middlebox that keeps the
+   * connection. The server itself is told (its connection is ended).
+   */
+  holdOpen?: boolean;
 }
 
 /** A running relay. */
@@ -49,12 +55,13 @@ function delayed(sock: Socket, ms: number | undefined): (chunk: Buffer, cb?: () 
 export function startRelay(targetPort: number, opts: RelayOptions = {}): Promise<Relay> {
   const forwarded: number[] = [];
   const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
+  const server: Server = createServer({ allowHalfOpen: opts.holdOpen === true }, (client) => {
     const index = forwarded.length;
     forwarded.push(0);
     const cut = opts.cuts?.[index];
     const stall = opts.stalls?.[index];
     let stalled = false;
+    let holding = false;
     const upstream = connect(targetPort, "127.0.0.1");
     sockets.add(client);
     sockets.add(upstream);
@@ -63,13 +70,20 @@ export function startRelay(targetPort: number, opts: RelayOptions = {}): Promise
       upstream.destroy();
     };
     client.on("error", kill);
-    upstream.on("error", kill);
     client.on("close", kill);
-    upstream.on("close", kill);
+    // While holding, the server's side may go; the client's stays.
+    upstream.on("error", () => (holding ? upstream.destroy() : kill()));
+    upstream.on("close", () => (holding ? undefined : kill()));
+    if (opts.holdOpen) {
+      client.on("end", () => {
+        holding = true;
+        upstream.end();
+      });
+    }
     const toClient = delayed(client, opts.delayMs);
     const toUpstream = delayed(upstream, opts.delayMs);
     upstream.on("data", (d: Buffer) => {
-      if (!stalled) toClient(d);
+      if (!stalled && !holding) toClient(d);
     });
     client.on("data", (d: Buffer) => {
       if (stalled) return;

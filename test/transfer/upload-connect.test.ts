@@ -7,6 +7,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { Socket, connect, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropEarlyConnection, hasEarlyConnection, openEarlyConnection, takeEarlyConnection } from "../../src/transfer/early.js";
 import { connectSftp, privateKeyType, type SftpConnectOptions } from "../../src/transfer/sftp.js";
@@ -51,6 +52,16 @@ function runCli(args: string[]): Promise<{ code: number | null; stdout: string; 
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** `upload` of a package of random bytes to `folder` through `port`: the run, and the SHA-256 sent and arrived. */
+async function uploadVia(port: number, folder: string, name: string): Promise<{ r: Awaited<ReturnType<typeof runCli>>; sent: string; arrived: () => string }> {
+  const pkg = join(mkdtempSync(join(work, "pkg-")), `${name}.zip`);
+  const data = randomBytes(300_000);
+  writeFileSync(pkg, data);
+  const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${port}/${folder}`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--json"]);
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+  return { r, sent: sha(data), arrived: () => sha(readFileSync(join(sshd.home, folder, `${name}.zip`))) };
 }
 
 /** A plain TCP server that only counts and holds connections (nothing is ever sent). */
@@ -154,13 +165,9 @@ describe("the early connection", () => {
   it("`upload` opens one connection while it loads and logs in over it", async () => {
     const relay = await startRelay(sshd.port);
     try {
-      const dir = mkdtempSync(join(work, "pkg-"));
-      const pkg = join(dir, "Early Test.zip");
-      const data = randomBytes(300_000);
-      writeFileSync(pkg, data);
-      const r = await runCli(["upload", pkg, "--to", `sftp://${sshd.user}@127.0.0.1:${relay.port}/early`, "--identity", sshd.privateKeyPath, "--host-fingerprint", sshd.hostFingerprint, "--json"]);
+      const { r, sent, arrived } = await uploadVia(relay.port, "early", "Early Test");
       expect(r.code, r.stderr + r.stdout).toBe(0);
-      expect(createHash("sha256").update(readFileSync(join(sshd.home, "early", "Early Test.zip"))).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+      expect(arrived()).toBe(sent);
       // Only one connection: the early one was used for the login (not left aside for a second one).
       expect(relay.connections()).toBe(1);
     } finally {
@@ -209,6 +216,43 @@ describe("the early connection", () => {
     expect(r.code).toBe(5);
     expect(JSON.parse(r.stdout).error.code).toMatch(/^NETWORK_|CONNECT/);
   });
+});
+
+describe("a server that never closes its side after the disconnect", () => {
+  // The relay passes the disconnect on to sshd but keeps the client's connection open and silent from then on (a hung
+  // server, or a middlebox that keeps the connection). ssh2's own destroy() does nothing once a connection has been
+  // ended, so without closing the socket itself the process never exited (found with a hung sshd in a benchmark).
+  it("`upload` finishes, closes the connection from its end and exits", async () => {
+    const relay = await startRelay(sshd.port, { holdOpen: true });
+    try {
+      const { r, sent, arrived } = await uploadVia(relay.port, "held", "Held Open");
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(JSON.parse(r.stdout).ok).toBe(true);
+      expect(arrived()).toBe(sent);
+      expect(relay.connections()).toBe(1);
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
+
+  // The probe refuses the key it asked for; ssh2 then destroys the socket itself (this held before the change above).
+  it("the host-key probe (`init`, the question at a terminal) closes its connection: the process exits", async () => {
+    const relay = await startRelay(sshd.port, { holdOpen: true });
+    try {
+      const mod = pathToFileURL(join(import.meta.dirname, "..", "..", "dist", "src", "transfer", "hostkeys.js")).href;
+      const script = `const { fetchHostFingerprint } = await import(${JSON.stringify(mod)}); console.log(await fetchHostFingerprint("127.0.0.1", ${relay.port}));`;
+      const child = spawn(process.execPath, ["--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      const code = await new Promise((resolve) => child.on("close", resolve));
+      expect(code, stderr).toBe(0);
+      expect(stdout.trim()).toBe(sshd.hostFingerprint);
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
 });
 
 describe("a key login", () => {
