@@ -45,7 +45,7 @@ export interface SshdServer {
   knownHostsPath: string;
   /** Scratch folder owned by root for the test's own files. */
   dir: string;
-  /** sshd's log (stderr), for debugging failed tests. */
+  /** sshd's log (a file in dir), for debugging failed tests and for tests that read what sshd saw. */
   log(): string;
   /** sftp://user@127.0.0.1:port/<path relative to home> */
   url(path?: string): string;
@@ -158,16 +158,23 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdServer> {
     ].join("\n");
     const cfgPath = join(dir, "sshd_config");
     writeFileSync(cfgPath, config + "\n");
-    const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", cfgPath], { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    child.stderr!.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.length > 1_000_000) log = log.slice(-500_000);
-    });
+    // The log goes to a file, not to a pipe this process drains: a caller that blocks its event loop (spawnSync of a
+    // long command) would otherwise fill the pipe, and sshd, blocked writing a log line, would stop answering (a
+    // benchmark script hung so).
+    const logPath = join(dir, "sshd.log");
+    const child = spawn("/usr/sbin/sshd", ["-D", "-E", logPath, "-f", cfgPath], { stdio: "ignore" });
+    const log = (): string => {
+      try {
+        const text = readFileSync(logPath, "utf8");
+        return text.length > 1_000_000 ? text.slice(-1_000_000) : text;
+      } catch {
+        return "";
+      }
+    };
     try {
       await waitListening(port, child, 10_000);
     } catch (err) {
-      lastErr = new Error(`${(err as Error).message}: ${log}`);
+      lastErr = new Error(`${(err as Error).message}: ${log()}`);
       child.kill("SIGKILL");
       continue;
     }
@@ -189,7 +196,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshdServer> {
       hostFingerprint,
       knownHostsPath,
       dir,
-      log: () => log,
+      log,
       url: (p = "") => `sftp://${user}@127.0.0.1:${port}/${p.replace(/^\/+/, "")}`,
       mkdirOwned(rel, mode = 0o755) {
         const full = join(home, rel);
