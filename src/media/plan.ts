@@ -9,7 +9,7 @@ import { DicomReadError, readDicomHeader } from "../dicom/read.js";
 import type { DicomHeader, PersonName } from "../dicom/types.js";
 import { MANIFEST_NAME, type Manifest } from "../pack/manifest.js";
 import { extOf } from "../pack/classify.js";
-import { scanInputs, type ScannedFile } from "../pack/scan.js";
+import { HeaderUnread, scanInputs, type ScannedFile } from "../pack/scan.js";
 import type { Emit } from "../ui/events.js";
 import { forEachConcurrent } from "../util/concurrency.js";
 
@@ -182,10 +182,10 @@ export async function planMedia(root: string, opts: PlanOptions = {}): Promise<M
   await forEachConcurrent(candidates, opts.concurrency ?? 8, async (f) => {
     // The scan parsed each DICOM header from the same read that classified the file: the file is read again only
     // when the scan could not parse it. A header the scan found cut short is one a strict read refuses.
-    const scanned = scan.dicomHeaders?.get(f.absPath);
-    if (scanned && "header" in scanned) {
-      if (scanned.header.truncated !== undefined) unreadable.push(f);
-      else place(f, scanned.header);
+    const scanned = scan.dicomHeaders?.get(f);
+    if (scanned && !(scanned instanceof HeaderUnread)) {
+      if (scanned.truncated !== undefined) unreadable.push(f);
+      else place(f, scanned);
       return;
     }
     try {

@@ -11,7 +11,7 @@ import { checkEntryName, S_IFLNK, unixFileType } from "../ingest/names.js";
 import type { Emit } from "../ui/events.js";
 import { DEFAULT_EXTRACT_LIMITS, entryRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
-import { scanInputs, type ScanResult } from "./scan.js";
+import { scanInputs, type ScanResult, type ScannedFile } from "./scan.js";
 
 /** Limits for unpacking a nested .zip (a zip bomb must not fill the disk): the ones verify and watch use. */
 export type ExpandLimits = Pick<ExtractLimits, "maxEntries" | "maxUnpackedBytes" | "maxRatio">;
@@ -105,8 +105,17 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
       if (inner.archives.length > 0) throw refuse(msg("archive.nested"), a.absPath);
       const prefix = a.relPath.replace(/\.zip$/i, "");
       const asIfFolder = (rel: string) => (prefix === "" ? rel : posix.join(prefix, rel));
-      for (const f of inner.files) scan.files.push({ ...f, input: a.input, relPath: asIfFolder(f.relPath), dir: asIfFolder(f.dir) });
-      for (const [path, read] of inner.dicomHeaders ?? []) scan.dicomHeaders?.set(path, read);
+      for (const f of inner.files) {
+        // Read from where it was unpacked, named as if the archive were a folder; its header (read by the inner
+        // scan) goes with it.
+        const moved: ScannedFile = {
+          absPath: f.absPath, input: a.input, relPath: asIfFolder(f.relPath), size: f.size, mtimeMs: f.mtimeMs, kind: f.kind, dir: asIfFolder(f.dir),
+          studyInstanceUid: f.studyInstanceUid, seriesInstanceUid: f.seriesInstanceUid,
+        };
+        scan.files.push(moved);
+        const read = inner.dicomHeaders?.get(f);
+        if (read) scan.dicomHeaders?.set(moved, read);
+      }
       for (const e of inner.excluded) scan.excluded.push({ ...e, input: a.input, path: asIfFolder(e.path) });
       for (const u of inner.unreadable) scan.unreadable.push({ ...u, input: a.input, relPath: asIfFolder(u.relPath) });
       scan.excluded.push({ input: a.input, path: a.relPath, reason: "archive-expanded", size: a.size });

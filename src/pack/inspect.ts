@@ -5,7 +5,7 @@ import type { DicomHeader, PackageDicomSummary, PatientSummary, PersonName, Stud
 import { InputError, throwIfAborted } from "../errors.js";
 import { msg, t, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
-import type { ScanResult, ScannedFile } from "./scan.js";
+import { HeaderUnread, type ScanResult, type ScannedFile } from "./scan.js";
 import { forEachConcurrent } from "../util/concurrency.js";
 
 /** One patient found on the inputs, with their own studies (for `inspect` and the choice on a mixed CD). */
@@ -91,21 +91,22 @@ async function readHeaders(files: ScannedFile[], known: ScanResult["dicomHeaders
   const out: HeaderReads = { entries: [], unchecked: [], truncated: [], bytesRead: 0 };
   await forEachConcurrent(files, opts.concurrency ?? 8, async (f) => {
     let header: DicomHeader;
+    const path = f.absPath;
     try {
-      const read = known?.get(f.absPath);
-      if (read && "error" in read) throw read.error;
-      header = read ? read.header : await readDicomHeader(f.absPath, { tolerateTruncation: true });
+      const read = known?.get(f);
+      if (read instanceof HeaderUnread) throw read.error;
+      header = read ?? await readDicomHeader(path, { tolerateTruncation: true });
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
-      out.unchecked.push(f.absPath);
+      out.unchecked.push(path);
       f.kind = "dicom-unreadable";
       return;
     }
     out.bytesRead += header.bytesRead;
-    if (header.truncated) out.truncated.push(f.absPath);
+    if (header.truncated) out.truncated.push(path);
     // The header decides: a DICOMDIR under another name is a DICOMDIR, a cut-off image is dicom-unreadable.
     f.kind = header.isDicomdir ? "dicomdir" : header.truncated ? "dicom-unreadable" : "dicom";
-    if (!header.isDicomdir) out.entries.push({ path: f.absPath, header });
+    if (!header.isDicomdir) out.entries.push({ path, header });
     // On the file itself (no map entry and object per file): the manifest lists them with it.
     if (header.studyInstanceUid !== undefined) f.studyInstanceUid = header.studyInstanceUid;
     if (header.seriesInstanceUid !== undefined) f.seriesInstanceUid = header.seriesInstanceUid;

@@ -7,7 +7,7 @@ import { VERSION } from "../version.js";
 import { formatBytes } from "../ui/format.js";
 import { formatSha256Line, hashFile, parseSha256Line } from "../util/hash.js";
 import { trackTemp, untrackTemp } from "../util/tempfiles.js";
-import { manifestJsonChunks, type ExcludedFile, type FileKind, type Manifest, type ManifestFile } from "./manifest.js";
+import { manifestJsonChunks, type ExcludedFile, type FileKind, type HashedFiles, type Manifest } from "./manifest.js";
 import { folderNameFor } from "./name.js";
 import { planPackage } from "./plan.js";
 import { scanInputs, type ScanResult } from "./scan.js";
@@ -71,7 +71,6 @@ export interface PackResult {
   excludedSummary: Array<{ reason: string; count: number; bytes: number; viewer?: string }>;
   storedEntries?: number;
   dicom?: DicomInspection;
-  manifest?: Manifest;
   dryRun: boolean;
   /** The existing package was made from the same inputs and was reused (send re-runs). */
   reused?: boolean;
@@ -261,31 +260,21 @@ async function packScanned(scan: ScanResult, opts: PackOptions, t: Target): Prom
     throw describeIoError(err, msg("what.outputFolder"));
   }
   const createdAt = now().toISOString();
-  const buildManifest = (files: ManifestFile[]): Iterable<Buffer> => {
-    // Each file's DICOM facts (from the inspection, on the scanned file) are added to its own entry (no second object
-    // per file: 10,000 files are common). The kinds are final already: the plan was made after the inspection.
-    files.forEach((f, i) => {
-      const source = plan.entries[i]!.source;
-      if (source.studyInstanceUid !== undefined) f.studyInstanceUid = source.studyInstanceUid;
-      if (source.seriesInstanceUid !== undefined) f.seriesInstanceUid = source.seriesInstanceUid;
-    });
-    const manifest: Manifest = {
-      format: "scanbridge-package",
-      formatVersion: 1,
-      tool: { name: "scanbridge", version: VERSION },
-      createdAt,
-      root,
-      patient: { name: patient },
-      files,
-      totals: { files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), byKind: countBy(files, (f) => f.kind) },
-      excluded,
-      ...(dicom?.summary ? { dicom: dicom.summary } : {}),
-      ...overridesOf(dicom, plan.entries),
-      ...(dicom?.onlyPatient ? { onlyPatient: { ...(dicom.onlyPatient.id ? { id: dicom.onlyPatient.id } : {}), ...(dicom.onlyPatient.ids ? { ids: dicom.onlyPatient.ids } : {}) } } : {}),
-    };
-    base.manifest = manifest;
-    return manifestJsonChunks(manifest);
-  };
+  const buildManifest = (files: HashedFiles): Iterable<Buffer> => manifestJsonChunks({
+    format: "scanbridge-package",
+    formatVersion: 1,
+    tool: { name: "scanbridge", version: VERSION },
+    createdAt,
+    root,
+    patient: { name: patient },
+    // Every planned file, each record (with its DICOM study and series from the inspection) made as it is written.
+    files,
+    totals: { files: files.length, bytes: inputBytes, byKind },
+    excluded,
+    ...(dicom?.summary ? { dicom: dicom.summary } : {}),
+    ...overridesOf(dicom, plan.entries),
+    ...(dicom?.onlyPatient ? { onlyPatient: { ...(dicom.onlyPatient.id ? { id: dicom.onlyPatient.id } : {}), ...(dicom.onlyPatient.ids ? { ids: dicom.onlyPatient.ids } : {}) } } : {}),
+  });
 
   const zipStarted = performance.now();
   const written = await writeZip(plan, {
@@ -398,5 +387,5 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   if (!sha256) throw changed();
   const size = (await stat(base.package)).size;
   opts.emit?.({ type: "step-done", id: "reuse", label: t("step.reuse.done") });
-  return { ...base, manifest, sha256, size, emailable: size <= opts.emailLimit, reused: true };
+  return { ...base, sha256, size, emailable: size <= opts.emailLimit, reused: true };
 }

@@ -30,14 +30,13 @@ export interface PieceLoader {
    * Read `length` bytes at `position` of file `path` (number `file` in the plan) into `buf`, then hash them as the
    * next piece of that file (`first`: its first piece, `last`: its last). A file read in one piece is read with one
    * more byte, and its last piece is followed by a one-byte read: either shows that it grew (PieceLoadError
-   * "changed"). `buf` must come from `buffer()`, hold `length + 1` bytes and stay untouched until the promise settles.
+   * "changed"). `buf` must be part of a buffer from `buffer()`, hold `length + 1` bytes and stay untouched until the
+   * promise settles.
    * `crc` false (a file in one piece only): no CRC-32 here (`crc` is 0); the caller computes it on its own thread.
    */
   load(file: number, path: string, buf: Buffer, position: number, length: number, first: boolean, last: boolean, crc?: boolean): Promise<PieceDigest>;
-  /** A buffer of `bytes` this loader can fill (shared memory for the worker). */
+  /** A buffer of `bytes` this loader can fill, in parts (shared memory for the worker); the zip asks for one. */
   buffer(bytes: number): Buffer;
-  /** A buffer from buffer() that will not be used again. */
-  drop(buf: Buffer): void;
   close(): void;
 }
 
@@ -90,9 +89,8 @@ const load = ${LOAD_SOURCE}(require("node:fs"), require("node:crypto").createHas
 const bufs = new Map();
 parentPort.on("message", (m) => {
   if (m[0] === "buf") { bufs.set(m[1], Buffer.from(m[2])); return; }
-  if (m[0] === "drop") { bufs.delete(m[1]); return; }
-  const [, seq, bufId, file, path, position, length, first, last, withCrc] = m;
-  parentPort.postMessage([seq, ...load(bufs.get(bufId), file, path, position, length, first, last, withCrc)]);
+  const [, seq, bufId, offset, capacity, file, path, position, length, first, last, withCrc] = m;
+  parentPort.postMessage([seq, ...load(bufs.get(bufId).subarray(offset, offset + capacity), file, path, position, length, first, last, withCrc)]);
 });
 `;
 
@@ -109,7 +107,6 @@ export function inlineLoader(): PieceLoader {
   return {
     load: async (file, path, buf, position, length, first, last, crc = true) => settle(load(buf, file, path, position, length, first, last, crc)),
     buffer: (bytes) => Buffer.allocUnsafeSlow(bytes),
-    drop: () => {},
     close: () => {},
   };
 }
@@ -153,11 +150,11 @@ export function workerLoader(threads = 1): PieceLoader {
     load(file, path, buf, position, length, first, last, crc = true) {
       if (broken !== undefined) return Promise.reject(broken as Error);
       const id = ids.get(buf.buffer);
-      if (id === undefined || buf.byteOffset !== 0) return Promise.reject(new Error("workerLoader: the buffer must come from buffer()"));
+      if (id === undefined) return Promise.reject(new Error("workerLoader: the buffer must come from buffer()"));
       const s = seq++;
       return new Promise<PieceDigest>((resolve, reject) => {
         waiting.set(s, { resolve, reject });
-        workers[file % workers.length]!.postMessage(["load", s, id, file, path, position, length, first, last, crc]);
+        workers[file % workers.length]!.postMessage(["load", s, id, buf.byteOffset, buf.length, file, path, position, length, first, last, crc]);
       });
     },
     buffer(bytes) {
@@ -166,10 +163,6 @@ export function workerLoader(threads = 1): PieceLoader {
       ids.set(sab, id);
       for (const worker of workers) worker.postMessage(["buf", id, sab]);
       return Buffer.from(sab);
-    },
-    drop(buf) {
-      const id = ids.get(buf.buffer);
-      if (id !== undefined) for (const worker of workers) worker.postMessage(["drop", id]);
     },
     close() {
       closed = true;

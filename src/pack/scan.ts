@@ -1,7 +1,7 @@
 import { closeSync, constants as fsc, fstatSync, openSync, opendirSync, readSync, type Dir, type Dirent } from "node:fs";
 import { open, opendir, realpath, stat } from "node:fs/promises";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { basename, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { InputError, throwIfAborted } from "../errors.js";
 import { msg, t } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
@@ -23,8 +23,8 @@ export interface ScanInput {
 
 /** A file found in the inputs that will be packaged. */
 export interface ScannedFile {
-  /** Absolute path to read from. */
-  absPath: string;
+  /** Absolute path to read from (the scan's own files make it when asked for: see FoundFile). */
+  readonly absPath: string;
   /** Index into ScanResult.inputs. */
   input: number;
   /** Path relative to its input folder, forward slashes ("" parts never); for a file input, its base name. */
@@ -51,9 +51,34 @@ export interface ScanResult {
   unreadable: Array<{ input: number; relPath: string; code: string }>;
   /**
    * The DICOM header of every DICOM-looking file, read while classifying it (same open, same first read), or why
-   * it could not be read; pack's inspection uses these instead of opening the files again.
+   * it could not be read (a HeaderUnread); pack's inspection uses these instead of opening the files again.
    */
-  dicomHeaders?: Map<string, { header: DicomHeader } | { error: unknown }>;
+  dicomHeaders?: Map<ScannedFile, DicomHeader | HeaderUnread>;
+}
+
+/** Why the scan could not read a DICOM-looking file's header (the error the inspection reports for it). */
+export class HeaderUnread {
+  constructor(readonly error: unknown) {}
+}
+
+/**
+ * A file the scan found. Its absolute path is made when asked for, from the input's real path and the relative
+ * path, rather than kept: 80-odd bytes per file for the whole pack (a large study has 50,000 files) for a string
+ * needed only to open the file (twice: scan and zip) and to name it in the sender's own error messages. Made the
+ * way the walk made the path it opened, so both are the same text.
+ */
+class FoundFile implements ScannedFile {
+  size = 0;
+  mtimeMs = 0;
+  kind: FileKind = "other";
+  studyInstanceUid: string | undefined = undefined;
+  seriesInstanceUid: string | undefined = undefined;
+  /** `base`: the folder the relative path starts in (the input's real path; a file input's parent folder). */
+  constructor(private readonly base: string, readonly input: number, readonly relPath: string, readonly dir: string) {}
+  get absPath(): string {
+    const rel = sep === "/" ? this.relPath : this.relPath.split("/").join(sep);
+    return this.base.endsWith(sep) ? flat(this.base, rel) : flat(this.base, sep, rel);
+  }
 }
 
 /** Options for scanInputs. */
@@ -271,21 +296,21 @@ function headerSharer(): (h: DicomHeader) => DicomHeader {
  */
 export async function scanInputs(given: string[], opts: ScanOptions): Promise<ScanResult> {
   const inputs = await resolveInputs(given, opts.cwd);
-  const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [], dicomHeaders: new Map() };
+  const dicomHeaders = new Map<ScannedFile, DicomHeader | HeaderUnread>();
+  const result: ScanResult = { inputs, files: [], excluded: [], archives: [], unreadable: [], dicomHeaders };
   const shared = headerSharer();
   // The files found by the walk, each already in the shape it is kept in: classifying one fills in its size, time
   // and kind (one object per file, not a second one; 50,000 files are a large study, not an attack).
-  const pending: ScannedFile[] = [];
+  const pending: FoundFile[] = [];
   const roots = inputs.map((i) => i.real);
-  const seenFiles = new Set<string>();
+  // Only inputs that overlap (a folder and a file or folder inside it) can name a file twice: one walk never does.
+  const seenFiles = inputs.length > 1 ? new Set<string>() : undefined;
   const pace = new Pace(opts.io ?? "auto");
 
-  const addFile = (input: number, abs: string, rel: string, dir: string) => {
-    if (seenFiles.has(abs)) return; // the same file named twice (overlapping inputs)
-    seenFiles.add(abs);
-    // Every field from the start (the inspection fills in the UIDs): added later, they would take an out-of-object
-    // property array per file.
-    pending.push({ absPath: abs, input, relPath: rel, size: 0, mtimeMs: 0, kind: "other", dir, studyInstanceUid: undefined, seriesInstanceUid: undefined });
+  const addFile = (input: number, base: string, abs: string, rel: string, dir: string) => {
+    if (seenFiles?.has(abs)) return; // the same file named twice (overlapping inputs)
+    seenFiles?.add(abs);
+    pending.push(new FoundFile(base, input, rel, dir));
   };
 
   const classifyLink = async (input: number, abs: string, rel: string) => {
@@ -304,7 +329,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
 
   for (const [index, input] of inputs.entries()) {
     if (!input.isDirectory) {
-      addFile(index, input.real, basename(input.real), "");
+      addFile(index, dirname(input.real), input.real, basename(input.real), "");
       continue;
     }
     // Iterative walk: deep CD trees do not grow the stack.
@@ -323,7 +348,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
             if (isJunkDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "os-junk" });
             else if (isExecutableDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "executable" });
             else stack.push(rel);
-          } else if (d.isFile()) addFile(index, abs, rel, relDir);
+          } else if (d.isFile()) addFile(index, input.real, abs, rel, relDir);
           else result.excluded.push({ input: index, path: rel, reason: "special-file" });
         }
       } catch (err) {
@@ -332,7 +357,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
     }
   }
 
-  seenFiles.clear(); // only the walk needs it
+  seenFiles?.clear(); // only the walk needs it
 
   // Classify: open each file (never following a link put there since the walk), stat it, read its head and, for a
   // DICOM file, its header. Directly, one file after another, while the medium is fast; then through the pool.
@@ -341,10 +366,11 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   const progress = (done: number) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
   let includedBytes = 0;
   let bytesHook = opts.onInputBytes;
-  const classify = async (p: ScannedFile, openFile: (abs: string) => Promise<OpenedFile>, scratch?: Buffer) => {
+  const classify = async (p: FoundFile, openFile: (abs: string) => Promise<OpenedFile>, scratch?: Buffer) => {
     let f: OpenedFile | undefined;
+    const absPath = p.absPath;
     try {
-      f = await openFile(p.absPath);
+      f = await openFile(absPath);
       if (!f.regular) {
         result.excluded.push({ input: p.input, path: p.relPath, reason: "special-file" }); // swapped in since the walk
         return;
@@ -353,8 +379,8 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       const c = classifyFile(p.relPath, head.subarray(0, HEAD_BYTES));
       if (c.action === "include") {
         if (DICOM_KINDS.has(c.kind)) {
-          const header = await readDicomHeaderFromOpen(f, p.absPath, { head, size: f.size }, { tolerateTruncation: true }).then((h) => ({ header: shared(h) }), (error: unknown) => ({ error }));
-          result.dicomHeaders!.set(p.absPath, header);
+          const header = await readDicomHeaderFromOpen(f, absPath, { head, size: f.size }, { tolerateTruncation: true }).then(shared, (error: unknown) => new HeaderUnread(error));
+          dicomHeaders.set(p, header);
         }
         p.size = smallInt(f.size);
         p.mtimeMs = f.mtimeMs;
@@ -368,7 +394,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       } else if (c.action === "exclude") {
         result.excluded.push({ input: p.input, path: p.relPath, reason: c.reason, size: f.size });
       } else {
-        result.archives.push({ input: p.input, relPath: p.relPath, absPath: p.absPath, size: f.size });
+        result.archives.push({ input: p.input, relPath: p.relPath, absPath, size: f.size });
       }
     } catch (err) {
       result.unreadable.push({ input: p.input, relPath: p.relPath, code: (err as NodeJS.ErrnoException).code ?? "EIO" });

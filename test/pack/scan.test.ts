@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildTruncatedDicom, writeDicomTree } from "../../fixtures/dicom-builder.js";
 import { readDicomHeader } from "../../src/dicom/read.js";
-import { scanInputs, type ScanResult } from "../../src/pack/scan.js";
+import { HeaderUnread, scanInputs, type ScanResult } from "../../src/pack/scan.js";
 import { tempDirs } from "../helpers/cli.js";
 
 const tmp = tempDirs("sb-scan-");
@@ -40,8 +40,8 @@ function summary(r: ScanResult) {
     excluded: r.excluded,
     archives: r.archives,
     unreadable: r.unreadable,
-    headers: [...r.dicomHeaders!.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, h]) =>
-      ({ path, ...("header" in h ? { id: h.header.patientId, truncated: h.header.truncated } : { error: String(h.error) }) })),
+    headers: [...r.dicomHeaders!.entries()].map(([f, h]) => [f.absPath, h] as const).sort(([a], [b]) => (a < b ? -1 : 1)).map(([path, h]) =>
+      ({ path, ...(h instanceof HeaderUnread ? { error: String(h.error) } : { id: h.patientId, truncated: h.truncated }) })),
   };
 }
 
@@ -71,7 +71,7 @@ describe("scanInputs: direct and pooled reads", () => {
   it("keeps each repeated header value once (the same objects across files), equal to each file's own header", async () => {
     const { root } = await mixedTree();
     const scan = await scanInputs([root], { cwd: root });
-    const headers = [...scan.dicomHeaders!.entries()].flatMap(([path, h]) => ("header" in h ? [{ path, header: h.header }] : []));
+    const headers = [...scan.dicomHeaders!.entries()].flatMap(([f, h]) => (h instanceof HeaderUnread ? [] : [{ path: f.absPath, header: h }]));
     const alpha = headers.filter((h) => h.header.patientId === "A1" && !h.header.truncated);
     expect(alpha.length).toBe(6);
     // Every field reads the same as the file's own header (for...in: the own fields and the shared ones).
