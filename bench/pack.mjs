@@ -11,8 +11,10 @@
 //        the zip itself is written and deleted after each run; check `df` first).
 //        node bench/pack.mjs --rss-scan 100,1000,5000 --rss-files 1000,10000,50000   and by number of files: one set
 //        of 500 small CT-like files (20 KB), hard-linked as many times as needed (50,000 files: a 1 GB package).
+//        ... --rss-large 100,5000   and of large files (25 MB each, read in several pieces). Store rows also give
+//        Info-ZIP `zip -r -0`'s peak RSS on the same input, from the same run.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, linkSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,6 +32,7 @@ const RSS_SCAN = process.argv.includes("--rss-scan")
   ? (process.argv[process.argv.indexOf("--rss-scan") + 1]?.match(/^[\d,]+$/) ? process.argv[process.argv.indexOf("--rss-scan") + 1] : "100,1000,5000").split(",").map(Number)
   : undefined;
 const RSS_FILES = process.argv.includes("--rss-files") ? process.argv[process.argv.indexOf("--rss-files") + 1].split(",").map(Number) : [];
+const RSS_LARGE = process.argv.includes("--rss-large") ? process.argv[process.argv.indexOf("--rss-large") + 1].split(",").map(Number) : [];
 const CACHE = join(ROOT, ".bench-cache");
 let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
@@ -169,25 +172,51 @@ async function linkFarm(totalMB, count) {
 }
 
 /**
- * Peak RSS of pack (deflate -6 and --store) at each size, then at each number of small files: flat means memory
- * does not grow with the package.
+ * A folder of `totalMB` of large files (25 MB each, fifty of the noisy 0.5 MB files end to end: a DICOM header, then
+ * CT-like data): hard links to one such file. Large files are read in several pieces each (multi-frame images,
+ * videos, big PDFs); the sets above have only one-piece files.
  */
-async function rssScan(sizes, fileCounts) {
+async function largeFarm(totalMB) {
+  const base = join(CACHE, "noisy-100mb-200");
+  await generateInto("noisy", base, 100, 200);
+  const dir = join(CACHE, `rss-large-${totalMB}mb`);
+  if (existsSync(join(dir, ".complete"))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const parts = readdirSync(base, { recursive: true, withFileTypes: true }).filter((f) => f.isFile() && f.name !== ".complete").slice(0, 50);
+  const big = join(dir, ".big.dcm");
+  writeFileSync(big, Buffer.concat(parts.map((f) => readFileSync(join(f.parentPath ?? f.path, f.name)))));
+  for (let i = 0; i < Math.max(1, Math.round(totalMB / 25)); i++) linkSync(big, join(dir, `IMG${String(i + 1).padStart(4, "0")}.dcm`));
+  rmSync(big);
+  writeFileSync(join(dir, ".complete"), new Date().toISOString());
+  return dir;
+}
+
+/**
+ * Peak RSS of pack (deflate -6 and --store) at each size, then at each number of small files, then at each size of
+ * large files: flat means memory does not grow with the package.
+ */
+async function rssScan(sizes, fileCounts, largeSizes = []) {
   const lines = [];
   const load = () => spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
   lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}`);
-  lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms |");
-  lines.push("|---:|---|---:|---:|---:|---:|---:|---:|");
-  const sets = [...sizes.map((mb) => ({ mb })), ...fileCounts.map((files) => ({ files }))];
-  for (const { mb, files } of sets) {
-    const dir = await linkFarm(mb, files);
+  lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms | `zip -r -0` peak RSS (MB) |");
+  lines.push("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+  const sets = [...sizes.map((mb) => ({ mb })), ...fileCounts.map((files) => ({ files })), ...largeSizes.map((large) => ({ large }))];
+  for (const { mb, files, large } of sets) {
+    const dir = large !== undefined ? await largeFarm(large) : await linkFarm(mb, files);
     const { bytes, files: n } = totalBytes(dir);
-    const input = files === undefined ? `${(bytes / 1e6).toFixed(0)} MB` : `${n.toLocaleString("en")} files, ${(bytes / 1e6).toFixed(0)} MB`;
+    const input = large !== undefined ? `${n} files of 25 MB, ${(bytes / 1e6).toFixed(0)} MB` : files === undefined ? `${(bytes / 1e6).toFixed(0)} MB` : `${n.toLocaleString("en")} files, ${(bytes / 1e6).toFixed(0)} MB`;
     for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]]) {
       clean();
       const x = timed(`pack ${mode}`, process.execPath, [BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
       const j = JSON.parse(x.stdout);
-      const line = `| ${input} | ${mode} | ${x.seconds.toFixed(2)} | ${(bytes / 1e6 / x.seconds).toFixed(0)} | ${(j.size / 1e6).toFixed(0)} | ${x.rssMB.toFixed(0)} | ${j.timings.zipMs - j.timings.fsyncMs} | ${j.timings.fsyncMs} |`;
+      let peer = "-";
+      if (mode === "store") {
+        clean();
+        peer = timed("zip -r -0", "zip", ["-q", "-r", "-0", join(OUT, "peer.zip"), "."], { cwd: dir }).rssMB.toFixed(0);
+      }
+      const line = `| ${input} | ${mode} | ${x.seconds.toFixed(2)} | ${(bytes / 1e6 / x.seconds).toFixed(0)} | ${(j.size / 1e6).toFixed(0)} | ${x.rssMB.toFixed(0)} | ${j.timings.zipMs - j.timings.fsyncMs} | ${j.timings.fsyncMs} | ${peer} |`;
       console.error(line);
       lines.push(line);
     }
@@ -199,7 +228,7 @@ async function rssScan(sizes, fileCounts) {
 
 async function main() {
   if (RSS_SCAN) {
-    const lines = await rssScan(RSS_SCAN, RSS_FILES);
+    const lines = await rssScan(RSS_SCAN, RSS_FILES, RSS_LARGE);
     console.log(lines.join("\n"));
     writeFileSync(join(CACHE, "pack-rss.md"), lines.join("\n") + "\n");
     return;
