@@ -44,6 +44,11 @@ export interface ClaimState {
   from: string;
   /** Final folder in ready/. */
   target: string;
+  /**
+   * The package's SHA-256, so that recovery finds the package's "ready" record by it even once the zip has been
+   * archived (a crash between archiving and releasing the claim). Absent in states written by older versions.
+   */
+  sha256?: string;
 }
 
 /** A package held by this process. `zip` is the watcher's private copy: what is verified is what is archived. */

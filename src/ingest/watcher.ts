@@ -360,7 +360,9 @@ async function finishCommit(ws: WatchState, claim: Claim, state: ClaimState): Pr
   // The commit state always names where the folder goes; if `from` is gone, the rename happened.
   let readyPath = state.target;
   if (await stat(state.from).then(() => true, () => false)) readyPath = await commitToReady(ws.dirs, claim, state);
-  const sha256 = await hashFile(claim.zip).catch(() => "");
+  // From the commit record: the claim's zip may already be in archive/ (a crash after archiving it, before the claim
+  // was released), and then only the recorded hash finds the "ready" record already written.
+  const sha256 = typeof state.sha256 === "string" && /^[0-9a-f]{64}$/.test(state.sha256) ? state.sha256 : await hashFile(claim.zip).catch(() => "");
   const id = sha256.slice(0, 12);
   if (ws.opts.forward && sha256) await (await forwardQueue()).enqueueForward(ws.state.root, { id, sha256, readyPath });
   if (!(sha256 && (await auditHasReady(ws.audit.file, sha256)))) await audit(ws, { event: "ready", id, sha256, result: "ready", recovered: true, ...names(ws, claim.file) });
@@ -600,7 +602,7 @@ async function commit(ws: WatchState, claim: Claim, r: Verified, extracted: NonN
     await mkdirPrivate(readyDir, dirs.modes);
     await syncPath(dirs.ready);
   }
-  const state: ClaimState = { phase: "committing", from: extracted.root, target: await chooseReadyTarget({ ...dirs, ready: readyDir }, name) };
+  const state: ClaimState = { phase: "committing", from: extracted.root, target: await chooseReadyTarget({ ...dirs, ready: readyDir }, name), sha256: r.sha256 };
   await writeCommitState(claim, state);
   const readyPath = await commitToReady(dirs, claim, state);
   // Queued before the claim is released: a crash here is finished by recovery, which queues it too.
