@@ -307,10 +307,14 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   const seenFiles = inputs.length > 1 ? new Set<string>() : undefined;
   const pace = new Pace(opts.io ?? "auto");
 
-  const addFile = (input: number, base: string, abs: string, rel: string, dir: string) => {
-    if (seenFiles?.has(abs)) return; // the same file named twice (overlapping inputs)
-    seenFiles?.add(abs);
-    pending.push(new FoundFile(base, input, rel, dir));
+  const addFile = (input: number, base: string, rel: string, dir: string) => {
+    const found = new FoundFile(base, input, rel, dir);
+    if (seenFiles) {
+      const abs = found.absPath;
+      if (seenFiles.has(abs)) return; // the same file named twice (overlapping inputs)
+      seenFiles.add(abs);
+    }
+    pending.push(found);
   };
 
   const classifyLink = async (input: number, abs: string, rel: string) => {
@@ -329,7 +333,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
 
   for (const [index, input] of inputs.entries()) {
     if (!input.isDirectory) {
-      addFile(index, dirname(input.real), input.real, basename(input.real), "");
+      addFile(index, dirname(input.real), basename(input.real), "");
       continue;
     }
     // Iterative walk: deep CD trees do not grow the stack.
@@ -341,14 +345,14 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       try {
         for await (const d of folderEntries(absDir, pace)) {
           const rel = relDir === "" ? d.name : flat(relDir, "/", d.name);
-          // absDir is already normalised and a name holds no separator: join() would only cost time (50,000 files).
-          const abs = absDir.endsWith(sep) ? flat(absDir, d.name) : flat(absDir, sep, d.name);
-          if (d.isSymbolicLink()) await classifyLink(index, abs, rel);
+          // absDir is already normalised and a name holds no separator: join() would only cost time. (A file's
+          // absolute path is made by its FoundFile when needed.)
+          if (d.isSymbolicLink()) await classifyLink(index, absDir.endsWith(sep) ? flat(absDir, d.name) : flat(absDir, sep, d.name), rel);
           else if (d.isDirectory()) {
             if (isJunkDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "os-junk" });
             else if (isExecutableDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "executable" });
             else stack.push(rel);
-          } else if (d.isFile()) addFile(index, input.real, abs, rel, relDir);
+          } else if (d.isFile()) addFile(index, input.real, rel, relDir);
           else result.excluded.push({ input: index, path: rel, reason: "special-file" });
         }
       } catch (err) {

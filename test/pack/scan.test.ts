@@ -99,6 +99,19 @@ describe("scanInputs: direct and pooled reads", () => {
     expect(new Set(alpha.map((h) => h.header.sopInstanceUid)).size).toBe(6);
   });
 
+  it("lists a file once when inputs overlap (a folder, a file in it, a sub-folder of it), at its first place", async () => {
+    const root = tmp({ "a/1.pdf": "%PDF-1.4", "a/b/2.pdf": "%PDF-1.4", "3.pdf": "%PDF-1.4" });
+    const r = await scanInputs([root, join(root, "a", "1.pdf"), join(root, "a", "b")], { cwd: root });
+    expect(r.files.map((f) => [f.input, f.relPath, f.absPath])).toEqual([
+      [0, "3.pdf", join(root, "3.pdf")],
+      [0, "a/1.pdf", join(root, "a", "1.pdf")],
+      [0, "a/b/2.pdf", join(root, "a", "b", "2.pdf")],
+    ]);
+    // A file input on its own: its path is the one given, its relative path its name.
+    const one = await scanInputs([join(root, "a", "b", "2.pdf")], { cwd: root });
+    expect(one.files.map((f) => [f.relPath, f.absPath])).toEqual([["2.pdf", join(root, "a", "b", "2.pdf")]]);
+  });
+
   it("reports a file gone since the walk as unreadable and goes on, either way", async () => {
     const root = tmp({ "a/1.pdf": "%PDF-1.4", "b.pdf": "%PDF-1.4" });
     for (const io of ["direct", "pooled"] as const) {
