@@ -17,7 +17,7 @@
 //   BENCH_SIZES_MB=200,1024 BENCH_ROUNDS=2 BENCH_RELAY_SIZES_MB=50,500 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, existsSync, copyFileSync, truncateSync } from "node:fs";
+import { chownSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, existsSync, copyFileSync, truncateSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -141,6 +141,15 @@ try {
     return timed("sftp", ["-q", "-b", batch, "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(port), `${sshd.user}@127.0.0.1`]);
   };
   const env = { SSH_AUTH_SOCK: "" };
+  // Every timed run starts from empty destination folders. Left in place, the previous run's file of the same size
+  // is freed during the next run, at different moments by each tool (sftp's put truncates it as it opens it and
+  // reuses those pages at once; scanbridge writes a new partial file and frees the old one when it renames over
+  // it): on this machine that made scanbridge's run right after an sftp run 2.1-2.6x slower (2026-12-02, 1 GB,
+  // 12 rounds: 226-274 MB/s after sftp's run, 564-607 after its own; 561-647 in each of 6 rounds once emptied).
+  // A patient's upload is a new file at the destination, so neither tool gets a file to overwrite here.
+  const fresh = () => {
+    for (const d of [sbDir, sftpDir]) for (const f of readdirSync(d)) rmSync(join(d, f), { recursive: true, force: true });
+  };
   const makePkg = (name, mbs) => {
     const pkg = join(work, `${name}.zip`);
     makeFile(pkg, mbs);
@@ -180,16 +189,18 @@ try {
     const size = mbs * 1024 * 1024;
     // Resume: half of the package is already at the destination as the partial.
     const halfThere = () => {
-      rmSync(join(sbDir, `${name}.zip`), { force: true });
-      rmSync(join(sbDir, `${name}.zip.sha256`), { force: true });
+      fresh();
       const partial = join(sbDir, `.${name}.zip.partial`);
       copyFileSync(pkg, partial);
       truncateSync(partial, size / 2);
       chownSync(partial, sshd.uid, sshd.gid);
     };
     for (let r = 0; r < ROUNDS; r++) {
+      fresh();
       const a = await timed("node", sbArgs(pkg, sshd.port), env);
+      fresh();
       const a2 = extraCa ? await timed("node", sbArgs(pkg, sshd.port), clean) : undefined;
+      fresh();
       const b = await sftpRun(sshd.port, "sftp", pkg);
       halfThere();
       const c = await timed("node", sbArgs(pkg, sshd.port), env);
@@ -199,6 +210,7 @@ try {
         c2 = await timed("node", sbArgs(pkg, sshd.port), clean);
       }
       // sftp's own resume (reput) of the same half, for the peer figure.
+      fresh();
       const sftpPartial = join(sftpDir, "bench.zip");
       copyFileSync(pkg, sftpPartial);
       truncateSync(sftpPartial, size / 2);
@@ -228,8 +240,11 @@ try {
         const c = process.cpuUsage(c0);
         return { ...res, relayCpu: (c.user + c.system) / 1e6 };
       };
+      fresh();
       const a = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port), env));
+      fresh();
       const b = await withRelayCpu(() => timed("node", sbArgs(pkg, relay.port, ["--connections", String(CONNECTIONS)]), env));
+      fresh();
       const c = await withRelayCpu(() => sftpRun(relay.port, "sftp", pkg));
       results.push({ where: `relay ${RTT_MS} ms`, mb: mbs, round: r + 1, sb: a.secs, sbN: b.secs, sftp: c.secs, rssSb: a.rssMB, rssSbN: b.rssMB, lanes: a.lanes, lanesN: b.lanes, relayCpu: [a.relayCpu, b.relayCpu, c.relayCpu], load: load() });
       say(`${RTT_MS} ms RTT ${mbs} MB round ${r + 1}: scanbridge (defaults) ${mb(size, a.secs).toFixed(1)} MB/s = ${(c.secs / a.secs).toFixed(2)}x, ` +
