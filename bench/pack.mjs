@@ -12,7 +12,8 @@
 //        node bench/pack.mjs --rss-scan 100,1000,5000 --rss-files 1000,10000,50000   and by number of files: one set
 //        of 500 small CT-like files (20 KB), hard-linked as many times as needed (50,000 files: a 1 GB package).
 //        ... --rss-large 100,5000   and of large files (25 MB each, read in several pieces). Store rows also give
-//        Info-ZIP `zip -r -0`'s peak RSS on the same input, from the same run.
+//        Info-ZIP `zip -r -0`'s peak RSS on the same input, from the same run. `--rss-modes store` (or deflate):
+//        one mode only. The environment is passed on (e.g. GLIBC_TUNABLES, see the README's memory section).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
@@ -33,6 +34,7 @@ const RSS_SCAN = process.argv.includes("--rss-scan")
   : undefined;
 const RSS_FILES = process.argv.includes("--rss-files") ? process.argv[process.argv.indexOf("--rss-files") + 1].split(",").map(Number) : [];
 const RSS_LARGE = process.argv.includes("--rss-large") ? process.argv[process.argv.indexOf("--rss-large") + 1].split(",").map(Number) : [];
+const RSS_MODES = process.argv.includes("--rss-modes") ? process.argv[process.argv.indexOf("--rss-modes") + 1].split(",") : ["deflate", "store"];
 const CACHE = join(ROOT, ".bench-cache");
 let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
@@ -199,7 +201,7 @@ async function largeFarm(totalMB) {
 async function rssScan(sizes, fileCounts, largeSizes = []) {
   const lines = [];
   const load = () => spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
-  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}`);
+  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}; GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? "(unset)"}`);
   lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms | `zip -r -0` peak RSS (MB) |");
   lines.push("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
   const sets = [...sizes.map((mb) => ({ mb })), ...fileCounts.map((files) => ({ files })), ...largeSizes.map((large) => ({ large }))];
@@ -207,7 +209,7 @@ async function rssScan(sizes, fileCounts, largeSizes = []) {
     const dir = large !== undefined ? await largeFarm(large) : await linkFarm(mb, files);
     const { bytes, files: n } = totalBytes(dir);
     const input = large !== undefined ? `${n} files of 25 MB, ${(bytes / 1e6).toFixed(0)} MB` : files === undefined ? `${(bytes / 1e6).toFixed(0)} MB` : `${n.toLocaleString("en")} files, ${(bytes / 1e6).toFixed(0)} MB`;
-    for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]]) {
+    for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]].filter(([m]) => RSS_MODES.includes(m.split(" ")[0]))) {
       clean();
       const x = timed(`pack ${mode}`, process.execPath, [BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
       const j = JSON.parse(x.stdout);
