@@ -130,7 +130,7 @@ export function packHumanLines(r: PackResult): string[] {
 /** Run `scanbridge pack`. */
 export async function runPackCommand(ctx: CommandContext<PackCommandOptions>): Promise<CommandOutput> {
   const result = await packPackage(await packOptionsFrom(ctx));
-  return { data: packResultData(result), human: packHumanLines(result) };
+  return { data: packResultData(result), human: () => packHumanLines(result) };
 }
 
 /**
@@ -140,7 +140,7 @@ export async function runPackCommand(ctx: CommandContext<PackCommandOptions>): P
  */
 export async function runInspectCommand(ctx: CommandContext<InspectCommandOptions>): Promise<CommandOutput> {
   const result = await packPackage(await packOptionsFrom(ctx, { dryRun: true, reportOnly: true, choosePatient: undefined }));
-  return { data: packResultData(result), human: [...patientLines(result, ctx.interactive || ctx.verbose), ...packHumanLines(result)] };
+  return { data: packResultData(result), human: () => [...patientLines(result, ctx.interactive || ctx.verbose), ...packHumanLines(result)] };
 }
 
 function patientLines(r: PackResult, showNames: boolean): string[] {

@@ -28,10 +28,13 @@ export interface CommandContext<O = unknown> {
   configPath: string;
 }
 
-/** What a command returns: data for --json and lines for a person. */
+/**
+ * What a command returns: data for --json and lines for a person. The lines may be given as a function: they are
+ * then made only when shown (never with --json or --quiet; a count in them loads ICU's plural data, ~20 ms).
+ */
 export interface CommandOutput {
   data: Record<string, unknown>;
-  human: string[];
+  human: string[] | (() => string[]);
   /** Non-zero when the command finished but must report failure (e.g. some notifications pending). */
   exitCode?: number;
 }

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { InputError, InterruptedError, NotifyError, ScanbridgeError, UsageError } from "../errors.js";
-import { english, localize, msg, t, warnText, type LocalText } from "../i18n/index.js";
+import { english, localize, msg, warnText, type LocalText } from "../i18n/index.js";
 import type { Receipt } from "../transfer/receipt.js";
 import type { Emit } from "../ui/events.js";
 import { factsFromReceipt, renderMessage, type SenderContact } from "./message.js";
@@ -284,7 +284,7 @@ export async function notifyReceipt(receiptPath: string, channels: NotifyChannel
       for (const item of todo) {
         if (opts.signal?.aborted) throw new InterruptedError();
         const step = `notify:${item.id}`;
-        emit({ type: "step", id: step, label: t(item.channel === "email" ? "notify.emailTo" : "notify.webhookTo", { target: item.target }) });
+        emit({ type: "step", id: step, label: msg(item.channel === "email" ? "notify.emailTo" : "notify.webhookTo", { target: item.target }) });
         let response: string | undefined;
         let error: string | undefined;
         try {

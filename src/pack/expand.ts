@@ -6,7 +6,7 @@ import { crc32 } from "node:zlib";
 import { Transform } from "node:stream";
 import yauzl from "yauzl";
 import { InputError, throwIfAborted } from "../errors.js";
-import { msg, t, type LocalText } from "../i18n/index.js";
+import { msg, type LocalText } from "../i18n/index.js";
 import { checkEntryName, S_IFLNK, unixFileType } from "../ingest/names.js";
 import type { Emit } from "../ui/events.js";
 import { DEFAULT_EXTRACT_LIMITS, entryRatioExceeded, type ExtractLimits } from "../util/extract-limits.js";
@@ -97,7 +97,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
   const tmp = await mkdtemp(join(opts.tmpParent, ".scanbridge-expand-"));
   trackTemp(tmp);
   try {
-    opts.emit?.({ type: "step", id: "expand", label: t("step.expand", { n: zips.length }) });
+    opts.emit?.({ type: "step", id: "expand", label: msg("step.expand", { n: zips.length }) });
     for (const [i, a] of zips.entries()) {
       const dest = join(tmp, String(i));
       await unpackZip(a.absPath, dest, opts.limits ?? DEFAULT_EXPAND_LIMITS, opts.signal);
@@ -121,7 +121,7 @@ export async function expandArchives(scan: ScanResult, opts: { tmpParent: string
       scan.excluded.push({ input: a.input, path: a.relPath, reason: "archive-expanded", size: a.size });
     }
     scan.archives = scan.archives.filter((a) => !isZip(a.relPath));
-    opts.emit?.({ type: "step-done", id: "expand", label: t("step.expand.done", { n: zips.length }) });
+    opts.emit?.({ type: "step-done", id: "expand", label: msg("step.expand.done", { n: zips.length }) });
     return tmp;
   } catch (err) {
     opts.emit?.({ type: "step-done", id: "expand", ok: false });

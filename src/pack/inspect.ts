@@ -198,9 +198,9 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
     if (opts.onlyPatient) throw onlyPatientNotFound(opts.onlyPatient, []);
     return undefined;
   }
-  opts.emit?.({ type: "step", id: "inspect", label: t("step.inspect") });
+  opts.emit?.({ type: "step", id: "inspect", label: msg("step.inspect") });
   const reads = await readHeaders(dicomFiles, scan.dicomHeaders, opts);
-  opts.emit?.({ type: "step-done", id: "inspect", label: t("step.inspect.done", { n: dicomFiles.length }) });
+  opts.emit?.({ type: "step-done", id: "inspect", label: msg("step.inspect.done", { n: dicomFiles.length }) });
   const allowedUnchecked = guardUnreadable(reads, opts);
 
   let entries = reads.entries;

@@ -1,7 +1,7 @@
 import { link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describeIoError, InputError, SizeLimitError, throwIfAborted, UsageError } from "../errors.js";
-import { msg, t, warnText } from "../i18n/index.js";
+import { msg, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { VERSION } from "../version.js";
 import { formatBytes } from "../ui/format.js";
@@ -370,14 +370,14 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   }
   if (manifest.patient.name !== base.patient || manifest.root !== base.root || manifest.files.length !== planned.length) throw changed();
   const byPath = new Map(manifest.files.map((f) => [f.path, f]));
-  opts.emit?.({ type: "step", id: "reuse", label: t("step.reuse") });
+  opts.emit?.({ type: "step", id: "reuse", label: msg("step.reuse") });
   let done = 0;
   const total = planned.reduce((s, p) => s + p.size, 0);
   for (const p of planned) {
     throwIfAborted(opts.signal);
     const m = byPath.get(p.path);
     if (!m || m.size !== p.size || m.sha256 !== (await hashFile(p.absPath, opts.signal))) {
-      opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: t("step.reuse.differs") });
+      opts.emit?.({ type: "step-done", id: "reuse", ok: false, label: msg("step.reuse.differs") });
       throw changed();
     }
     done += p.size;
@@ -386,6 +386,6 @@ async function reuseExisting(base: PackResult, planned: Array<{ path: string; si
   const sha256 = parseSha256Line(sidecar)?.sha256;
   if (!sha256) throw changed();
   const size = (await stat(base.package)).size;
-  opts.emit?.({ type: "step-done", id: "reuse", label: t("step.reuse.done") });
+  opts.emit?.({ type: "step-done", id: "reuse", label: msg("step.reuse.done") });
   return { ...base, sha256, size, emailable: size <= opts.emailLimit, reused: true };
 }

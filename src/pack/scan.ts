@@ -3,7 +3,7 @@ import { open, opendir, realpath, stat } from "node:fs/promises";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { InputError, throwIfAborted } from "../errors.js";
-import { msg, t } from "../i18n/index.js";
+import { msg } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { classifyFile, HEAD_BYTES, isExecutableDir, isJunkDir } from "./classify.js";
 import type { ExcludedFile, FileKind } from "./manifest.js";
@@ -366,7 +366,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   // Classify: open each file (never following a link put there since the walk), stat it, read its head and, for a
   // DICOM file, its header. Directly, one file after another, while the medium is fast; then through the pool.
   const total = pending.length;
-  opts.emit?.({ type: "step", id: "scan", label: t("step.scan") });
+  opts.emit?.({ type: "step", id: "scan", label: msg("step.scan") });
   const progress = (done: number) => opts.emit?.({ type: "progress", id: "scan", done, total, unit: "files" });
   let includedBytes = 0;
   let bytesHook = opts.onInputBytes;
@@ -419,7 +419,7 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
   await forEachConcurrent(pending.slice(direct), opts.concurrency ?? 16, (p) => classify(p, openPooled), {
     signal: opts.signal, checkAbort: throwIfAborted, onDone: (done) => progress(direct + done),
   });
-  opts.emit?.({ type: "step-done", id: "scan", label: t("step.scan.done", { n: total }) });
+  opts.emit?.({ type: "step-done", id: "scan", label: msg("step.scan.done", { n: total }) });
   const byPath = (a: { input: number; relPath?: string; path?: string }, b: { input: number; relPath?: string; path?: string }) =>
     a.input - b.input || ((a.relPath ?? a.path)! < (b.relPath ?? b.path)! ? -1 : 1);
   result.files.sort(byPath);

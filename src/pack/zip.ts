@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as zlib from "node:zlib";
 import { describeIoError, InputError, InterruptedError, ScanbridgeError } from "../errors.js";
-import { msg, t } from "../i18n/index.js";
+import { msg } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { youngCollector } from "../util/heap.js";
 import { SIG_CENTRAL, SIG_DESCRIPTOR, SIG_END, SIG_END64, SIG_LOCAL, SIG_LOCATOR64 } from "../util/zip-format.js";
@@ -690,7 +690,7 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     }
   };
 
-  opts.emit?.({ type: "step", id: "zip", label: t("step.zip") });
+  opts.emit?.({ type: "step", id: "zip", label: msg("step.zip") });
   try {
     const readerRun = reader().catch(fail).finally(() => {
       readerDone = true;
@@ -710,10 +710,10 @@ export async function writeZip(plan: PackagePlan, opts: WriteZipOptions): Promis
     const fsyncMs = performance.now() - t0;
     await out.close();
     await fh.close();
-    opts.emit?.({ type: "step-done", id: "zip", label: t("step.zip.done", { n: files.length }) });
+    opts.emit?.({ type: "step-done", id: "zip", label: msg("step.zip.done", { n: files.length }) });
     return { tmpPath, size: out.offset, sha256: out.hash.digest("hex"), files, storedEntries, fsyncMs, output };
   } catch (err) {
-    opts.emit?.({ type: "step-done", id: "zip", ok: false, label: t("step.zip.failed") });
+    opts.emit?.({ type: "step-done", id: "zip", ok: false, label: msg("step.zip.failed") });
     await out.drain().catch(() => {});
     await out.close();
     await fh.close().catch(() => {});

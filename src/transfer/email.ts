@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
 import { basename } from "node:path";
 import { InputError, NetworkError, SizeLimitError, throwIfAborted } from "../errors.js";
-import { msg, t } from "../i18n/index.js";
+import { msg } from "../i18n/index.js";
 import { escapeHtml, packageIdOf, type SenderContact } from "../notify/message.js";
 import { createSmtpSender, describeSmtp, SmtpDeliveryError, type SmtpSender, type SmtpSettings } from "../notify/smtp.js";
 import type { Emit } from "../ui/events.js";
@@ -106,7 +106,7 @@ export async function emailPackage(pkg: EmailablePackage, opts: EmailPackageOpti
   const { subject, text, html } = renderPackageEmail(pkg, opts);
   const messageId = `<${packageIdOf(pkg.sha256)}.${randomBytes(6).toString("hex")}@scanbridge>`;
   const server = describeSmtp(opts.smtp);
-  opts.emit?.({ type: "step", id: "email", label: t("step.email", { n: opts.recipients.length, server }) });
+  opts.emit?.({ type: "step", id: "email", label: msg("step.email", { n: opts.recipients.length, server }) });
   const sender = (opts.createSender ?? createSmtpSender)(opts.smtp);
   try {
     const accepted = await sender.send({
@@ -119,10 +119,10 @@ export async function emailPackage(pkg: EmailablePackage, opts: EmailPackageOpti
       ...(opts.sender.email ? { replyTo: opts.sender.email } : {}),
       attachments: [{ filename: basename(pkg.path), content, contentType: "application/zip" }],
     });
-    opts.emit?.({ type: "step-done", id: "email", label: t("step.email.done") });
+    opts.emit?.({ type: "step-done", id: "email", label: msg("step.email.done") });
     return { recipients: opts.recipients, messageId: accepted.messageId, response: accepted.response, packageId: packageIdOf(pkg.sha256), size: pkg.size, sha256: pkg.sha256, server };
   } catch (err) {
-    opts.emit?.({ type: "step-done", id: "email", label: t("step.email.failed"), ok: false });
+    opts.emit?.({ type: "step-done", id: "email", label: msg("step.email.failed"), ok: false });
     if (err instanceof SmtpDeliveryError) throw new NetworkError("EMAIL_SEND_FAILED", err.text, { hint: err.hintText, retryable: err.retryable, cause: err });
     throw err;
   } finally {

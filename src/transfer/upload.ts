@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError, InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError, describeIoError } from "../errors.js";
-import { msg, t, warnText } from "../i18n/index.js";
+import { msg, warnText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
@@ -489,7 +489,7 @@ class UploadRun {
   async packageHash(): Promise<string> {
     const { st, input, plan } = this;
     if (!this.sha256 && st.hasher) {
-      input.emit({ type: "step", id: "upload-hash", label: t("step.uploadHash") });
+      input.emit({ type: "step", id: "upload-hash", label: msg("step.uploadHash") });
       this.sha256 = await st.hasher.digest(plan.size, input.signal);
       this.marker = Buffer.from(`${this.sha256}  ${plan.zipName}\n`, "utf8");
       input.emit({ type: "step-done", id: "upload-hash" });
@@ -791,7 +791,7 @@ class UploadAttempt {
     const { run, input, dest, plan, emit } = this;
     const { size } = plan;
     const expected = await run.packageHash();
-    emit({ type: "step", id: "upload-verify", label: t("step.uploadVerify") });
+    emit({ type: "step", id: "upload-verify", label: msg("step.uploadVerify") });
     const reader = await dest.openRead(workPath);
     let remote: { hash: Hash; bytes: number };
     try {
@@ -873,7 +873,7 @@ class UploadAttempt {
     const { run, input, dest, paths } = this;
     // The old package must not look complete while it is replaced.
     if (replacing && input.force && !this.oldMarkerRemoved) await dest.remove(paths.marker);
-    this.emit({ type: "step", id: "upload-finish", label: t("step.uploadFinish") });
+    this.emit({ type: "step", id: "upload-finish", label: msg("step.uploadFinish") });
     // The staged marker is written after the last data (beside the rename: one round trip for both).
     if (this.markerStaged && !this.markerWritten) this.markerWritten = this.writeStagedMarker();
     try {
@@ -999,7 +999,7 @@ async function checkPrefix(dest: Destination, remotePath: string, localPath: str
   const reader = await dest.openRead(remotePath);
   try {
     if (byHash) {
-      emit({ type: "step", id: "upload-resume-check", label: t("step.uploadResumeCheck") });
+      emit({ type: "step", id: "upload-resume-check", label: msg("step.uploadResumeCheck") });
       let done = 0;
       const remote = await hashRemoteRange(reader, 0, length, dest.window, (k) => {
         done += k;

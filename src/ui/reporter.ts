@@ -26,7 +26,7 @@ export interface Reporter {
   /** Handle a progress event from a stage. */
   emit(event: StageEvent): void;
   /** Print the final result: a JSON object with --json, the human lines otherwise. */
-  result(data: Record<string, unknown>, human: string[]): void;
+  result(data: Record<string, unknown>, human: string[] | (() => string[])): void;
   /** Print a failure. */
   fail(err: unknown, debug: boolean): void;
   /** For long-running commands (watch): one event line, JSON Lines with --json. */
@@ -100,11 +100,12 @@ export function createReporter(opts: ReporterOptions): Reporter {
       if (opts.mode === "json" || opts.mode === "quiet") return;
       switch (e.type) {
         case "step": {
-          steps.set(e.id, { label: e.label, started: Date.now(), lastDraw: 0, samples: [] });
+          const label = localize(e.label);
+          steps.set(e.id, { label, started: Date.now(), lastDraw: 0, samples: [] });
           if (opts.mode === "tty" && makeSpinner) {
             spinner?.stop();
-            spinner = makeSpinner({ text: e.label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
-          } else err(t("report.stepStarted", { label: e.label }));
+            spinner = makeSpinner({ text: label, stream: opts.stderr as NodeJS.WriteStream, color: "cyan", isEnabled: true }).start();
+          } else err(t("report.stepStarted", { label }));
           return;
         }
         case "progress": {
@@ -119,7 +120,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
         }
         case "step-done": {
           const st = steps.get(e.id);
-          const label = e.label ?? st?.label ?? e.id;
+          const label = e.label !== undefined ? localize(e.label) : (st?.label ?? e.id);
           steps.delete(e.id);
           if (opts.mode === "tty" && spinner) {
             if (e.ok === false) spinner.fail(label);
@@ -138,7 +139,7 @@ export function createReporter(opts: ReporterOptions): Reporter {
       if (opts.mode === "json") {
         opts.stdout.write(JSON.stringify({ ok: true, ...data, warnings }, null, streamed ? undefined : 2) + "\n");
       } else if (opts.mode !== "quiet") {
-        for (const line of human) opts.stdout.write(line + "\n");
+        for (const line of typeof human === "function" ? human() : human) opts.stdout.write(line + "\n");
       }
     },
     event(data, human) {

@@ -1,6 +1,7 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../src/errors.js";
+import { msg, setLanguage, type MessageValues } from "../../src/i18n/index.js";
 import { formatBytes, formatProgressBar } from "../../src/ui/format.js";
 import { createReporter, type ReporterMode } from "../../src/ui/reporter.js";
 
@@ -49,6 +50,32 @@ describe("reporter", () => {
     const v = capture("plain", true);
     v.r.emit({ type: "warn", code: "W", message: "m", privateLines: ["detail"] });
     expect(v.err()).toContain("detail");
+  });
+  it("step labels and result lines given lazily are put into words only where a person reads them, in the reader's language", () => {
+    // A count whose value cannot be read: formatting the label would throw.
+    const unreadable = (): MessageValues => Object.defineProperty({}, "n", { enumerable: true, get: () => { throw new Error("label formatted"); } }) as MessageValues;
+    for (const mode of ["json", "quiet"] as const) {
+      const c = capture(mode);
+      c.r.emit({ type: "step", id: "scan", label: msg("step.scan.done", unreadable()) });
+      c.r.emit({ type: "step-done", id: "scan", label: msg("step.scan.done", unreadable()) });
+      c.r.result({ n: 1 }, () => {
+        throw new Error("human lines made");
+      });
+      expect(c.err()).toBe("");
+      expect(c.out()).toBe(mode === "json" ? '{\n  "ok": true,\n  "n": 1,\n  "warnings": []\n}\n' : "");
+    }
+    try {
+      setLanguage("es");
+      const c = capture("plain");
+      c.r.emit({ type: "step", id: "scan", label: msg("step.scan") });
+      c.r.emit({ type: "step-done", id: "scan", label: msg("step.scan.done", { n: 3 }) });
+      expect(c.err()).toContain("Comprobando los archivos");
+      expect(c.err()).toContain("Comprobados 3 archivos");
+      c.r.result({}, () => ["made when shown"]);
+      expect(c.out()).toBe("made when shown\n");
+    } finally {
+      setLanguage("en");
+    }
   });
   it("quiet mode prints errors only", () => {
     const c = capture("quiet");
