@@ -2,7 +2,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { InputError, InterruptedError, NetworkError, RemoteVerificationError, ScanbridgeError, describeIoError } from "../errors.js";
-import { msg, warnText } from "../i18n/index.js";
+import { localize, msg, warnText, type LocalText } from "../i18n/index.js";
 import type { Emit } from "../ui/events.js";
 import { hashFileRange, parseSha256Line } from "../util/hash.js";
 import type { Destination, RemoteReader, RemoteStat, RemoteWriter } from "./destination.js";
@@ -199,7 +199,7 @@ interface SendState {
   plan: UploadPlan;
   emit: Emit;
   signal?: AbortSignal;
-  label: (s: string) => string;
+  label: (s: LocalText) => LocalText | string;
   hasher: InlineHasher | undefined;
   bytesSent: number;
   /** Lanes the ramp added in the last sending (src/transfer/lanes.ts). */
@@ -219,7 +219,7 @@ interface SendState {
 async function sendSegments(st: SendState, dest: Destination, path: string, segs: Segment[], o: { truncate: boolean; lanes: number; attempt: number; journal?: Journal; atDataEnd?: () => Promise<unknown>; writers?: Array<Promise<RemoteWriter>>; ramp?: { rttMs: number; maxLanes: number } }): Promise<number> {
   const { plan, emit } = st;
   const total = plan.size;
-  emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? `Uploading (attempt ${o.attempt})` : "Uploading") });
+  emit({ type: "step", id: "upload", label: st.label(o.attempt > 1 ? msg("step.uploadAttempt", { attempt: o.attempt }) : msg("step.upload")) });
   // Everything outside the still-open parts of the segments is already at the destination.
   let done = total - segs.reduce((a, s) => a + (s.end - s.done), 0);
   let lastEmit = 0;
@@ -470,7 +470,8 @@ class UploadRun {
       plan,
       emit: input.emit,
       signal: input.signal,
-      label: (s: string) => (input.verbose ? `${s} ${plan.zipName}` : s),
+      // With --verbose the package's name too (the sender's own screen), put into words only then.
+      label: (s: LocalText) => (input.verbose ? `${localize(s)} ${plan.zipName}` : s),
       hasher: plan.claimed ? undefined : new InlineHasher(plan.packagePath),
       bytesSent: 0,
       lanesAdded: 0,

@@ -67,6 +67,8 @@ const ERROR_MESSAGE_ARG: Record<string, number> = {
   DicomReadError: 1,
 };
 const PROMPTS = new Set(["input", "password", "confirm", "select"]);
+/** Functions that put a message id into words (their string arguments are ids, not text). */
+const TRANSLATORS = new Set(["msg", "t", "english", "warnText", "localize", "listOf"]);
 
 interface Finding {
   where: string;
@@ -79,6 +81,11 @@ function findUntranslated(file: string, text = readFileSync(join(ROOT, file), "u
   const out: Finding[] = [];
   const report = (node: ts.Node, kind: string, expr: ts.Expression | undefined) => {
     if (!expr) return;
+    // A label or line made by a helper of the module's own (`st.label("Uploading")`): its arguments are the text.
+    if (ts.isCallExpression(expr) && !TRANSLATORS.has(ts.isPropertyAccessExpression(expr.expression) ? expr.expression.name.text : expr.expression.getText())) {
+      for (const arg of expr.arguments) report(node, kind, arg);
+      return;
+    }
     const text = staticText(expr);
     if (text === undefined || !WORDS.test(text)) return;
     const line = source.getLineAndCharacterOfPosition(node.getStart()).line + 1;
@@ -94,9 +101,10 @@ function findUntranslated(file: string, text = readFileSync(join(ROOT, file), "u
       if (index !== undefined) report(node, "error message", node.arguments?.[index]);
     }
     if (ts.isPropertyAssignment(node) && node.name.getText() === "hint") report(node, "hint", node.initializer);
-    // A command's human result lines: `{ data, human: [...] }`.
-    if (ts.isPropertyAssignment(node) && node.name.getText() === "human" && ts.isArrayLiteralExpression(node.initializer)) {
-      for (const line of node.initializer.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
+    // A command's human result lines: `{ data, human: [...] }`, or made when shown: `human: () => [...]`.
+    if (ts.isPropertyAssignment(node) && node.name.getText() === "human") {
+      const lines = ts.isArrowFunction(node.initializer) && ts.isArrayLiteralExpression(node.initializer.body) ? node.initializer.body : node.initializer;
+      if (ts.isArrayLiteralExpression(lines)) for (const line of lines.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
     if (ts.isObjectLiteralExpression(node)) {
       const type = propertyOf(node, "type");
@@ -140,6 +148,9 @@ describe("sender messages are translated", () => {
       'await ctx.prompter.input("Your name?");',
       'await p.select(t("q"), [{ name: "A patient", value: "patient" }]);',
       'return { data: {}, human: [`Wrote ${path}`] };',
+      'emit({ type: "step", id: "u", label: st.label(n > 1 ? `Uploading (attempt ${n})` : "Uploading") });',
+      'return { data: {}, human: () => ["Packaged", t("x")] };',
+      'emit({ type: "step", id: "u", label: st.label(msg("step.upload")) });',
       'throw new UsageError("X", msg("a.b"), { hint: msg("a.b.hint") });',
       'emit({ type: "warn", code: "W", ...warnText("w") });',
       'throw new InputError("X", `${n}: ${m}`);',
@@ -152,6 +163,8 @@ describe("sender messages are translated", () => {
       "probe.ts:4 prompt",
       "probe.ts:5 prompt choice",
       "probe.ts:6 result line",
+      "probe.ts:7 step label",
+      "probe.ts:8 result line",
     ]);
   });
 
