@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { readConfigFile, redactConfig, resolveConfig, unknownConfigKeys, type ValueSource } from "../config/load.js";
 import type { OptionDef } from "../config/options.js";
 import type { AnyCommandSpec, CommandContext, CommandOutput } from "./types.js";
+import { t } from "../i18n/index.js";
 
 /** Every option definition of every command and sub-command, in order (a shared option once per command). */
 export function everyOptionDef(specs: readonly AnyCommandSpec[]): OptionDef[] {
@@ -44,10 +45,10 @@ export async function runConfigShowCommand(ctx: CommandContext<unknown>): Promis
   const values: Record<string, { value: unknown; source: ValueSource; env?: string }> = {};
   for (const [k, v] of Object.entries(redacted)) values[k] = v;
   const width = Math.max(10, ...Object.keys(values).map((k) => k.length)) + 2;
-  const human = [`Config file: ${ctx.configPath}${fileExists ? "" : " (not found; run `scanbridge init`)"}`, ""];
+  const human = [t(fileExists ? "config.show.file" : "config.show.fileMissing", { path: ctx.configPath }), ""];
   for (const [k, { value, source }] of Object.entries(values)) human.push(`${k.padEnd(width)}${show(value).padEnd(28)} ${source}`);
   const unset = defs.filter((d) => !(d.key in values)).map((d) => d.key);
-  if (unset.length) human.push("", `Not set: ${unset.join(", ")}`);
+  if (unset.length) human.push("", t("config.show.unset", { keys: unset.join(", ") }));
   return {
     data: { configFile: ctx.configPath, configFileFound: fileExists, values, unset, unknownKeys },
     human,

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { ExitCode, UsageError } from "../errors.js";
-import { msg, t, warnText } from "../i18n/index.js";
+import { listOf, msg, t, warnText } from "../i18n/index.js";
 import { hasChannels, localizeDelivery, notifyOptionsFrom, notifyReceipt, resolveNotifyChannels, resolveSmtp, type NotifyResult } from "../notify/stage.js";
 import { packPackage, type PackResult } from "../pack/package.js";
 import { formatDestination, parseSendTarget, type DestinationSpec } from "../transfer/destination.js";
@@ -111,7 +111,7 @@ async function sendByEmail(ctx: CommandContext<SendCommandOptions>, recipients: 
     { path: packed.package, sha256: packed.sha256!, size: packed.size!, files: packed.files.total },
     { recipients, smtp, limit: packed.emailLimit, ...notifyOptionsFrom(o), signal: ctx.signal, emit: ctx.reporter.emit.bind(ctx.reporter) },
   );
-  const human = [...packHumanLines(packed), `E-mailed the package to ${recipients.join(", ")} via ${sent.server} (package ID ${sent.packageId})`];
+  const human = [...packHumanLines(packed), t("send.emailed", { recipients: listOf(recipients), server: sent.server, packageId: sent.packageId })];
   return {
     data: {
       package: packResultData(packed),

@@ -49,6 +49,19 @@ describe("scanbridge config show (built CLI)", () => {
     expect(alone.stdout).toMatch(/smtpPassword\s+\*\*\*/);
   });
 
+  it("the table's own lines are in the reader's language", async () => {
+    const es = await runCli(["config", "show"], { env: cleanEnv(home, { SCANBRIDGE_LANG: "es" }) });
+    expect(es.code).toBe(0);
+    expect(es.stdout).toContain(`Archivo de configuración: ${cfgPath}\n`);
+    expect(es.stdout).toMatch(/^Sin valor: /m);
+    expect(es.stdout).not.toMatch(/Config file|Not set/);
+    // No config file at the default place.
+    const bare = testdir({}, "sb-show-bare-");
+    const zh = await runCli(["config", "show"], { env: cleanEnv(bare, { SCANBRIDGE_LANG: "zh-CN" }) });
+    expect(zh.code).toBe(0);
+    expect(zh.stdout).toContain(`配置文件：${join(bare, ".config", "scanbridge", "config.json")}（不存在；请运行 \`scanbridge init\`）`);
+  });
+
   it("every command warns about a config key that does nothing, naming the file and the nearest key", async () => {
     const r = await runCli(["notify", "--retry"], { env: cleanEnv(home), cwd: home });
     expect(r.stderr).toContain(`Unknown key "emial" in ${cfgPath} (ignored); did you mean "email"?`);

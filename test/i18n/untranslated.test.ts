@@ -106,6 +106,13 @@ function findUntranslated(file: string, text = readFileSync(join(ROOT, file), "u
       const lines = ts.isArrowFunction(node.initializer) && ts.isArrayLiteralExpression(node.initializer.body) ? node.initializer.body : node.initializer;
       if (ts.isArrayLiteralExpression(lines)) for (const line of lines.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
+    // ... or gathered first: `const human = [...]`, `human.push(...)`.
+    if (ts.isVariableDeclaration(node) && node.name.getText() === "human" && node.initializer && ts.isArrayLiteralExpression(node.initializer)) {
+      for (const line of node.initializer.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
+    }
+    if (ts.isCallExpression(node) && node.expression.getText() === "human.push") {
+      for (const line of node.arguments) if (!ts.isSpreadElement(line)) report(line, "result line", line);
+    }
     if (ts.isObjectLiteralExpression(node)) {
       const type = propertyOf(node, "type");
       const kind = type && ts.isStringLiteral(type) ? type.text : undefined;
@@ -151,6 +158,7 @@ describe("sender messages are translated", () => {
       'emit({ type: "step", id: "u", label: st.label(n > 1 ? `Uploading (attempt ${n})` : "Uploading") });',
       'return { data: {}, human: () => ["Packaged", t("x")] };',
       'emit({ type: "step", id: "u", label: st.label(msg("step.upload")) });',
+      'const human = [...lines, `E-mailed it to ${to}`]; human.push("Done", t("x"));',
       'throw new UsageError("X", msg("a.b"), { hint: msg("a.b.hint") });',
       'emit({ type: "warn", code: "W", ...warnText("w") });',
       'throw new InputError("X", `${n}: ${m}`);',
@@ -165,6 +173,8 @@ describe("sender messages are translated", () => {
       "probe.ts:6 result line",
       "probe.ts:7 step label",
       "probe.ts:8 result line",
+      "probe.ts:10 result line",
+      "probe.ts:10 result line",
     ]);
   });
 
