@@ -15,6 +15,7 @@
 // without the setting sees.
 //
 //   BENCH_SIZES_MB=200,1024 BENCH_ROUNDS=2 BENCH_RELAY_SIZES_MB=50,500 BENCH_RTT_MS=150 BENCH_CONNECTIONS=8 node bench/upload.mjs
+//   BENCH_KEEP_DESTINATION=1: the previous run's files stay at the destination (see fresh() below).
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chownSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, existsSync, copyFileSync, truncateSync } from "node:fs";
@@ -31,6 +32,7 @@ const RELAY_SIZES_MB = (process.env.BENCH_RELAY_SIZES_MB ?? process.env.BENCH_RE
 const SIZE_MB = Math.max(1, ...SIZES_MB, ...RELAY_SIZES_MB);
 const RTT_MS = Number(process.env.BENCH_RTT_MS ?? 150);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const KEEP_DESTINATION = process.env.BENCH_KEEP_DESTINATION === "1";
 const bin = join(root, "bin", "scanbridge.js");
 if (!existsSync(join(root, "dist", "src", "cli.js"))) {
   console.error("Build first: npm run build");
@@ -147,7 +149,9 @@ try {
   // it): on this machine that made scanbridge's run right after an sftp run 2.1-2.6x slower (2026-12-02, 1 GB,
   // 12 rounds: 226-274 MB/s after sftp's run, 564-607 after its own; 561-647 in each of 6 rounds once emptied).
   // A patient's upload is a new file at the destination, so neither tool gets a file to overwrite here.
+  // BENCH_KEEP_DESTINATION=1 leaves the files in place, as before (to see the effect again).
   const fresh = () => {
+    if (KEEP_DESTINATION) return;
     for (const d of [sbDir, sftpDir]) for (const f of readdirSync(d)) rmSync(join(d, f), { recursive: true, force: true });
   };
   const makePkg = (name, mbs) => {
@@ -190,6 +194,8 @@ try {
     // Resume: half of the package is already at the destination as the partial.
     const halfThere = () => {
       fresh();
+      rmSync(join(sbDir, `${name}.zip`), { force: true });
+      rmSync(join(sbDir, `${name}.zip.sha256`), { force: true });
       const partial = join(sbDir, `.${name}.zip.partial`);
       copyFileSync(pkg, partial);
       truncateSync(partial, size / 2);
