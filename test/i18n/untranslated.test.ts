@@ -68,7 +68,7 @@ const ERROR_MESSAGE_ARG: Record<string, number> = {
 };
 const PROMPTS = new Set(["input", "password", "confirm", "select"]);
 /** Functions that put a message id into words (their string arguments are ids, not text). */
-const TRANSLATORS = new Set(["msg", "t", "english", "warnText", "localize", "listOf"]);
+const TRANSLATORS = new Set(["msg", "t", "english", "warnText"]);
 
 interface Finding {
   where: string;
