@@ -146,9 +146,9 @@ export async function runInspectCommand(ctx: CommandContext<InspectCommandOption
 function patientLines(r: PackResult, showNames: boolean): string[] {
   const patients = r.dicom?.patients ?? [];
   if (patients.length === 0) return [];
-  const label = (p: PatientListing): string => (showNames ? describePatient(p.patient) : `patient ${patients.indexOf(p) + 1}`);
-  const lines = [patients.length === 1 ? `Scans of ${label(patients[0]!)}` : `${patients.length} patients on these files (pack one with --only-patient <ID>):`];
+  const label = (p: PatientListing): string => (showNames ? describePatient(p.patient) : t("inspect.patientNumber", { n: patients.indexOf(p) + 1 }));
+  const lines = [patients.length === 1 ? t("inspect.scansOf", { patient: label(patients[0]!) }) : t("inspect.patients", { n: patients.length })];
   if (patients.length > 1) for (const p of patients) lines.push(`  ${label(p)}: ${p.studyLine}`);
-  if (!showNames) lines.push("  (names are shown at a terminal or with --verbose)");
+  if (!showNames) lines.push(t("inspect.namesHidden"));
   return lines;
 }

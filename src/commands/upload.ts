@@ -114,11 +114,11 @@ export function describeUpload(r: UploadResult): string[] {
     t("upload.remotePath", { path: r.remotePath }),
     t(r.verified === "sha256" ? "upload.checkSha" : "upload.checkSize", { sha256: r.sha256 }),
   ];
-  if (r.resumedFrom > 0) lines.push(`  resumed from ${formatBytes(r.resumedFrom)} already at the destination`);
-  if (r.lanes > 1) lines.push(`  over ${r.lanes} parallel channels${r.rttMs !== undefined ? ` (round trip ${Math.round(r.rttMs)} ms)` : ""}`);
-  if (r.attempts > 1) lines.push(`  took ${r.attempts} attempts`);
-  if (r.placement === "in-place") lines.push("  the server forbids renames: the file was written in place under its final name");
-  if (r.receiptPath) lines.push(`  receipt: ${r.receiptPath}`);
+  if (r.resumedFrom > 0) lines.push(t("upload.resumed", { size: formatBytes(r.resumedFrom) }));
+  if (r.lanes > 1) lines.push(r.rttMs !== undefined ? t("upload.lanesRtt", { lanes: r.lanes, rtt: Math.round(r.rttMs) }) : t("upload.lanes", { lanes: r.lanes }));
+  if (r.attempts > 1) lines.push(t("upload.attempts", { n: r.attempts }));
+  if (r.placement === "in-place") lines.push(t("upload.inPlace"));
+  if (r.receiptPath) lines.push(t("upload.receipt", { path: r.receiptPath }));
   return lines;
 }
 

@@ -238,10 +238,10 @@ export async function inspectDicomFiles(scan: ScanResult, opts: InspectOptions):
       opts.emit?.({ type: "warn", code: "PATIENT_UNVERIFIED", ...warnText("warn.patientUnverified") });
     }
     if (!check.ok && !mismatch) {
-      const table = check.groups.map((g: PatientGroup) => `${describePatient(g.patient)}: ${g.paths.length} file(s), e.g. ${g.paths[0]}`);
+      const table = check.groups.map((g: PatientGroup) => t("pack.patientGroup", { patient: describePatient(g.patient), n: g.paths.length, path: g.paths[0]! }));
       const multiple = check.reason === "multiple-patients";
       const problem = multiple ? msg("pack.multiplePatients", { n: check.groups.length }) : msg("pack.patientMismatch");
-      const lines = [`--patient: ${opts.patient}`, ...table];
+      const lines = [t("pack.patientFlag", { name: opts.patient }), ...table];
       if (opts.allowPatientMismatch) {
         mismatch = true;
         opts.emit?.({ type: "warn", code: "PATIENT_MISMATCH_ALLOWED", ...warnText("warn.patientMismatchAllowed", { problem }), privateLines: lines });

@@ -67,6 +67,8 @@ const ERROR_MESSAGE_ARG: Record<string, number> = {
   DicomReadError: 1,
 };
 const PROMPTS = new Set(["input", "password", "confirm", "select"]);
+/** Names of arrays that gather lines for a person. */
+const LINE_ARRAY = /^(human|lines|[a-z]\w*Lines)$/;
 /** Functions that put a message id into words (their string arguments are ids, not text). */
 const TRANSLATORS = new Set(["msg", "t", "english", "warnText"]);
 
@@ -106,11 +108,12 @@ function findUntranslated(file: string, text = readFileSync(join(ROOT, file), "u
       const lines = ts.isArrowFunction(node.initializer) && ts.isArrayLiteralExpression(node.initializer.body) ? node.initializer.body : node.initializer;
       if (ts.isArrayLiteralExpression(lines)) for (const line of lines.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
-    // ... or gathered first: `const human = [...]`, `human.push(...)`.
-    if (ts.isVariableDeclaration(node) && node.name.getText() === "human" && node.initializer && ts.isArrayLiteralExpression(node.initializer)) {
+    // ... or gathered first, in an array named for it (`human`, `lines`, `summaryLines`): `const human = [...]`,
+    // `lines.push(...)`.
+    if (ts.isVariableDeclaration(node) && LINE_ARRAY.test(node.name.getText()) && node.initializer && ts.isArrayLiteralExpression(node.initializer)) {
       for (const line of node.initializer.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
-    if (ts.isCallExpression(node) && node.expression.getText() === "human.push") {
+    if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression) && node.expression.name.text === "push" && LINE_ARRAY.test(node.expression.expression.getText())) {
       for (const line of node.arguments) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
     if (ts.isObjectLiteralExpression(node)) {
