@@ -57,14 +57,18 @@ export async function runSendCommand(ctx: CommandContext<SendCommandOptions>): P
     emit({ type: "warn", code: "NOBODY_NOTIFIED", ...warnText("warn.nobodyNotified") });
   }
 
-  const human = [...packHumanLines(packed)];
-  if (packed.reused) human.push(t("send.reused"));
-  human.push(...(upload ? describeUpload(upload) : [t("send.alreadyUploadedTo", { destination })]));
-  if (notified) {
-    for (const d of notified.sent) human.push(t("send.notified", { target: d.target, channel: d.channel }));
-    if (notified.alreadySent.length) human.push(t("send.notifiedEarlier", { n: notified.alreadySent.length }));
-    for (const d of notified.pending) human.push(t("send.notNotified", { target: d.target, channel: d.channel, error: localizeDelivery(d).error ?? t("send.pending") }));
-  }
+  // Made only when shown (not with --json or --quiet).
+  const human = (): string[] => {
+    const lines = [...packHumanLines(packed)];
+    if (packed.reused) lines.push(t("send.reused"));
+    lines.push(...(upload ? describeUpload(upload) : [t("send.alreadyUploadedTo", { destination })]));
+    if (notified) {
+      for (const d of notified.sent) lines.push(t("send.notified", { target: d.target, channel: d.channel }));
+      if (notified.alreadySent.length) lines.push(t("send.notifiedEarlier", { n: notified.alreadySent.length }));
+      for (const d of notified.pending) lines.push(t("send.notNotified", { target: d.target, channel: d.channel, error: localizeDelivery(d).error ?? t("send.pending") }));
+    }
+    return lines;
+  };
   const data = {
     package: packResultData(packed),
     reusedPackage: Boolean(packed.reused),
@@ -111,7 +115,7 @@ async function sendByEmail(ctx: CommandContext<SendCommandOptions>, recipients: 
     { path: packed.package, sha256: packed.sha256!, size: packed.size!, files: packed.files.total },
     { recipients, smtp, limit: packed.emailLimit, ...notifyOptionsFrom(o), signal: ctx.signal, emit: ctx.reporter.emit.bind(ctx.reporter) },
   );
-  const human = [...packHumanLines(packed), t("send.emailed", { recipients: listOf(recipients), server: sent.server, packageId: sent.packageId })];
+  const human = () => [...packHumanLines(packed), t("send.emailed", { recipients: listOf(recipients), server: sent.server, packageId: sent.packageId })];
   return {
     data: {
       package: packResultData(packed),

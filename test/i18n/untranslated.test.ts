@@ -103,16 +103,15 @@ function findUntranslated(file: string, text = readFileSync(join(ROOT, file), "u
       if (index !== undefined) report(node, "error message", node.arguments?.[index]);
     }
     if (ts.isPropertyAssignment(node) && node.name.getText() === "hint") report(node, "hint", node.initializer);
-    // A command's human result lines: `{ data, human: [...] }`, or made when shown: `human: () => [...]`.
-    if (ts.isPropertyAssignment(node) && node.name.getText() === "human") {
-      const lines = ts.isArrowFunction(node.initializer) && ts.isArrayLiteralExpression(node.initializer.body) ? node.initializer.body : node.initializer;
-      if (ts.isArrayLiteralExpression(lines)) for (const line of lines.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
-    }
-    // ... or gathered first, in an array named for it (`human`, `lines`, `summaryLines`): `const human = [...]`,
-    // `lines.push(...)`.
-    if (ts.isVariableDeclaration(node) && LINE_ARRAY.test(node.name.getText()) && node.initializer && ts.isArrayLiteralExpression(node.initializer)) {
-      for (const line of node.initializer.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
-    }
+    // A command's human result lines: `{ data, human: [...] }`, or made when shown: `human: () => [...]`; or
+    // gathered first, in an array named for it (`human`, `lines`, `summaryLines`): `const human = [...]` (or
+    // `() => [...]`), `lines.push(...)`.
+    const linesOf = (init: ts.Expression | undefined) => {
+      const lines = init && ts.isArrowFunction(init) && ts.isArrayLiteralExpression(init.body) ? init.body : init;
+      if (lines && ts.isArrayLiteralExpression(lines)) for (const line of lines.elements) if (!ts.isSpreadElement(line)) report(line, "result line", line);
+    };
+    if (ts.isPropertyAssignment(node) && node.name.getText() === "human") linesOf(node.initializer);
+    if (ts.isVariableDeclaration(node) && LINE_ARRAY.test(node.name.getText())) linesOf(node.initializer);
     if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression) && node.expression.name.text === "push" && LINE_ARRAY.test(node.expression.expression.getText())) {
       for (const line of node.arguments) if (!ts.isSpreadElement(line)) report(line, "result line", line);
     }
@@ -162,6 +161,7 @@ describe("sender messages are translated", () => {
       'return { data: {}, human: () => ["Packaged", t("x")] };',
       'emit({ type: "step", id: "u", label: st.label(msg("step.upload")) });',
       'const human = [...lines, `E-mailed it to ${to}`]; human.push("Done", t("x"));',
+      'const human = () => [...lines, `Sent to ${to}`];',
       'throw new UsageError("X", msg("a.b"), { hint: msg("a.b.hint") });',
       'emit({ type: "warn", code: "W", ...warnText("w") });',
       'throw new InputError("X", `${n}: ${m}`);',
@@ -178,6 +178,7 @@ describe("sender messages are translated", () => {
       "probe.ts:8 result line",
       "probe.ts:10 result line",
       "probe.ts:10 result line",
+      "probe.ts:11 result line",
     ]);
   });
 
