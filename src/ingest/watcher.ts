@@ -9,6 +9,7 @@ import type { RoutingConfig } from "./routing.js";
 import type { ForwardAttempt, ForwardEntry, ForwardOptions, KnownInstance } from "../forward/queue.js";
 import { Settler, isCandidateName, type Readiness } from "./settle.js";
 import { hashFile } from "./sidecar.js";
+import { isSha256Hex } from "../util/hash.js";
 import { OWNER_ONLY, defaultStateDir, isControlFileName, legacyStateIn, makeTreePrivate, mkdirPrivate, openStateDir, type PrivateModes, type StateDirs } from "./state.js";
 import {
   archiveAndRelease,
@@ -362,7 +363,7 @@ async function finishCommit(ws: WatchState, claim: Claim, state: ClaimState): Pr
   if (await stat(state.from).then(() => true, () => false)) readyPath = await commitToReady(ws.dirs, claim, state);
   // From the commit record: the claim's zip may already be in archive/ (a crash after archiving it, before the claim
   // was released), and then only the recorded hash finds the "ready" record already written.
-  const sha256 = typeof state.sha256 === "string" && /^[0-9a-f]{64}$/.test(state.sha256) ? state.sha256 : await hashFile(claim.zip).catch(() => "");
+  const sha256 = isSha256Hex(state.sha256) ? state.sha256 : await hashFile(claim.zip).catch(() => "");
   const id = sha256.slice(0, 12);
   if (ws.opts.forward && sha256) await (await forwardQueue()).enqueueForward(ws.state.root, { id, sha256, readyPath });
   if (!(sha256 && (await auditHasReady(ws.audit.file, sha256)))) await audit(ws, { event: "ready", id, sha256, result: "ready", recovered: true, ...names(ws, claim.file) });

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { PackageDicomSummary } from "../dicom/types.js";
+import { isSha256Hex } from "../util/hash.js";
 import type { PlannedEntry } from "./plan.js";
 
 /** What kind of file an entry is. `dicom-unreadable` looks like DICOM but could not be parsed. */
@@ -129,7 +130,7 @@ export class HashedFiles implements ManifestFileList, Iterable<ManifestFile> {
   /** The SHA-256 (64 hex digits) of the next planned entry. */
   add(sha256: string): void {
     if (this.count >= this.entries.length) throw new Error("more hashes than planned files");
-    if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error("not a SHA-256 in hex");
+    if (!isSha256Hex(sha256)) throw new Error("not a SHA-256 in hex");
     this.digests.write(sha256, this.count * 32, 32, "hex");
     this.count++;
   }

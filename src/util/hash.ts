@@ -23,6 +23,14 @@ export function parseSha256Line(text: string): Sha256Line | undefined {
   return { sha256: m[1]!.toLowerCase(), fileName: m[2]! };
 }
 
+/**
+ * A SHA-256 as this project writes it: 64 lower-case hex digits (what `digest("hex")` gives). Values from others
+ * (a sidecar, a receipt, a hand-made manifest) are read case-insensitively where they are parsed, not with this.
+ */
+export function isSha256Hex(value: unknown): value is string {
+  return typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
+}
+
 /** One line exactly as `sha256sum` writes it (text mode, two spaces). */
 export function formatSha256Line(sha256: string, fileName: string): string {
   return `${sha256}  ${fileName}\n`;
