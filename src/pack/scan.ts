@@ -64,8 +64,8 @@ export class HeaderUnread {
 /**
  * A file the scan found. Its absolute path is made when asked for, from the input's real path and the relative
  * path, rather than kept: 80-odd bytes per file for the whole pack (a large study has 50,000 files) for a string
- * needed only to open the file (twice: scan and zip) and to name it in the sender's own error messages. Made the
- * way the walk made the path it opened, so both are the same text.
+ * needed only to open the file (twice: scan and zip) and to name it in the sender's own error messages. Made by
+ * inFolder, as the walk makes a link's path, so the two are the same text.
  */
 class FoundFile implements ScannedFile {
   size = 0;
@@ -76,8 +76,7 @@ class FoundFile implements ScannedFile {
   /** `base`: the folder the relative path starts in (the input's real path; a file input's parent folder). */
   constructor(private readonly base: string, readonly input: number, readonly relPath: string, readonly dir: string) {}
   get absPath(): string {
-    const rel = sep === "/" ? this.relPath : this.relPath.split("/").join(sep);
-    return this.base.endsWith(sep) ? flat(this.base, rel) : flat(this.base, sep, rel);
+    return inFolder(this.base, sep === "/" ? this.relPath : this.relPath.split("/").join(sep));
   }
 }
 
@@ -108,6 +107,12 @@ interface OpenedFile extends PositionalReader {
  * flat from the start.
  */
 const flat = (...parts: string[]): string => parts.join("");
+
+/**
+ * `rest` (native separators) inside the normalised absolute folder `dir`: join() would only cost time (50,000
+ * files). The one way the scan makes a file's path, for the walk's links and for FoundFile.absPath alike.
+ */
+const inFolder = (dir: string, rest: string): string => (dir.endsWith(sep) ? flat(dir, rest) : flat(dir, sep, rest));
 
 /** A size as a small integer where it fits (fstat's numbers are doubles, each kept in a 16-byte box per file). */
 const smallInt = (n: number): number => (n >= 0 && n <= 0x3fffffff ? n | 0 : n);
@@ -345,9 +350,8 @@ export async function scanInputs(given: string[], opts: ScanOptions): Promise<Sc
       try {
         for await (const d of folderEntries(absDir, pace)) {
           const rel = relDir === "" ? d.name : flat(relDir, "/", d.name);
-          // absDir is already normalised and a name holds no separator: join() would only cost time. (A file's
-          // absolute path is made by its FoundFile when needed.)
-          if (d.isSymbolicLink()) await classifyLink(index, absDir.endsWith(sep) ? flat(absDir, d.name) : flat(absDir, sep, d.name), rel);
+          // A name holds no separator. (A file's absolute path is made by its FoundFile when needed.)
+          if (d.isSymbolicLink()) await classifyLink(index, inFolder(absDir, d.name), rel);
           else if (d.isDirectory()) {
             if (isJunkDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "os-junk" });
             else if (isExecutableDir(d.name)) result.excluded.push({ input: index, path: rel, reason: "executable" });
