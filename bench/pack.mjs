@@ -13,7 +13,8 @@
 //        of 500 small CT-like files (20 KB), hard-linked as many times as needed (50,000 files: a 1 GB package).
 //        ... --rss-large 100,5000   and of large files (25 MB each, read in several pieces). Store rows also give
 //        Info-ZIP `zip -r -0`'s peak RSS on the same input, from the same run. `--rss-modes store` (or deflate):
-//        one mode only. The environment is passed on (e.g. GLIBC_TUNABLES, see the README's memory section).
+//        one mode only. The environment is passed on (e.g. GLIBC_TUNABLES, see the README's memory section);
+//        `--node-flags "--no-turbofan"` runs scanbridge under those Node/V8 flags (to see what the JIT adds).
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { join, resolve, dirname } from "node:path";
@@ -35,6 +36,9 @@ const RSS_SCAN = process.argv.includes("--rss-scan")
 const RSS_FILES = process.argv.includes("--rss-files") ? process.argv[process.argv.indexOf("--rss-files") + 1].split(",").map(Number) : [];
 const RSS_LARGE = process.argv.includes("--rss-large") ? process.argv[process.argv.indexOf("--rss-large") + 1].split(",").map(Number) : [];
 const RSS_MODES = process.argv.includes("--rss-modes") ? process.argv[process.argv.indexOf("--rss-modes") + 1].split(",") : ["deflate", "store"];
+// Node/V8 flags for scanbridge's runs (not the peers'), e.g. --node-flags "--no-turbofan" to see what V8's optimizing
+// compiler adds to peak RSS (README, memory section). Empty by default: the runs are the shipped command.
+const NODE_FLAGS = process.argv.includes("--node-flags") ? process.argv[process.argv.indexOf("--node-flags") + 1].split(" ").filter(Boolean) : [];
 const CACHE = join(ROOT, ".bench-cache");
 let DATA = join(CACHE, `ct-${SIZE_MB}mb-${FILES}`);
 const OUT = join(CACHE, "out");
@@ -201,7 +205,7 @@ async function largeFarm(totalMB) {
 async function rssScan(sizes, fileCounts, largeSizes = []) {
   const lines = [];
   const load = () => spawnSync("uptime", { encoding: "utf8" }).stdout.trim().replace(/.*load/, "load");
-  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}; GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? "(unset)"}`);
+  lines.push(`pack peak RSS by package size (noisy CT-like data, 0.5 MB files) and by number of files (20 KB files); ${load()}; GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? "(unset)"}; node flags: ${NODE_FLAGS.join(" ") || "(none)"}`);
   lines.push("| input | mode | seconds | MB/s | zip size (MB) | peak RSS (MB) | zip ms (no fsync) | fsync ms | `zip -r -0` peak RSS (MB) |");
   lines.push("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
   const sets = [...sizes.map((mb) => ({ mb })), ...fileCounts.map((files) => ({ files })), ...largeSizes.map((large) => ({ large }))];
@@ -211,7 +215,7 @@ async function rssScan(sizes, fileCounts, largeSizes = []) {
     const input = large !== undefined ? `${n} files of 25 MB, ${(bytes / 1e6).toFixed(0)} MB` : files === undefined ? `${(bytes / 1e6).toFixed(0)} MB` : `${n.toLocaleString("en")} files, ${(bytes / 1e6).toFixed(0)} MB`;
     for (const [mode, extra] of [["deflate -6", ["--level", "6"]], ["store", ["--store"]]].filter(([m]) => RSS_MODES.includes(m.split(" ")[0]))) {
       clean();
-      const x = timed(`pack ${mode}`, process.execPath, [BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
+      const x = timed(`pack ${mode}`, process.execPath, [...NODE_FLAGS, BIN, "pack", dir, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env: { ...process.env, NO_COLOR: "1" } });
       const j = JSON.parse(x.stdout);
       let peer = "-";
       if (mode === "store") {
@@ -264,7 +268,7 @@ async function benchKind(kind) {
   timed("warm", "sh", ["-c", `find '${DATA}' -type f -exec cat {} + > /dev/null`]);
   for (const x of every(() => timed("plain read (cat)", "sh", ["-c", `find '${DATA}' -type f -exec cat {} + > /dev/null`]))) results.push({ ...x, size: null });
   const sb = (label, extra) => () => {
-    const x = timed(label, process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env });
+    const x = timed(label, process.execPath, [...NODE_FLAGS, BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--json", ...extra], { env });
     const j = JSON.parse(x.stdout);
     return { ...x, fsyncS: (j.timings?.fsyncMs ?? 0) / 1000, timings: j.timings };
   };
@@ -276,7 +280,7 @@ async function benchKind(kind) {
     ["zip -r -0", () => timed("zip -0", "zip", ["-q", "-r", "-0", join(OUT, "z.zip"), "."], { cwd: DATA }), () => join(OUT, "z.zip")],
     ["7z a -tzip -mx=0", () => timed("7z -mx=0", "7z", ["a", "-tzip", "-mx=0", "-bd", "-bso0", join(OUT, "s.zip"), "."], { cwd: DATA }), () => join(OUT, "s.zip")],
   ];
-  if (INSPECTION) runs.push(["scanbridge pack -6, no inspection", () => timed("scanbridge -6 no-inspect", process.execPath, [BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--level", "6", "--quiet"], { env: { ...env, SCANBRIDGE_BENCH_SKIP_INSPECT: "1" } }), () => join(OUT, "Bench Synthetic.zip")]);
+  if (INSPECTION) runs.push(["scanbridge pack -6, no inspection", () => timed("scanbridge -6 no-inspect", process.execPath, [...NODE_FLAGS, BIN, "pack", DATA, "--patient", "Bench Synthetic", "--out", OUT, "--level", "6", "--quiet"], { env: { ...env, SCANBRIDGE_BENCH_SKIP_INSPECT: "1" } }), () => join(OUT, "Bench Synthetic.zip")]);
   // Interleaved rounds: each round runs every tool once, so load from other processes hits them alike.
   const byLabel = new Map(runs.map(([l]) => [l, []]));
   for (let r = 0; r < ROUNDS; r++) {

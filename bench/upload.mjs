@@ -200,6 +200,8 @@ try {
       copyFileSync(pkg, partial);
       truncateSync(partial, size / 2);
       chownSync(partial, sshd.uid, sshd.gid);
+      // As for the package: the half just copied is flushed now, not by the kernel during the timed resume.
+      execFileSync("sync");
     };
     for (let r = 0; r < ROUNDS; r++) {
       fresh();
@@ -221,6 +223,7 @@ try {
       copyFileSync(pkg, sftpPartial);
       truncateSync(sftpPartial, size / 2);
       chownSync(sftpPartial, sshd.uid, sshd.gid);
+      execFileSync("sync");
       writeFileSync(join(work, "batch-reput"), `reput "${pkg}" sftp/bench.zip\n`);
       const d = await timed("sftp", ["-q", "-b", join(work, "batch-reput"), "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(sshd.port), `${sshd.user}@127.0.0.1`]);
       results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB, lanes: a.lanes, lanesResume: c.lanes, load: load(),
