@@ -192,16 +192,19 @@ try {
     const pkg = makePkg(name, mbs);
     const size = mbs * 1024 * 1024;
     // Resume: half of the package is already at the destination as the partial.
+    // The first half of the package at `path`, owned by the server's user. As for the package, it is flushed now,
+    // not by the kernel during the timed resume.
+    const placeHalf = (path) => {
+      copyFileSync(pkg, path);
+      truncateSync(path, size / 2);
+      chownSync(path, sshd.uid, sshd.gid);
+      execFileSync("sync");
+    };
     const halfThere = () => {
       fresh();
       rmSync(join(sbDir, `${name}.zip`), { force: true });
       rmSync(join(sbDir, `${name}.zip.sha256`), { force: true });
-      const partial = join(sbDir, `.${name}.zip.partial`);
-      copyFileSync(pkg, partial);
-      truncateSync(partial, size / 2);
-      chownSync(partial, sshd.uid, sshd.gid);
-      // As for the package: the half just copied is flushed now, not by the kernel during the timed resume.
-      execFileSync("sync");
+      placeHalf(join(sbDir, `.${name}.zip.partial`));
     };
     for (let r = 0; r < ROUNDS; r++) {
       fresh();
@@ -219,11 +222,7 @@ try {
       }
       // sftp's own resume (reput) of the same half, for the peer figure.
       fresh();
-      const sftpPartial = join(sftpDir, "bench.zip");
-      copyFileSync(pkg, sftpPartial);
-      truncateSync(sftpPartial, size / 2);
-      chownSync(sftpPartial, sshd.uid, sshd.gid);
-      execFileSync("sync");
+      placeHalf(join(sftpDir, "bench.zip"));
       writeFileSync(join(work, "batch-reput"), `reput "${pkg}" sftp/bench.zip\n`);
       const d = await timed("sftp", ["-q", "-b", join(work, "batch-reput"), "-i", sshd.privateKeyPath, "-o", `UserKnownHostsFile=${join(work, "kh")}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-P", String(sshd.port), `${sshd.user}@127.0.0.1`]);
       results.push({ where: "loopback", mb: mbs, round: r + 1, sb: a.secs, sftp: b.secs, sbResume: c.secs, sftpResume: d.secs, rssSb: a.rssMB, rssSftp: b.rssMB, lanes: a.lanes, lanesResume: c.lanes, load: load(),
